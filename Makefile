@@ -1,0 +1,57 @@
+# tickwire — the commands a user runs. `make demo` and `make test` install what
+# they need first (scripts/setup.sh, idempotent), so they work on a fresh clone.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+BUILD   := build
+CLANG   ?= clang
+ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
+BPF_SRCS := $(wildcard xdp/*.bpf.c)
+BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h) dpdk/build_ext.py
+EXT_STAMP := $(BUILD)/.ext-stamp
+
+.PHONY: help setup build demo test test-unit test-integration bench lock clean
+
+help:          ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 18
+
+setup:         ## install Debian packages, the venv and build (idempotent)
+	@scripts/setup.sh
+
+demo: setup    ## bring up the lab, send a multicast feed exch -> app, show it, tear down
+	$(VENV)/bin/tickwire demo
+
+test: setup    ## the whole suite (unit + integration); ends with pytest's summary
+	$(PY) -m pytest tests
+
+test-unit: setup  ## unit tests only (no privileges needed once set up)
+	$(PY) -m pytest tests/unit
+
+test-integration: setup  ## integration tests (root: lab, BPF)
+	$(PY) -m pytest tests/integration
+
+bench: setup   ## every benchmark in bench/, each printing its ratio to a baseline
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+build: $(BPF_OBJS) $(EXT_STAMP)  ## compile the BPF objects and the cffi extension
+
+$(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(EXT_STAMP): $(EXT_DEPS)
+	@mkdir -p $(BUILD)
+	$(PY) dpdk/build_ext.py
+	@touch $@
+
+lock:          ## re-resolve requirements.lock from pyproject.toml in a scratch venv
+	rm -rf $(BUILD)/lockvenv && /usr/bin/python3 -m venv $(BUILD)/lockvenv
+	$(BUILD)/lockvenv/bin/pip install -q '.[test]' 'setuptools>=68'
+	{ sed -n '1,2p' requirements.lock; $(BUILD)/lockvenv/bin/pip freeze --all --exclude-editable \
+	  | grep -v -E '^(pip|wheel|tickwire)[= ]'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	rm -rf $(BUILD)/lockvenv
+
+clean:         ## remove build products (not the venv)
+	rm -rf $(BUILD) dpdk/_native*.so dpdk/_native.c dpdk/_native.o

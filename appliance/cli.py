@@ -1,0 +1,375 @@
+"""The ``tickwire`` command.
+
+Every verb is a row in :data:`COMMANDS` (path, help, arguments, handler); the
+argparse tree and so every ``--help`` are generated from it. A handler returns
+``(exit_code, report)``: ``--json`` prints the report as JSON, otherwise its
+``render`` function prints it for a person. Errors a user can cause (a bad link
+name, a missing namespace, not root) print one line naming the value and the fix,
+exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from appliance import __version__, preflight
+
+Report = dict[str, Any] | list[Any]
+Handler = Callable[[argparse.Namespace], tuple[int, Report]]
+console = Console()
+
+
+class UsageError(Exception):
+    """Something the user can fix; the message says what and how."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+
+def arg(*flags: str, **kwargs: Any) -> Arg:
+    return Arg(flags, kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    path: tuple[str, ...]
+    help: str
+    handler: Handler
+    args: tuple[Arg, ...] = ()
+    render: Callable[[Report], None] | None = None
+    json: bool = True      # has --json
+    root: bool = False     # needs root
+
+
+PREFIX = arg("--prefix", default=None,
+             help="lab name prefix: namespaces are PREFIX-exch, PREFIX-app, PREFIX-standby (default tw)")
+
+
+def need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise UsageError(f"{what} needs root (network namespaces, BPF): run it as root, e.g. sudo tickwire ...")
+
+
+# ---- version, doctor ------------------------------------------------------------------
+
+
+def cmd_version(args: argparse.Namespace) -> tuple[int, Report]:
+    from dpdk import NativeMissing, dpdk_version
+
+    try:
+        dpdk = dpdk_version()
+    except NativeMissing as exc:
+        dpdk = f"not built ({exc})"
+    return 0, {"tickwire": __version__, "python": platform.python_version(), "kernel": platform.release(),
+               "dpdk": dpdk}
+
+
+def cmd_doctor(args: argparse.Namespace) -> tuple[int, Report]:
+    import shutil
+
+    import xdp
+
+    findings = [dataclasses.asdict(f) for f in preflight.run_checks(preflight.gather())]
+    for name in ("lab_impair",):
+        try:
+            findings.append({"check": f"build:{name}.bpf.o", "ok": True, "evidence": str(xdp.object_path(name)),
+                             "fix": ""})
+        except FileNotFoundError as exc:
+            findings.append({"check": f"build:{name}.bpf.o", "ok": False, "evidence": str(exc),
+                             "fix": "make build"})
+    from dpdk import NativeMissing, native
+
+    try:
+        native()
+        findings.append({"check": "build:dpdk._native", "ok": True, "evidence": "imports", "fix": ""})
+    except NativeMissing as exc:
+        findings.append({"check": "build:dpdk._native", "ok": False, "evidence": str(exc), "fix": "make build"})
+    for tool in ("ip", "tc", "ethtool", "bpftool", "clang"):
+        path = shutil.which(tool)
+        findings.append({"check": f"tool:{tool}", "ok": bool(path), "evidence": path or "not on PATH",
+                         "fix": "" if path else "make setup (installs the Debian packages)"})
+    return (0 if all(f["ok"] for f in findings) else 1), findings
+
+
+def render_doctor(report: Report) -> None:
+    table = Table("check", "", "evidence / fix", box=None)
+    for f in report:
+        table.add_row(f["check"], "[green]ok[/]" if f["ok"] else "[red]FAIL[/]",
+                      f["evidence"] if f["ok"] else f"{f['evidence']}\n[yellow]fix:[/] {f['fix']}")
+    console.print(table)
+
+
+# ---- lab ---------------------------------------------------------------------------
+
+
+def _lab(args: argparse.Namespace):
+    from appliance.lab import topology
+
+    try:
+        return topology.plan(args.prefix or os.environ.get("TICKWIRE_LAB_PREFIX") or topology.DEFAULT_PREFIX)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_lab_up(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import net
+
+    lab = _lab(args)
+    need_root("tickwire lab up")
+    return 0, net.up(lab)
+
+
+def render_lab_up(report: Report) -> None:
+    created = report["created"]
+    if created:
+        console.print(f"lab [bold]{report['prefix']}[/] is up; created {len(created)} object(s):")
+        for c in created:
+            console.print(f"  + {c}")
+    else:
+        console.print(f"lab [bold]{report['prefix']}[/] is up; nothing to create")
+
+
+def cmd_lab_down(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import net
+
+    lab = _lab(args)
+    need_root("tickwire lab down")
+    return 0, net.down(lab.prefix)
+
+
+def render_lab_down(report: Report) -> None:
+    for p in report["stopped_processes"]:
+        console.print(f"  stopped {p['name']} (pid {p['pid']}) in {p['namespace']}"
+                      + (" [yellow](killed)[/]" if p["killed"] else ""))
+    ns = report["removed_namespaces"]
+    console.print(f"lab [bold]{report['prefix']}[/] is down; removed {', '.join(ns) if ns else 'nothing (was down)'}")
+
+
+def cmd_lab_status(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import net
+
+    lab = _lab(args)
+    need_root("tickwire lab status")
+    if args.watch and not args.json:
+        with Live(console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    live.update(status_table(net.status(lab)), refresh=True)
+                    time.sleep(args.watch)
+            except KeyboardInterrupt:
+                pass
+        return 0, {}
+    report = net.status(lab)
+    return (0 if report["state"] == "up" else 1), report
+
+
+def status_table(report: dict[str, Any]) -> Table:
+    t = Table(title=f"lab {report['prefix']}: {report['state']}", title_justify="left")
+    for col in ("link", "namespace:ifname", "state", "addresses", "xdp", "impairment"):
+        t.add_column(col)
+    imp = {(i["link"], i["direction"]): i for i in report["impairments"]}
+    for lk in report["links"]:
+        for d in ("down", "up"):
+            end = lk[d]
+            x = end.get("xdp")
+            i = imp.get((lk["name"], d))
+            desc = ""
+            if i:
+                p = i["params"] or {}
+                desc = " ".join(f"{k.split('_')[0]}={v:g}" for k, v in p.items() if k != "seed" and v)
+                if i["stats"]:
+                    desc += f" (seen {i['stats']['seen']}, lost {i['stats']['lost']})"
+                if i["problem"]:
+                    desc += f" [red]{i['problem']}[/]"
+            t.add_row(lk["name"] if d == "down" else "", f"{end['namespace']}:{end['ifname']}",
+                      (end.get("state") or "") if end["exists"] else "[red]missing[/]",
+                      " ".join(end.get("addresses") or []) or ("bridge " + lk["bridge"] if lk["bridge"] and d == "down"
+                                                               else ""),
+                      f"{x['name']} ({x['mode']}, id {x['prog_id']})" if x else "", desc)
+    return t
+
+
+def render_lab_status(report: Report) -> None:
+    if not report:
+        return
+    console.print(status_table(report))
+    for ns in report["namespaces"]:
+        procs = ", ".join(f"{p['name']}[{p['pid']}]" for p in ns["processes"]) or "none"
+        routes = " ".join(ns["multicast_routes"]) or "-"
+        console.print(f"  {ns['name']}: {'present' if ns['exists'] else '[red]absent[/]'}; "
+                      f"multicast routes {routes}; processes {procs}")
+    if report["stray_namespaces"]:
+        console.print(f"  [yellow]stray namespaces with this prefix:[/] {', '.join(report['stray_namespaces'])}")
+
+
+def _impairment(args: argparse.Namespace):
+    from appliance.lab.impair import Impairment
+
+    try:
+        return Impairment(loss=args.loss, delay=args.delay, jitter=args.jitter, reorder=args.reorder,
+                          duplicate=args.duplicate, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_lab_impair(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import impair
+
+    lab = _lab(args)
+    imp = _impairment(args)
+    need_root("tickwire lab impair")
+    try:
+        lab.link(args.link)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0, {"link": args.link, "applied": impair.apply(lab, args.link, imp, args.direction or "down")}
+
+
+def render_lab_impair(report: Report) -> None:
+    for a in report["applied"]:
+        p = a["params"]
+        console.print(f"impaired {a['link']} ({a['direction']}, {a['namespace']}:{a['ifname']} egress): "
+                      f"loss {p['loss_pct']:g}% delay {p['delay_ms']:g} ms jitter {p['jitter_ms']:g} ms "
+                      f"reorder {p['reorder_pct']:g}% duplicate {p['duplicate_pct']:g}%; relay pid {a['pid']}")
+
+
+def cmd_lab_clear(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import impair
+
+    lab = _lab(args)
+    need_root("tickwire lab clear")
+    try:
+        lab.link(args.link)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0, {"link": args.link, "cleared": impair.clear(lab, args.link, args.direction or "both")}
+
+
+def render_lab_clear(report: Report) -> None:
+    if not report["cleared"]:
+        console.print(f"{report['link']}: no impairment to clear")
+    for c in report["cleared"]:
+        console.print(f"cleared {c['link']} ({c['direction']}); relay counters: {c['final_stats']}")
+
+
+def cmd_demo(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import demo
+
+    need_root("tickwire demo")
+    return demo.run(args, console=None if args.json else console)
+
+
+DIRECTION = arg("--direction", default=None, choices=("down", "up", "both"),
+                help="which way to impair: down = from the exchange (or app, for ha) towards the host, "
+                     "up = back, both (impair default: down; clear default: both)")
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("version",), "show the versions of tickwire, Python, the kernel and the DPDK it was built with",
+            cmd_version),
+    Command(("doctor",), "check this host and the build: root, Debian 12, kernel features, built objects, tools",
+            cmd_doctor, render=render_doctor),
+    Command(("lab",), "the network lab: namespaces and veth pairs standing in for the colo network", None),
+    Command(("lab", "up"), "build the lab (idempotent: completes a partial lab, changes nothing on a full one)",
+            cmd_lab_up, (PREFIX,), render_lab_up, root=True),
+    Command(("lab", "down"), "remove everything the prefix owns: processes, namespaces, links, state",
+            cmd_lab_down, (PREFIX,), render_lab_down, root=True),
+    Command(("lab", "status"), "namespaces, links, addresses, XDP programs, impairments and processes "
+            "(exit 0 when the lab is complete, 1 otherwise)",
+            cmd_lab_status, (PREFIX, arg("--watch", type=float, metavar="SECONDS", default=0.0,
+                                          help="refresh every SECONDS until Ctrl-C")),
+            render_lab_status, root=True),
+    Command(("lab", "impair"), "impair a link: loss, delay, jitter, reordering, duplication (netem's meanings)",
+            cmd_lab_impair, (
+                PREFIX,
+                arg("link", metavar="LINK", help="feed-a-app, feed-a-standby, feed-b-app, feed-b-standby, "
+                                                  "order-app, order-standby or ha"),
+                arg("--loss", type=float, default=0.0, metavar="PCT", help="percent of frames dropped"),
+                arg("--delay", type=float, default=0.0, metavar="MS", help="delay in milliseconds"),
+                arg("--jitter", type=float, default=0.0, metavar="MS", help="delay varies uniformly by +- MS"),
+                arg("--reorder", type=float, default=0.0, metavar="PCT",
+                    help="percent of frames sent without the delay (needs --delay)"),
+                arg("--duplicate", type=float, default=0.0, metavar="PCT", help="percent of frames sent twice"),
+                arg("--seed", type=int, default=0, help="random seed for repeatable runs (0: random)"),
+                DIRECTION,
+            ), render_lab_impair, root=True),
+    Command(("lab", "clear"), "remove a link's impairments (queued frames are still delivered)",
+            cmd_lab_clear, (PREFIX, arg("link", metavar="LINK", help="the link, as for impair"), DIRECTION),
+            render_lab_clear, root=True),
+    Command(("demo",), "bring the lab up, send a MoldUDP64 feed on lines A and B from exch, show it arriving "
+            "at app and standby (then again with line A impaired), tear the lab down",
+            cmd_demo, (
+                arg("--prefix", default="twdemo", help="lab prefix for the demo (default twdemo)"),
+                arg("--messages", type=int, default=300_000, help="ITCH messages per line (default 300000)"),
+                arg("--rate", type=int, default=20_000, help="packets per second per line (default 20000)"),
+                arg("--loss", type=float, default=2.0, metavar="PCT",
+                    help="loss on feed-a-app in the second round (default 2; 0 skips that round)"),
+                arg("--keep", action="store_true", help="leave the lab up afterwards"),
+            ), lambda report: None, root=True),  # the demo prints its own live view
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tickwire",
+        description="tickwire: a low-latency trading appliance (XDP, DPDK, Python control plane).",
+        epilog="Every command takes --help; commands that report take --json.",
+    )
+    parser.add_argument("--version", action="version", version=f"tickwire {__version__}")
+    subparsers: dict[tuple[str, ...], argparse._SubParsersAction] = {
+        (): parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
+    for cmd in COMMANDS:
+        parent = subparsers[cmd.path[:-1]]
+        p = parent.add_parser(cmd.path[-1], help=cmd.help, description=cmd.help)
+        if cmd.handler is None:
+            subparsers[cmd.path] = p.add_subparsers(dest="_".join(cmd.path), metavar="VERB", required=True)
+            continue
+        for a in cmd.args:
+            p.add_argument(*a.flags, **a.kwargs)
+        if cmd.json:
+            p.add_argument("--json", action="store_true", help="print the report as JSON")
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cmd: Command = args._command
+    try:
+        code, report = cmd.handler(args)
+    except UsageError as exc:
+        print(f"tickwire: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an operation failed: say what, not a traceback
+        from appliance.lab.net import LabError
+
+        if isinstance(exc, (LabError, FileNotFoundError, ValueError)):
+            print(f"tickwire {' '.join(cmd.path)}: {exc}", file=sys.stderr)
+            return 2
+        raise
+    if getattr(args, "json", False):
+        print(json.dumps(report, indent=2, default=str))
+    elif cmd.render is not None:
+        cmd.render(report)
+    elif report:
+        console.print_json(json.dumps(report, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+/* version.c — build facts Python reports (tickwire version). */
+#include <rte_version.h>
+
+#include "tickwire.h"
+
+const char *tw_dpdk_version(void)
+{
+    return rte_version();
+}
