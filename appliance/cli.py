@@ -217,6 +217,13 @@ def render_lab_status(report: Report) -> None:
         console.print(f"  [yellow]stray namespaces with this prefix:[/] {', '.join(report['stray_namespaces'])}")
 
 
+def _link(lab, name: str) -> None:
+    try:
+        lab.link(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _impairment(args: argparse.Namespace):
     from appliance.lab.impair import Impairment
 
@@ -231,12 +238,9 @@ def cmd_lab_impair(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance.lab import impair
 
     lab = _lab(args)
+    _link(lab, args.link)
     imp = _impairment(args)
     need_root("tickwire lab impair")
-    try:
-        lab.link(args.link)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
     return 0, {"link": args.link, "applied": impair.apply(lab, args.link, imp, args.direction or "down")}
 
 
@@ -252,11 +256,8 @@ def cmd_lab_clear(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance.lab import impair
 
     lab = _lab(args)
+    _link(lab, args.link)
     need_root("tickwire lab clear")
-    try:
-        lab.link(args.link)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
     return 0, {"link": args.link, "cleared": impair.clear(lab, args.link, args.direction or "both")}
 
 

@@ -84,6 +84,11 @@ def feed_round(lab: topology.Lab, args: argparse.Namespace, console: Console | N
         for netname, proc in senders.items():
             out, _ = proc.communicate(timeout=60)
             sent[netname] = json.loads(out.strip().splitlines()[-1])
+        if console:
+            console.print()
+            for netname, s in sent.items():
+                console.print(f"  exch sent {s['packets']:,} packets ({s['messages']:,} messages) on {netname} "
+                              f"to {s['group']}:{s['port']} at {s['pps']:,} packets/s")
     finally:
         for proc in sinks.values():
             if proc.poll() is None:
@@ -107,8 +112,9 @@ def _follow(proc: subprocess.Popen, key: tuple[str, str], latest: dict) -> None:
 
 def _table(title: str, latest: dict) -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("receiver", "packets", "messages", "sequence", "gaps (msgs)", "duplicates", "msgs/s"):
-        t.add_column(col, justify="right" if col != "receiver" else "left")
+    t.add_column("receiver", no_wrap=True)
+    for col in ("packets", "messages", "sequence", "gaps (msgs)", "dups", "msgs/s"):
+        t.add_column(col, justify="right", no_wrap=True)
     for role, netname in RECEIVERS:
         r = latest.get((role, netname), {})
         span = (r.get("last_ns", 0) - r.get("first_ns", 0)) / 1e9
@@ -117,7 +123,7 @@ def _table(title: str, latest: dict) -> Table:
         gaps = f"{r.get('gaps', 0)} ({r.get('gap_messages', 0)})"
         if r.get("gaps"):
             gaps = f"[yellow]{gaps}[/]"
-        t.add_row(f"{role} {netname}", f"{r.get('packets', 0):,}", f"{r.get('messages', 0):,}", seq, gaps,
+        t.add_row(f"{role}/{netname}", f"{r.get('packets', 0):,}", f"{r.get('messages', 0):,}", seq, gaps,
                   str(r.get("duplicates", 0)), rate)
     return t
 
@@ -134,6 +140,10 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
     try:
         up = net.up(lab)
         say(f"[bold]lab {lab.prefix} up[/]: {len(up['created'])} objects in {', '.join(lab.namespaces)}")
+        sample = paths.sample_itch()
+        say(f"feed: {args.messages:,} ITCH messages per line, "
+            + (f"the genuine NASDAQ sample {sample.name} replayed in a loop" if sample
+               else "synthetic system events (../shared/data is absent)"))
         report["rounds"].append(feed_round(lab, args, console, "round 1: lines A and B, clean"))
         if args.loss:
             imp = impair.Impairment(loss=args.loss, seed=7)

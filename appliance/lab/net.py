@@ -24,7 +24,9 @@ from appliance.lab import state
 from appliance.lab.topology import EXCH, HOSTS, Lab, Link
 
 NETNS_DIR = "/run/netns"
-XDP_MODES = {0: "none", 1: "native", 2: "generic", 3: "offload", 4: "multi"}
+# IFLA_XDP_ATTACHED: the kernel's number, or pyroute2's name for it
+XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
+             "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "multi": "multi"}
 # Off on every lab veth and bridge, so a frame in the lab looks as it would on a
 # wire: MTU-sized (no TSO/GSO super-frames) and with its checksums filled in (no
 # "tx" checksum offload, which leaves UDP/TCP checksums partial until the NIC).
@@ -215,8 +217,8 @@ def _xdp_info(link_msg: Any) -> dict[str, Any] | None:
     if not xdp:
         return None
     attrs = dict(xdp.get("attrs", []))
-    mode = attrs.get("IFLA_XDP_ATTACHED") or 0
-    if not mode:
+    mode = attrs.get("IFLA_XDP_ATTACHED")
+    if mode in (None, 0, "none"):
         return None
     prog_id = attrs.get("IFLA_XDP_PROG_ID")
     return {"mode": XDP_MODES.get(mode, str(mode)), "prog_id": prog_id, "name": bpf_prog_name(prog_id)}

@@ -1,0 +1,63 @@
+"""The command line: --help at every level, --json where a command reports,
+user errors as one line naming the value and the fix (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appliance import cli
+
+PATHS = [c.path for c in cli.COMMANDS]
+
+
+@pytest.mark.parametrize("path", [(), *PATHS], ids=lambda p: " ".join(p) or "tickwire")
+def test_every_level_has_help(path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*path, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tickwire")
+    if path:
+        assert next(c.help for c in cli.COMMANDS if c.path == path) in " ".join(out.split())
+
+
+def test_every_verb_that_reports_takes_json():
+    parser = cli.build_parser()
+    for cmd in cli.COMMANDS:
+        if cmd.handler is None:
+            continue
+        sub = parser
+        for word in cmd.path:
+            sub = next(a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction").choices[word]
+        assert any("--json" in a.option_strings for a in sub._actions), cmd.path
+
+
+def test_version_json_names_the_dpdk_the_extension_was_built_with(capsys):
+    assert cli.main(["version", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dpdk"].startswith("DPDK 22.11")
+    assert report["tickwire"] == cli.__version__
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lab", "up", "--prefix", "Bad-1"], "--prefix 'Bad-1' is not a valid lab prefix"),
+    (["lab", "impair", "feed-c", "--loss", "1"], "lab link 'feed-c' does not exist; the links are: feed-a-app"),
+    (["lab", "impair", "feed-a-app", "--loss", "150"], "--loss 150: a percentage must be within 0..100"),
+    (["lab", "impair", "feed-a-app", "--reorder", "5"], "--reorder 5 needs a delay"),
+    (["lab", "impair", "feed-a-app"], "no impairment given"),
+    (["lab", "clear", "nope"], "lab link 'nope' does not exist"),
+])
+def test_user_errors_are_one_line_naming_the_value(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_verb_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["lab"])
+    assert exc.value.code == 2
+    assert "VERB" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""What a fresh clone relies on: pinned dependencies, the README's first commands,
+the setup's package list."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from appliance.paths import ROOT
+
+
+def lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"requirements.lock: {line!r} is not an exact pin (name==version)"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_every_dependency_in_pyproject_is_pinned_in_the_lock():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    pins = lock()
+    for req in wanted:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ \[]", req)[0]).lower()
+        assert name in pins, f"{name} is in pyproject.toml but not pinned in requirements.lock (make lock)"
+
+
+def test_the_camera_library_ptpy_is_not_a_dependency():
+    assert "ptpy" not in lock()
+
+
+def test_the_readme_opens_with_make_demo_then_make_test():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash|console)?\n(.*?)```", text, re.S)
+    first_commands = [line.strip() for block in blocks[:2] for line in block.splitlines() if line.strip()]
+    assert first_commands[:2] == ["make demo", "make test"]
+
+
+def test_the_debian_package_list_names_the_tools_the_code_runs():
+    pkgs = {line.split("#")[0].strip() for line in (ROOT / "scripts/debian-packages.txt").read_text().splitlines()}
+    for needed in ("clang", "libbpf-dev", "bpftool", "libdpdk-dev", "iproute2", "ethtool", "python3-bpfcc"):
+        assert needed in pkgs
