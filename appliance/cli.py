@@ -85,7 +85,7 @@ def cmd_doctor(args: argparse.Namespace) -> tuple[int, Report]:
     import xdp
 
     findings = [dataclasses.asdict(f) for f in preflight.run_checks(preflight.gather())]
-    for name in ("lab_impair",):
+    for name in xdp.PROGRAMS:
         try:
             findings.append({"check": f"build:{name}.bpf.o", "ok": True, "evidence": str(xdp.object_path(name)),
                              "fix": ""})

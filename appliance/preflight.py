@@ -89,6 +89,10 @@ def _probe_netns() -> str | None:
     return None if os.path.exists("/proc/self/ns/net") else "/proc/self/ns/net is absent"
 
 
+# Probes that fail with EPERM for anyone but root, whatever the kernel has:
+# run only as root, so a non-root run reports "not root", not a missing feature.
+PRIVILEGED_PROBES = frozenset({"bpf", "af_xdp"})
+
 PROBES: dict[str, Callable[[], str | None]] = {
     "bpf": _probe_bpf,
     "btf": _probe_btf,
@@ -186,7 +190,9 @@ def check_kernel(host: Host) -> list[Finding]:
             evidence = f"{host.config_source}: {option}={value or 'not set'}"
             if value not in ("y", "m"):
                 problem = evidence
-        if problem is None and probe_name is not None:
+        if problem is None and probe_name in PRIVILEGED_PROBES and host.euid != 0:
+            evidence = evidence or f"probe {probe_name}: not run (needs root)"
+        elif problem is None and probe_name is not None:
             why_not = host.probes[probe_name]()
             if why_not:
                 problem = why_not

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import pathlib
 
-__all__ = ["BUILD_DIR", "object_path"]
+__all__ = ["BUILD_DIR", "PROGRAMS", "object_path"]
 
-BUILD_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "xdp"
+SOURCE_DIR = pathlib.Path(__file__).resolve().parent
+BUILD_DIR = SOURCE_DIR.parent / "build" / "xdp"
+# every program `make build` compiles, by name (xdp/NAME.bpf.c)
+PROGRAMS = tuple(sorted(p.name.removesuffix(".bpf.c") for p in SOURCE_DIR.glob("*.bpf.c")))
 
 
 def object_path(name: str) -> pathlib.Path:

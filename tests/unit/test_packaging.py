@@ -43,3 +43,18 @@ def test_the_debian_package_list_names_the_tools_the_code_runs():
     pkgs = {line.split("#")[0].strip() for line in (ROOT / "scripts/debian-packages.txt").read_text().splitlines()}
     for needed in ("clang", "libbpf-dev", "bpftool", "libdpdk-dev", "iproute2", "ethtool", "python3-bpfcc"):
         assert needed in pkgs
+
+
+def test_bcc_from_debian_imports_inside_the_venv():
+    # the reason the venv is built with --system-site-packages (README)
+    import bcc
+
+    assert bcc.__file__.startswith("/usr/lib/python3/dist-packages/")
+
+
+def test_every_bpf_program_is_built():
+    import xdp
+
+    assert "lab_impair" in xdp.PROGRAMS
+    for name in xdp.PROGRAMS:
+        assert xdp.object_path(name).stat().st_size > 0

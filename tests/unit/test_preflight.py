@@ -39,6 +39,15 @@ def test_not_root_is_named_with_the_fix(capsys):
     assert "root: running as uid 1000" in capsys.readouterr().err
 
 
+def test_a_non_root_run_blames_root_not_the_kernel():
+    def eperm():
+        return "socket(AF_XDP) failed: Operation not permitted"
+
+    probes = {name: eperm for name in ("bpf", "btf", "af_xdp", "netns")}
+    probes["btf"] = probes["netns"] = lambda: None
+    assert list(failed(host(euid=1000, probes=probes))) == ["root"]
+
+
 def test_another_distribution_is_named():
     bad = failed(host(os_release={"ID": "ubuntu", "VERSION_ID": "24.04"}))
     assert "ID=ubuntu VERSION_ID=24.04" in bad["debian"].evidence
