@@ -22,6 +22,17 @@ def impair_cli(lab, link, *flags):
     return tw_json("lab", "impair", link, "--prefix", lab.prefix, *flags)
 
 
+def feed_a(lab, rate: int, receivers=("app",)):
+    """Send MESSAGES on line A at ``rate`` packets/s; what was sent and what each receiver got."""
+    sinks = [Sink(lab, role, "feed-a") for role in receivers]
+    try:
+        sent = send(lab, "feed-a", MESSAGES, rate)
+        return sent, [s.result() for s in sinks]
+    finally:
+        for s in sinks:
+            s.kill()
+
+
 def test_delay_adds_to_the_round_trip_in_each_direction(lab):
     base = ping(lab.ns("app"), "198.18.3.1")
     assert len(base) == 5 and max(base) < 5
@@ -43,13 +54,7 @@ def test_replacing_an_impairment_keeps_one_relay_with_the_new_parameters(lab):
 
 def test_loss_drops_about_the_given_share_of_frames(lab):
     impair_cli(lab, "feed-a-app", "--loss", "20", "--seed", "11")
-    sink_app, sink_standby = Sink(lab, "app", "feed-a"), Sink(lab, "standby", "feed-a")
-    try:
-        sent = send(lab, "feed-a", MESSAGES, 20_000)
-        got, other = sink_app.result(), sink_standby.result()
-    finally:
-        sink_app.kill()
-        sink_standby.kill()
+    sent, (got, other) = feed_a(lab, 20_000, ("app", "standby"))
     lost = 1 - got["packets"] / sent["packets"]
     assert 0.14 < lost < 0.26, (lost, got, sent)
     assert got["gaps"] > 0
@@ -60,12 +65,7 @@ def test_loss_drops_about_the_given_share_of_frames(lab):
 
 def test_duplication_delivers_extra_copies_and_loses_nothing(lab):
     impair_cli(lab, "feed-a-app", "--duplicate", "10", "--seed", "5")
-    sink = Sink(lab, "app", "feed-a")
-    try:
-        sent = send(lab, "feed-a", MESSAGES, 20_000)
-        got = sink.result()
-    finally:
-        sink.kill()
+    sent, (got,) = feed_a(lab, 20_000)
     assert got["gaps"] == 0 and got["next_seq"] == MESSAGES + 1
     assert got["packets"] == sent["packets"] + got["duplicates"]
     assert 0.05 < got["duplicates"] / sent["packets"] < 0.15, got
@@ -73,24 +73,14 @@ def test_duplication_delivers_extra_copies_and_loses_nothing(lab):
 
 def test_jitter_reorders_frames_without_losing_any(lab):
     impair_cli(lab, "feed-a-app", "--delay", "5", "--jitter", "4", "--seed", "3")
-    sink = Sink(lab, "app", "feed-a")
-    try:
-        sent = send(lab, "feed-a", MESSAGES, 10_000)
-        got = sink.result()
-    finally:
-        sink.kill()
+    sent, (got,) = feed_a(lab, 10_000)
     assert got["packets"] == sent["packets"] and got["next_seq"] == MESSAGES + 1
     assert got["gaps"] > 0 and got["duplicates"] > 0  # early arrivals open gaps that late ones fill
 
 
 def test_reorder_sends_a_share_of_frames_ahead_of_the_delay(lab):
     impair_cli(lab, "feed-a-app", "--delay", "20", "--reorder", "30", "--seed", "9")
-    sink = Sink(lab, "app", "feed-a")
-    try:
-        sent = send(lab, "feed-a", MESSAGES, 10_000)
-        got = sink.result()
-    finally:
-        sink.kill()
+    sent, (got,) = feed_a(lab, 10_000)
     assert got["packets"] == sent["packets"] and got["gaps"] > 0
     stats = impair.status(lab)[0]["stats"]
     assert 0.2 < stats["reordered"] / stats["seen"] < 0.4, stats
