@@ -12,7 +12,7 @@ BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
 EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h) dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 
-.PHONY: help setup build demo test test-unit test-integration bench lock clean
+.PHONY: help setup build demo test test-unit test-integration bench lint lock clean
 
 help:          ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 18
@@ -34,6 +34,9 @@ test-integration: setup  ## integration tests (root: lab, BPF)
 
 bench: setup   ## every benchmark in bench/, each printing its ratio to a baseline
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup    ## ruff over the Python sources
+	$(VENV)/bin/ruff check appliance xdp dpdk tuning tests bench
 
 build: $(BPF_OBJS) $(EXT_STAMP)  ## compile the BPF objects and the cffi extension
 

@@ -4,9 +4,9 @@ afterwards even when the test fails (and checked to be gone)."""
 from __future__ import annotations
 
 import pytest
-from labtools import netns_list, unique_prefix
 
 from appliance.lab import net, state, topology
+from labtools import netns_list, unique_prefix
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
 from labtools import netns_list, tw, unique_prefix
 
 pytestmark = pytest.mark.root
@@ -14,8 +17,6 @@ def test_demo_shows_the_feed_arriving_and_tears_the_lab_down():
     try:
         res = tw("demo", "--prefix", prefix, "--messages", "30000", "--json", timeout=300)
         assert res.returncode == 0, res.stderr
-        import json
-
         report = json.loads(res.stdout)
         assert [c["ok"] for c in report["checks"]] == [True, True, True]
         first = report["rounds"][0]["received"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from labtools import Sink, send
 
 from appliance import paths
+from labtools import Sink, send
 
 pytestmark = pytest.mark.root
 

@@ -8,10 +8,10 @@ import time
 
 import psutil
 import pytest
-from labtools import Sink, ping, send, tw, tw_json
 
 from appliance.lab import impair, net
 from appliance.lab.impair import Impairment
+from labtools import Sink, ping, send, tw, tw_json
 
 pytestmark = pytest.mark.root
 

@@ -8,9 +8,9 @@ import textwrap
 import time
 
 import pytest
-from labtools import netns_list, ping, tw, tw_json
 
 from appliance.lab import net, state, topology
+from labtools import netns_list, ping, tw, tw_json
 
 pytestmark = pytest.mark.root
 

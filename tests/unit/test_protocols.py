@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 
@@ -30,7 +31,7 @@ def test_packetize_batches_under_the_payload_limit_and_continues_sequences():
     packets = [moldudp64.unpack(p) for p in moldudp64.packetize("S", 1000, msgs, max_payload=400)]
     assert all(len(moldudp64.pack("S", 0, p.messages)) - 20 <= 400 for p in packets)
     assert packets[0].sequence == 1000
-    for a, b in zip(packets, packets[1:]):
+    for a, b in itertools.pairwise(packets):
         assert b.sequence == a.sequence + a.count
     assert sum(p.count for p in packets) == 100
 
