@@ -83,6 +83,8 @@ def feed_round(lab: topology.Lab, args: argparse.Namespace, console: Console | N
         sent = {}
         for netname, proc in senders.items():
             out, _ = proc.communicate(timeout=60)
+            if proc.returncode != 0 or not out.strip():
+                raise net.LabError(f"the sender on {netname} failed (exit {proc.returncode}); its error is above")
             sent[netname] = json.loads(out.strip().splitlines()[-1])
         if console:
             console.print()
