@@ -13,6 +13,26 @@
 /* The DPDK release the extension was compiled and linked against (rte_version()). */
 const char *tw_dpdk_version(void);
 
+/* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
+ * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding
+ * message i needs every length before it, so the scan is C. expected[t] is the
+ * length of ITCH type byte t (0: unknown type). A record is malformed when its
+ * type is unknown or its length is not the type's. Both functions stop before a
+ * record that runs past len and return the bytes they covered. */
+
+/* counts[t] += well-formed messages of type t; *malformed += the rest. */
+uint64_t tw_itch_census(const uint8_t *buf, uint64_t len, const uint16_t *expected,
+                        uint64_t *counts, uint64_t *malformed);
+
+/* Copy each well-formed message of type t (type byte included) to row cursor[t]
+ * of dest[t] (rows of expected[t] bytes), its record's file offset to
+ * offsets[t][cursor[t]], then cursor[t]++. dest[t] may be NULL to skip type t.
+ * Offsets of malformed records go to bad_offsets (at most bad_cap; *nbad counts
+ * all of them). */
+uint64_t tw_itch_split(const uint8_t *buf, uint64_t len, const uint16_t *expected,
+                       uint8_t **dest, uint64_t **offsets, uint64_t *cursor,
+                       uint64_t *bad_offsets, uint64_t bad_cap, uint64_t *nbad);
+
 /* ---- lab traffic: a multicast sender and a sink (appliance/lab) ---------------
  * Not the trading hot path: the lab's load generator and receiver, in C so that
  * the sender, not Python, bounds the rate (sendmmsg/recvmmsg in batches). */
