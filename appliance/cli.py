@@ -268,6 +268,50 @@ def render_lab_clear(report: Report) -> None:
         console.print(f"cleared {c['link']} ({c['direction']}); relay counters: {c['final_stats']}")
 
 
+def cmd_decode(args: argparse.Namespace) -> tuple[int, Report | None]:
+    from appliance import decode
+
+    stats = decode.Stats()
+    types = set(args.type.split(",")) if args.type else None
+    shown = 0
+    try:
+        for item in decode.decode_file(args.file, stats):
+            if isinstance(item, decode.Problem):
+                print(f"tickwire decode: {args.file}: {item.where}: {item.kind}: {item.detail}", file=sys.stderr)
+                continue
+            if args.stats or (types and item.get("type") not in types):
+                continue
+            print(json.dumps(item, separators=(",", ":")))
+            shown += 1
+            if args.limit and shown >= args.limit:
+                break
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        sys.stderr.close()
+        return 0, None
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc}") from exc
+    code = 1 if stats.problems else 0
+    return code, (dict(stats.to_dict(), file=args.file) if args.stats else None)
+
+
+def render_decode_stats(report: Report) -> None:
+    console.print(f"{report['file']}: {report['messages']:,} messages")
+    t = Table("type", "messages")
+    for k, v in report["by_type"].items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    for k, v in report["packets"].items():
+        console.print(f"  {k}: {v:,} packets")
+    for s, info in report["mold_sessions"].items():
+        console.print(f"  MoldUDP64 session {s!r}: sequence {info['first_sequence']}..{info['next_sequence'] - 1}, "
+                      f"{info['packets']:,} packets")
+    if report["malformed"]:
+        console.print(f"  [red]malformed: {report['malformed']}[/] " + ", ".join(
+            f"{k} {v}" for k, v in report["malformed_by_kind"].items()))
+    for k, v in report["skipped_frames"].items():
+        console.print(f"  skipped frames ({k}): {v}")
+
+
 def cmd_demo(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import demo
 
@@ -311,6 +355,16 @@ COMMANDS: tuple[Command, ...] = (
     Command(("lab", "clear"), "remove a link's impairments (queued frames are still delivered)",
             cmd_lab_clear, (PREFIX, arg("link", metavar="LINK", help="the link, as for impair"), DIRECTION),
             render_lab_clear, root=True),
+    Command(("decode",), "decode a BinaryFILE of ITCH or a pcap/pcapng of MoldUDP64 (ITCH) and SoupBinTCP (OUCH): "
+            "one JSON object per message on stdout, problems with their offsets on stderr "
+            "(exit 1 when anything was malformed)",
+            cmd_decode, (
+                arg("file", metavar="FILE", help="a BinaryFILE (e.g. 08222023.NASDAQ_ITCH50) or a .pcap/.pcapng"),
+                arg("--stats", action="store_true", help="print counts per message type instead of the messages "
+                    "(with --json: as one JSON object)"),
+                arg("--type", metavar="T[,T...]", help="only these message types (e.g. A,D,U)"),
+                arg("--limit", type=int, default=0, metavar="N", help="stop after N messages"),
+            ), render_decode_stats),
     Command(("demo",), "bring the lab up, send a MoldUDP64 feed on lines A and B from exch, show it arriving "
             "at app and standby (then again with line A impaired), tear the lab down",
             cmd_demo, (
@@ -359,10 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an operation failed: say what, not a traceback
         from appliance.lab.net import LabError
 
-        if isinstance(exc, (LabError, FileNotFoundError, ValueError)):
+        if isinstance(exc, (LabError, FileNotFoundError, ValueError, OSError)):
             print(f"tickwire {' '.join(cmd.path)}: {exc}", file=sys.stderr)
             return 2
         raise
+    if report is None:  # the command printed its own output as it went
+        return code
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2, default=str))
     elif cmd.render is not None:

@@ -29,7 +29,7 @@ def wire_dtype(spec: itch.Spec) -> np.dtype:
     """The message's bytes as numpy sees them (big-endian, packed, type byte first)."""
     names, formats = ["type"], ["S1"]
     for f in spec.fields:
-        if f.kind == itch.TS:
+        if f.kind == itch.TS48:
             names += [f"{f.name}_hi", f"{f.name}_lo"]
             formats += [">u2", ">u4"]
         elif f.kind in (itch.ALPHA, itch.CHAR):
@@ -46,7 +46,7 @@ def wire_dtype(spec: itch.Spec) -> np.dtype:
 def native_dtype(spec: itch.Spec) -> np.dtype:
     fields = [("offset", "u8")]
     for f in spec.fields:
-        if f.kind == itch.TS:
+        if f.kind == itch.TS48:
             fields.append((f.name, "u8"))
         elif f.kind in (itch.ALPHA, itch.CHAR):
             fields.append((f.name, f"S{f.size}"))
@@ -118,7 +118,7 @@ def decode_binaryfile(data: bytes | bytearray | memoryview | np.ndarray) -> Bulk
         out = np.empty(len(wire), dtype=NATIVE[t])
         out["offset"] = offs[t]
         for f in spec.fields:
-            if f.kind == itch.TS:
+            if f.kind == itch.TS48:
                 out[f.name] = (wire[f"{f.name}_hi"].astype(np.uint64) << np.uint64(32)) | wire[f"{f.name}_lo"]
             else:
                 out[f.name] = wire[f.name]

@@ -7,6 +7,12 @@ Downstream packet::
     10      8     sequence number of the first message (big-endian u64)
     18      2     message count (u16; 0 = heartbeat, 0xFFFF = end of session)
     20      ...   count x ([u16 length][message])
+
+A retransmission request (sent unicast to the re-request server) is the bare
+20-byte header: sequence = the first message wanted, count = how many. The answer
+is an ordinary downstream packet sent back unicast.
+
+Errors are :class:`MoldError`, naming the sequence number and the message index.
 """
 
 from __future__ import annotations
@@ -21,6 +27,19 @@ END_OF_SESSION = 0xFFFF
 MAX_PAYLOAD = 1400  # bytes of messages per packet: stays under a 1500-byte MTU with IP/UDP
 
 
+class MoldError(ValueError):
+    """A packet that is not valid MoldUDP64."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A retransmission request: ``count`` messages from ``sequence``."""
+
+    session: bytes
+    sequence: int
+    count: int
+
+
 @dataclasses.dataclass(frozen=True)
 class Packet:
     session: bytes
@@ -32,7 +51,7 @@ class Packet:
 def session_bytes(session: str | bytes) -> bytes:
     raw = session.encode("ascii") if isinstance(session, str) else session
     if len(raw) > 10:
-        raise ValueError(f"MoldUDP64 session {raw!r} is {len(raw)} bytes; it must be at most 10")
+        raise MoldError(f"MoldUDP64 session {raw!r} is {len(raw)} bytes; it must be at most 10")
     return raw.ljust(10, b" ")
 
 
@@ -49,22 +68,53 @@ def end_of_session(session: str | bytes, next_sequence: int) -> bytes:
     return HEADER.pack(session_bytes(session), next_sequence, END_OF_SESSION)
 
 
-def unpack(data: bytes) -> Packet:
+def iter_blocks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """``(index, offset, message)`` for each message block of a downstream packet,
+    in order; raises :class:`MoldError` at the first block that does not fit,
+    after yielding the ones before it (so a decoder keeps what is good)."""
     if len(data) < HEADER.size:
-        raise ValueError(f"MoldUDP64 packet of {len(data)} bytes is shorter than its 20-byte header")
+        raise MoldError(f"MoldUDP64 packet of {len(data)} bytes is shorter than its 20-byte header")
+    _, seq, count = HEADER.unpack_from(data)
+    if count in (HEARTBEAT, END_OF_SESSION):
+        if len(data) != HEADER.size:
+            kind = "heartbeat" if count == HEARTBEAT else "end of session"
+            raise MoldError(f"MoldUDP64 packet seq {seq}: a {kind} has no messages, got "
+                            f"{len(data) - HEADER.size} bytes after the header")
+        return
+    off = HEADER.size
+    for i in range(count):
+        if off + 2 > len(data):
+            raise MoldError(f"MoldUDP64 packet seq {seq}: message {i} of {count} starts past the end (offset {off})")
+        (n,) = struct.unpack_from(">H", data, off)
+        if off + 2 + n > len(data):
+            raise MoldError(f"MoldUDP64 packet seq {seq}: message {i} ({n} bytes) at offset {off} runs past the end")
+        yield i, off, data[off + 2:off + 2 + n]
+        off += 2 + n
+    if off != len(data):
+        raise MoldError(f"MoldUDP64 packet seq {seq}: {len(data) - off} bytes after its {count} messages")
+
+
+def unpack(data: bytes) -> Packet:
+    """A whole downstream packet; :class:`MoldError` if any part is malformed."""
+    msgs = tuple(m for _, _, m in iter_blocks(data))
     session, seq, count = HEADER.unpack_from(data)
-    msgs = []
-    if count not in (HEARTBEAT, END_OF_SESSION):
-        off = HEADER.size
-        for i in range(count):
-            if off + 2 > len(data):
-                raise ValueError(f"MoldUDP64 packet seq {seq}: message {i} of {count} starts past the end")
-            (n,) = struct.unpack_from(">H", data, off)
-            if off + 2 + n > len(data):
-                raise ValueError(f"MoldUDP64 packet seq {seq}: message {i} ({n} bytes) runs past the end")
-            msgs.append(data[off + 2:off + 2 + n])
-            off += 2 + n
-    return Packet(session, seq, count, tuple(msgs))
+    return Packet(session, seq, count, msgs)
+
+
+def request(session: str | bytes, sequence: int, count: int) -> bytes:
+    """A retransmission request for ``count`` messages starting at ``sequence``."""
+    if not 1 <= count < END_OF_SESSION:
+        raise MoldError(f"MoldUDP64 request count {count} must be within 1..65534")
+    return HEADER.pack(session_bytes(session), sequence, count)
+
+
+def unpack_request(data: bytes) -> Request:
+    if len(data) != HEADER.size:
+        raise MoldError(f"MoldUDP64 request is 20 bytes, got {len(data)}")
+    session, seq, count = HEADER.unpack(data)
+    if not 1 <= count < END_OF_SESSION:
+        raise MoldError(f"MoldUDP64 request seq {seq}: count {count} must be within 1..65534")
+    return Request(session, seq, count)
 
 
 def packetize(session: str | bytes, first_sequence: int, messages: Iterable[bytes],

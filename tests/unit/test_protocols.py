@@ -38,7 +38,7 @@ def test_packetize_batches_under_the_payload_limit_and_continues_sequences():
 
 @pytest.mark.parametrize("raw, message", [
     (b"short", "shorter than its 20-byte header"),
-    (moldudp64.pack("S", 1, [b"abcd"])[:-1], "message 0 (4 bytes) runs past the end"),
+    (moldudp64.pack("S", 1, [b"abcd"])[:-1], "message 0 (4 bytes) at offset 20 runs past the end"),
     (moldudp64.HEADER.pack(b"S" * 10, 1, 2) + b"\x00\x01a", "message 1 of 2 starts past the end"),
 ], ids=["short", "truncated-message", "count-overruns"])
 def test_malformed_packets_say_where(raw, message):
