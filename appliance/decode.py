@@ -159,7 +159,15 @@ def decode_capture(path: pathlib.Path, stats: Stats) -> Iterator[dict[str, Any] 
     skipped = capture.Skipped()
     flows: dict[tuple, tuple[capture.TcpReassembler, soupbintcp.Framer]] = {}
     broken: set[tuple] = set()
-    for fr in capture.read_frames(path, skipped):
+    frames = capture.read_frames(path, skipped)
+    while True:
+        try:
+            fr = next(frames)
+        except StopIteration:
+            break
+        except capture.CaptureError as exc:  # a damaged or cut capture: keep what came before
+            yield Problem("bad capture", str(path), str(exc))
+            break
         if fr.proto == "udp":
             yield from _decode_mold(fr, stats)
             continue

@@ -6,23 +6,29 @@ tags), Linux cooked capture and raw IPv4, then UDP or TCP. TCP payloads are put
 back in stream order per direction (:class:`TcpReassembler`: retransmissions
 trimmed, segments after a hole held until it fills).
 
-Writing: frames are built here (Ethernet/IPv4/UDP or TCP with correct checksums).
-pcap files go through scapy's writer in nanosecond mode. pcapng is written by
-:class:`PcapNgWriter` below, by hand, because scapy's pcapng writer keeps only
-microseconds and a trading capture needs nanoseconds (``if_tsresol`` = 9).
+Writing: frames are built here (Ethernet/IPv4/UDP or TCP with correct checksums)
+and written by :class:`PcapWriter` (nanosecond pcap, magic a1b23c4d) or
+:class:`PcapNgWriter` (``if_tsresol`` = 9), by hand: scapy's pcapng writer keeps
+only microseconds, a trading capture needs nanoseconds, and its pcap writer only
+starts a file from a scapy Packet, not from raw frames. Both formats are a few
+fixed headers; the tests read what these write back through scapy and tshark.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import pathlib
 import struct
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from scapy.utils import PcapWriter, RawPcapNgReader, RawPcapReader
+from scapy.utils import RawPcapNgReader, RawPcapReader
+
+# scapy logs a warning per damaged block; this module raises CaptureError instead
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
 LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL = 1, 101, 113
 ETH_IPV4, ETH_VLAN, ETH_QINQ = 0x0800, 0x8100, 0x88A8
@@ -71,21 +77,23 @@ def _raw_frames(path: pathlib.Path) -> Iterator[tuple[bytes, int, int]]:
         magic = f.read(4)
     if len(magic) < 4:
         raise CaptureError(f"{path}: too short to be a capture ({len(magic)} bytes)")
-    try:
-        if magic == PCAPNG_MAGIC:
-            with RawPcapNgReader(str(path)) as reader:
+    # our own file object: a scapy reader that fails in its constructor would leave its own open
+    with open(path, "rb") as fd:
+        try:
+            if magic == PCAPNG_MAGIC:
+                reader = RawPcapNgReader(fd)
                 for data, meta in reader:
                     ts = (meta.tshigh << 32) | meta.tslow
                     yield data, ts * 1_000_000_000 // meta.tsresol, meta.linktype
-        else:
-            with RawPcapReader(str(path)) as reader:
+            else:
+                reader = RawPcapReader(fd)
                 scale = 1 if reader.nano else 1_000
                 for data, meta in reader:
                     yield data, meta.sec * 1_000_000_000 + meta.usec * scale, reader.linktype
-    except CaptureError:
-        raise
-    except Exception as exc:  # scapy raises Scapy_Exception and struct errors on bad files
-        raise CaptureError(f"{path}: not a readable pcap or pcapng file ({exc})") from exc
+        except CaptureError:
+            raise
+        except Exception as exc:  # scapy raises Scapy_Exception and struct errors on bad files
+            raise CaptureError(f"{path}: not a readable pcap or pcapng file ({exc})") from exc
 
 
 def _ipv4(data: bytes, off: int, index: int, ts: int, skipped: Skipped) -> Frame | None:
@@ -222,6 +230,20 @@ def tcp_frame(src: tuple[str, int], dst: tuple[str, int], seq: int, ack: int, fl
     return ipv4_frame(src, dst, PROTO_TCP, tcp[:16] + struct.pack(">H", csum) + tcp[18:] + payload)
 
 
+class PcapWriter:
+    """Classic pcap, nanosecond variant: a 24-byte file header (magic 0xa1b23c4d,
+    version 2.4, snaplen, link type Ethernet), then per frame a 16-byte record
+    header (seconds, nanoseconds, captured length, wire length) and the frame."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+
+    def write(self, frame: bytes, ts_ns: int) -> None:
+        sec, nsec = divmod(ts_ns, 1_000_000_000)
+        self.f.write(struct.pack("<IIII", sec, nsec, len(frame), len(frame)) + frame)
+
+
 class PcapNgWriter:
     """pcapng with one Ethernet interface and nanosecond timestamps (if_tsresol 9).
 
@@ -254,21 +276,11 @@ class CaptureWriter:
     def __init__(self, path: str | pathlib.Path, clock=time.time_ns):
         self.path = pathlib.Path(path)
         self.clock = clock
-        self._ident = 0
-        if self.path.suffix == ".pcapng":
-            self._file = open(self.path, "wb")
-            self._ng = PcapNgWriter(self._file)
-            self._pcap = None
-        else:
-            self._file = None
-            self._pcap = PcapWriter(str(self.path), linktype=LINKTYPE_ETHERNET, nano=True, sync=False)
+        self._file = open(self.path, "wb")
+        self._writer = PcapNgWriter(self._file) if self.path.suffix == ".pcapng" else PcapWriter(self._file)
 
     def frame(self, data: bytes, ts_ns: int | None = None) -> None:
-        ts = self.clock() if ts_ns is None else ts_ns
-        if self._pcap is not None:
-            self._pcap._write_packet(data, sec=ts // 1_000_000_000, usec=ts % 1_000_000_000)
-        else:
-            self._ng.write(data, ts)
+        self._writer.write(data, self.clock() if ts_ns is None else ts_ns)
 
     def udp(self, payload: bytes, src: tuple[str, int], dst: tuple[str, int], ts_ns: int | None = None) -> None:
         self.frame(udp_frame(src, dst, payload), ts_ns)
@@ -278,10 +290,7 @@ class CaptureWriter:
         return TcpConnection(self, client, server, ts_ns)
 
     def close(self) -> None:
-        if self._pcap is not None:
-            self._pcap.close()
-        if self._file is not None:
-            self._file.close()
+        self._file.close()
 
     def __enter__(self) -> CaptureWriter:
         return self

@@ -160,7 +160,7 @@ def encode(p: Packet) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
-_FIXED = {"L": 56, "A": 30, "J": 1}
+_FIXED = {"L": 46, "A": 30, "J": 1}  # username 6 + password 10 + session 10 + sequence 20
 
 
 def decode(body: bytes | memoryview) -> Packet:
