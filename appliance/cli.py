@@ -312,6 +312,42 @@ def render_decode_stats(report: Report) -> None:
         console.print(f"  skipped frames ({k}): {v}")
 
 
+def cmd_exchange_gen(args: argparse.Namespace) -> tuple[int, Report]:
+    import pathlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from appliance.lab.exchange import gen
+
+    out = pathlib.Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: folder {out.parent} does not exist")
+    try:
+        gen.symbol_names(args.symbols)
+        if args.messages < 1:
+            raise ValueError(f"--messages {args.messages}: must be at least 1")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json or not sys.stderr.isatty():
+        report = gen.generate(out, args.symbols, args.messages, args.seed, args.rate)
+    else:
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("generating", total=args.messages)
+            report = gen.generate(out, args.symbols, args.messages, args.seed, args.rate,
+                                  progress=lambda n: bar.update(task, completed=n))
+    return 0, dataclasses.asdict(report)
+
+
+def render_exchange_gen(report: Report) -> None:
+    console.print(f"wrote {report['path']}: {report['messages']:,} messages ({report['book_messages']:,} book "
+                  f"messages) for {report['symbols']} symbols, {report['bytes']:,} bytes, seed {report['seed']}")
+    flow = {t: n for t, n in report["by_type"].items() if t in "AFECXDUPQ"}
+    total = sum(flow.values()) or 1
+    console.print("  " + "  ".join(f"{t} {n:,} ({100 * n / total:.1f}%)" for t, n in flow.items()))
+    console.print(f"  sha256 {report['sha256']}")
+
+
 def cmd_demo(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import demo
 
@@ -365,6 +401,19 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--type", metavar="T[,T...]", help="only these message types (e.g. A,D,U)"),
                 arg("--limit", type=int, default=0, metavar="N", help="stop after N messages"),
             ), render_decode_stats),
+    Command(("exchange",), "the exchange simulator: a deterministic day as a file, or the live exchange in the lab",
+            None),
+    Command(("exchange", "gen"), "write a deterministic trading day as a NASDAQ BinaryFILE of ITCH 5.0: directory, "
+            "pre-open, opening cross, order flow (A F E X D U P), closing cross, end of day",
+            cmd_exchange_gen, (
+                arg("--symbols", type=int, default=10, metavar="N", help="instruments (default 10)"),
+                arg("--messages", type=int, default=100_000, metavar="M",
+                    help="book messages before the close (default 100000)"),
+                arg("--seed", type=int, default=1, metavar="S", help="random seed: same seed, same bytes (default 1)"),
+                arg("--rate", type=float, default=100_000.0, metavar="R",
+                    help="events per second, which spaces the timestamps (default 100000)"),
+                arg("--out", required=True, metavar="FILE.itch", help="where to write the BinaryFILE"),
+            ), render_exchange_gen),
     Command(("demo",), "bring the lab up, send a MoldUDP64 feed on lines A and B from exch, show it arriving "
             "at app and standby (then again with line A impaired), tear the lab down",
             cmd_demo, (
