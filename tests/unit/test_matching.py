@@ -136,7 +136,7 @@ def test_the_itch_stream_rebuilds_the_engines_book_exactly(ops):
     rebuilt = ItchBook()
     for ev in e.events:
         rebuilt.apply(itch.decode(itch.encode(ev)))  # through the wire format
-    for sym, book in e.books.items():
+    for book in e.books.values():
         for side in (BUY, SELL):
             assert rebuilt.levels(book.locate, side) == book.depth(side, 10_000)
         bid, ask = book.best(BUY), book.best(SELL)
