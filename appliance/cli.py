@@ -348,6 +348,66 @@ def render_exchange_gen(report: Report) -> None:
     console.print(f"  sha256 {report['sha256']}")
 
 
+def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance.lab import net
+    from appliance.lab.exchange import config as xconfig
+
+    try:
+        cfg = xconfig.load(args.config)
+    except xconfig.ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    updates = {k: v for k, v in (("duration", args.duration), ("record", args.record)) if v is not None}
+    if updates:
+        cfg = cfg.model_copy(update=updates)
+    lab = _lab(args)
+    namespace = lab.ns("exch")
+    if not _inside(namespace):
+        need_root("tickwire exchange run")
+        if not os.path.exists(os.path.join(net.NETNS_DIR, namespace)):
+            raise UsageError(f"namespace {namespace} does not exist: run `tickwire lab up --prefix {lab.prefix}`")
+        argv = [sys.executable, "-m", "appliance.cli", *sys.argv[1:]] if argv_is_cli() else None
+        if argv is None:
+            raise UsageError("exchange run must be started from the command line to enter the namespace")
+        sys.stdout.flush()
+        # exec, not a child: the caller's signals (SIGTERM, Ctrl-C) reach the exchange itself
+        os.execvp("ip", ["ip", "netns", "exec", namespace, *argv])
+    from appliance.lab.exchange import sim
+
+    if not args.json:
+        console.print(f"exchange up in {namespace}: ITCH on {cfg.feed.line_a.group}:{cfg.feed.line_a.port} (A) and "
+                      f"{cfg.feed.line_b.group}:{cfg.feed.line_b.port} (B), retransmission on "
+                      f"{cfg.feed.line_a.source}:{cfg.feed.retransmission_port}, OUCH on "
+                      f"{cfg.order_entry.address}:{cfg.order_entry.port}; "
+                      + (f"{cfg.duration:g} s" if cfg.duration else "Ctrl-C stops it"))
+    return 0, sim.run(cfg)
+
+
+def argv_is_cli() -> bool:
+    return bool(sys.argv) and sys.argv[0].endswith(("tickwire", "cli.py"))
+
+
+def _inside(namespace: str) -> bool:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{namespace}").st_ino
+    except OSError:
+        return False
+
+
+def render_exchange_run(report: Report) -> None:
+    feed = report["feed"]
+    console.print(f"exchange stopped after {report['elapsed']:.1f} s: {report['events']:,} events, "
+                  f"{feed['messages']:,} ITCH messages in {feed['packets']:,} packets "
+                  f"({report['messages_per_s']:,} messages/s), {feed['heartbeats']} heartbeats")
+    for name, line in feed["lines"].items():
+        console.print(f"  line {name}: sent {line['sent']:,}, dropped {line['dropped']:,}, "
+                      f"duplicated {line['duplicated']:,}, reordered {line['reordered']:,}")
+    r, oe = report["retransmission"], report["order_entry"]
+    console.print(f"  retransmission: {r['requests']} requests, {r['messages_resent']:,} messages resent")
+    console.print(f"  order entry: {oe['logins']} logins, {oe['fills']} fills, rejects {oe['rejects'] or 'none'}")
+    if report["events_skipped"]:
+        console.print(f"  [yellow]fell behind: {report['events_skipped']:,} events skipped[/]")
+
+
 def cmd_demo(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import demo
 
@@ -414,6 +474,14 @@ COMMANDS: tuple[Command, ...] = (
                     help="events per second, which spaces the timestamps (default 100000)"),
                 arg("--out", required=True, metavar="FILE.itch", help="where to write the BinaryFILE"),
             ), render_exchange_gen),
+    Command(("exchange", "run"), "run the live exchange in the lab's exch namespace: ITCH on lines A and B, "
+            "retransmission, OUCH order entry, faults and recording from a YAML config",
+            cmd_exchange_run, (
+                arg("--config", metavar="FILE", help="exchange YAML (see examples/exchange.yaml; default: built-in)"),
+                PREFIX,
+                arg("--duration", type=float, metavar="SECONDS", help="stop after this long (overrides the config)"),
+                arg("--record", metavar="DIR", help="record everything into DIR (overrides the config)"),
+            ), render_exchange_run),
     Command(("demo",), "bring the lab up, send a MoldUDP64 feed on lines A and B from exch, show it arriving "
             "at app and standby (then again with line A impaired), tear the lab down",
             cmd_demo, (

@@ -79,3 +79,122 @@ def ping(namespace: str, address: str, count: int = 5, interval: float = 0.1) ->
                           "-W", "2", address], capture_output=True, text=True, timeout=60)
     return [float(part.split("=")[1]) for line in res.stdout.splitlines() for part in line.split()
             if part.startswith("time=")]
+
+
+# ---- the exchange and its clients ---------------------------------------------------------
+
+class ExchangeProcess:
+    """`tickwire exchange run` in the lab's exch namespace, stopped with SIGTERM."""
+
+    def __init__(self, lab: topology.Lab, tmp_path: pathlib.Path, **config: Any):
+        import time
+
+        import yaml
+
+        self.record = tmp_path / "record"
+        cfg = {"duration": 120, "rate": 2000, "symbols": 4, "record": str(self.record), **config}
+        self.config = tmp_path / "exchange.yaml"
+        self.config.write_text(yaml.safe_dump(cfg))
+        self.proc = subprocess.Popen([TICKWIRE, "exchange", "run", "--prefix", lab.prefix, "--config",
+                                      str(self.config), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        deadline = time.monotonic() + 20
+        while not (self.record / "status.json").exists():
+            assert self.proc.poll() is None, f"exchange exited: {self.proc.communicate()}"
+            assert time.monotonic() < deadline, "exchange did not start"
+            time.sleep(0.05)
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for the configured duration to run out; the final report."""
+        return self.stop(signal=False)
+
+    def stop(self, signal: bool = True) -> dict[str, Any]:
+        import signal as _signal
+
+        if signal and self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return json.loads(out)
+
+
+class OuchClient:
+    """A SoupBinTCP/OUCH client whose socket lives in a lab namespace."""
+
+    def __init__(self, lab: topology.Lab, role: str = "app", address: tuple[str, int] = ("198.18.3.1", 15000)):
+        import socket
+
+        from pyroute2 import netns as _netns
+
+        from appliance.protocols import soupbintcp
+
+        self.soup = soupbintcp
+        _netns.pushns(lab.ns(role))  # this thread only; the socket stays in that namespace
+        try:
+            self.sock = socket.create_connection(address, timeout=5)
+        finally:
+            _netns.popns()
+        self.framer = soupbintcp.Framer()
+        self.queue: list[Any] = []
+        self.heartbeats = 0
+
+    def send(self, pkt: Any) -> None:
+        self.sock.sendall(self.soup.encode(pkt))
+
+    def login(self, user: str = "TWAPP1", password: str = "lab-secret", sequence: int = 1, session: str = ""):
+        self.send(self.soup.LoginRequest(user, password, session, sequence))
+        return self.recv()
+
+    def order(self, rec: Any) -> None:
+        from appliance.protocols import ouch
+
+        self.send(self.soup.UnsequencedData(ouch.encode(rec)))
+
+    def recv(self, timeout: float = 5.0, skip_heartbeats: bool = True) -> Any:
+        """The next packet (None on timeout or close); heartbeats are counted and skipped."""
+        import socket
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.queue:
+                pkt = self.queue.pop(0)
+                if skip_heartbeats and isinstance(pkt, self.soup.ServerHeartbeat):
+                    self.heartbeats += 1
+                    continue
+                return pkt
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not data:
+                return None
+            self.queue += [self.soup.decode(body) for _, body in self.framer.feed(data)]
+
+    def messages(self, n: int, timeout: float = 5.0) -> list[Any]:
+        """The next ``n`` OUCH outbound messages."""
+        from appliance.protocols import ouch
+
+        out = []
+        while len(out) < n:
+            pkt = self.recv(timeout)
+            assert pkt is not None, f"got {len(out)} of {n} messages: {out}"
+            if isinstance(pkt, self.soup.SequencedData):
+                out.append(ouch.decode_outbound(pkt.message))
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def enter(user_ref: int, symbol: str, side: str, qty: int, price: int, tif: str = "0", firm: bytes = b""):
+    from appliance.protocols import ouch
+
+    return ouch.INBOUND["O"][1](user_ref_num=user_ref, side=side, quantity=qty, symbol=symbol, price=price,
+                                time_in_force=tif, display="Y", capacity="A", intermarket_sweep="N",
+                                cross_type="N", cl_ord_id=f"T{user_ref}", appendage_length=0,
+                                appendage=((2, firm),) if firm else ())

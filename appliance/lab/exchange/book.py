@@ -104,6 +104,7 @@ class Engine:
         self.emit = emit or self.events.append
         self.next_ref = 1
         self.next_match = 1
+        self.on_fill: Callable[[Fill], None] | None = None  # told of every continuous-trading fill
 
     # ---- publishing ----------------------------------------------------------------
 
@@ -159,6 +160,8 @@ class Engine:
             fill = Fill(self.next_match, book.symbol, price, n, resting.ref, resting.owner, owner, side)
             self.next_match += 1
             fills.append(fill)
+            if self.on_fill is not None:
+                self.on_fill(fill)
             qty -= n
             resting.qty -= n
             if resting.display:
