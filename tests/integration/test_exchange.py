@@ -326,3 +326,25 @@ def test_order_entry_is_recorded_as_a_decodable_capture(lab, exchange):
     assert ("L", "LoginRequest") in kinds and ("U", "O") in kinds and ("S", "A") in kinds
     entered = next(i for i in items if isinstance(i, dict) and i.get("type") == "O")
     assert entered["appendage"][0]["firm"] == "TWFM"
+
+
+def test_blast_mode_publishes_a_generated_day_exactly(lab, tmp_path):
+    from appliance.lab.exchange import gen
+    from appliance.protocols import binaryfile
+
+    day = tmp_path / "day.itch"
+    gen.generate(day, symbols=5, messages=30_000, seed=9)
+    sent = list(binaryfile.iter_messages(day.read_bytes()))
+    sinks = {line: Sink(lab, "app", line, idle=2.0) for line in ("feed-a", "feed-b")}
+    try:
+        x = ExchangeProcess(lab, tmp_path, mode="blast", day=str(day), rate=50_000)
+        report = x.finish()  # ends by itself once the day is out
+        got = {line: s.result() for line, s in sinks.items()}
+    finally:
+        for s in sinks.values():
+            s.kill()
+    assert report["feed"]["messages"] == len(sent)
+    for line, r in got.items():
+        assert (r["messages"], r["gaps"], r["next_seq"]) == (len(sent), 0, len(sent) + 1), line
+    recorded = feed_messages(x.record)
+    assert [recorded[s] for s in range(1, len(sent) + 1)] == sent  # byte for byte, in sequence

@@ -45,6 +45,31 @@ class Order:
     owner: Any = None
     mpid: str | None = None
     display: bool = True
+    dead: bool = False   # canceled or filled; still in its level's queue until it reaches the front
+
+
+class Level:
+    """One price: orders in time priority. Removal marks an order dead (O(1)); dead
+    orders leave the queue when they reach its front, so cancels never scan."""
+
+    __slots__ = ("queue", "live")
+
+    def __init__(self) -> None:
+        self.queue: deque[Order] = deque()
+        self.live = 0
+
+    def append(self, order: Order) -> None:
+        self.queue.append(order)
+        self.live += 1
+
+    def front(self) -> Order:
+        q = self.queue
+        while q[0].dead:
+            q.popleft()
+        return q[0]
+
+    def orders(self) -> Iterable[Order]:
+        return (o for o in self.queue if not o.dead)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,7 +93,7 @@ class Result:
 
 
 class Book:
-    """One instrument: bids and asks, each price -> FIFO of orders."""
+    """One instrument: bids and asks, each price -> :class:`Level`."""
 
     def __init__(self, symbol: str, locate: int):
         self.symbol, self.locate = symbol, locate
@@ -85,8 +110,8 @@ class Book:
     def depth(self, side: str, n: int = 5) -> list[tuple[int, int]]:
         """Top ``n`` levels as (price, displayed shares)."""
         out = []
-        for price, queue in self.side(side).items():
-            shares = sum(o.qty for o in queue if o.display)
+        for price, level in self.side(side).items():
+            shares = sum(o.qty for o in level.orders() if o.display)
             if shares:
                 out.append((price, shares))
             if len(out) == n:
@@ -99,6 +124,7 @@ class Engine:
                  emit: Callable[[itch.Message], None] | None = None):
         self.books: dict[str, Book] = {s: Book(s, i) for i, s in enumerate(symbols, start=1)}
         self.orders: dict[int, Order] = {}
+        self.open_count: dict[str, int] = dict.fromkeys(self.books, 0)  # resting orders per symbol
         self.clock = clock
         self.events: list[itch.Message] = []
         self.emit = emit or self.events.append
@@ -138,7 +164,8 @@ class Engine:
         order = Order(self.next_ref, symbol, side, price, left, owner, mpid, display)
         self.next_ref += 1
         self.orders[order.ref] = order
-        book.side(side).setdefault(price, deque()).append(order)
+        self.open_count[symbol] += 1
+        book.side(side).setdefault(price, Level()).append(order)
         if display:
             common = dict(order_reference_number=order.ref, side=side, shares=left, stock=symbol, price=price)
             if mpid:
@@ -154,8 +181,8 @@ class Engine:
             price = contra.keys()[0]
             if (side == BUY and price > limit) or (side == SELL and price < limit):
                 break
-            queue = contra[price]
-            resting = queue[0]
+            level = contra[price]
+            resting = level.front()
             n = min(qty, resting.qty)
             fill = Fill(self.next_match, book.symbol, price, n, resting.ref, resting.owner, owner, side)
             self.next_match += 1
@@ -171,10 +198,7 @@ class Engine:
                 self.publish("P", book.symbol, order_reference_number=0, side=resting.side, shares=n,
                              stock=book.symbol, price=price, match_number=fill.match)
             if resting.qty == 0:
-                queue.popleft()
-                del self.orders[resting.ref]
-                if not queue:
-                    del contra[price]
+                self._retire(resting, contra, level)
         return fills
 
     def order(self, ref: int) -> Order:
@@ -202,11 +226,16 @@ class Engine:
 
     def _remove(self, order: Order) -> None:
         levels = self.books[order.symbol].side(order.side)
-        queue = levels[order.price]
-        queue.remove(order)
-        if not queue:
+        self._retire(order, levels, levels[order.price])
+
+    def _retire(self, order: Order, levels: SortedDict, level: Level) -> None:
+        """The order leaves the book (filled or canceled)."""
+        order.dead = True
+        level.live -= 1
+        if level.live == 0:
             del levels[order.price]
         del self.orders[order.ref]
+        self.open_count[order.symbol] -= 1
 
     def replace(self, ref: int, qty: int, price: int, owner: Any = None) -> Result:
         """Replace an open order by a new one (new reference, back of the queue)."""
@@ -224,7 +253,8 @@ class Engine:
         new = Order(self.next_ref, old.symbol, old.side, price, qty, new_owner, old.mpid, old.display)
         self.next_ref += 1
         self.orders[new.ref] = new
-        book.side(old.side).setdefault(price, deque()).append(new)
+        self.open_count[old.symbol] += 1
+        book.side(old.side).setdefault(price, Level()).append(new)
         self.publish("U", old.symbol, original_order_reference_number=ref, new_order_reference_number=new.ref,
                      shares=qty, price=price)
         return Result(new.ref, [], qty, 0)
@@ -240,15 +270,16 @@ class Engine:
         if bid is None or ask is None:
             return 0
         price = (bid + ask) // 2 // 100 * 100
-        available = min(sum(o.qty for o in book.bids[bid] if o.display),
-                        sum(o.qty for o in book.asks[ask] if o.display))
+        available = min(sum(o.qty for o in book.bids[bid].orders() if o.display),
+                        sum(o.qty for o in book.asks[ask].orders() if o.display))
         shares = min(max_shares, available)
         match = self.next_match
         self.next_match += 1
-        for side, level in ((BUY, bid), (SELL, ask)):
+        for side, at in ((BUY, bid), (SELL, ask)):
             left = shares
-            queue = book.side(side)[level]
-            for o in [o for o in queue if o.display]:  # displayed orders only, in time priority
+            levels = book.side(side)
+            level = levels[at]
+            for o in [o for o in level.orders() if o.display]:  # displayed orders only, in time priority
                 if not left:
                     break
                 n = min(left, o.qty)
@@ -257,10 +288,7 @@ class Engine:
                 self.publish("C", symbol, order_reference_number=o.ref, executed_shares=n, match_number=match,
                              printable="N", execution_price=price)
                 if o.qty == 0:
-                    queue.remove(o)
-                    del self.orders[o.ref]
-            if not queue:
-                del book.side(side)[level]
+                    self._retire(o, levels, level)
         if shares:
             self.publish("Q", symbol, shares=shares, stock=symbol, cross_price=price, match_number=match,
                          cross_type=cross_type)

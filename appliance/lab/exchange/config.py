@@ -71,15 +71,26 @@ class FaultConfig(Frozen):
 
 
 class ExchangeConfig(Frozen):
+    mode: Literal["live", "blast"] = "live"
+    day: str | None = Field(None, description="blast mode: the BinaryFILE to publish (from exchange gen)")
     symbols: int | tuple[str, ...] = 10
     seed: int = 1
-    rate: float = Field(20_000.0, gt=0, description="order-flow events per second")
+    rate: float = Field(20_000.0, gt=0, description="live: order-flow events per second; blast: ITCH messages "
+                        "per second")
     duration: float | None = Field(None, gt=0, description="seconds to run; none: until stopped")
     tick: float = Field(0.001, gt=0, le=0.1, description="seconds between flushes of the feed")
     feed: FeedConfig = FeedConfig()
     order_entry: OrderEntryConfig = OrderEntryConfig()
     faults: tuple[FaultConfig, ...] = ()
     record: str | None = Field(None, description="folder for feed.pcapng, orders.pcapng, orders.jsonl, status")
+
+    @model_validator(mode="after")
+    def _mode(self) -> ExchangeConfig:
+        if self.mode == "blast" and not self.day:
+            raise ValueError("mode blast needs day: a BinaryFILE written by `tickwire exchange gen`")
+        if self.mode == "blast" and self.faults:
+            raise ValueError("faults apply to mode live only (blast sends precomputed packets from C)")
+        return self
 
     @field_validator("symbols")
     @classmethod

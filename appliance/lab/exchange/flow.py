@@ -16,6 +16,7 @@ sees the wire format.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -42,6 +43,8 @@ class FlowParams:
     size_alpha: float = 1.6       # Pareto tail index of order sizes (lower: heavier tail)
     odd_lot_share: float = 0.08
     mpid_share: float = 0.03      # displayed adds that carry a market maker's MPID (F)
+    old_cancel_share: float = 0.3  # cancels that pick any open order, not a recent one
+    max_open: int = 2_000          # open orders per symbol; past it the oldest is canceled
     round_lot: int = 100
 
 
@@ -49,7 +52,8 @@ class FlowParams:
 class _SymbolState:
     mid: float         # in ticks
     anchor: float
-    open_refs: list[int]
+    open_refs: list[int]  # for random picks; dead references are dropped when met
+    by_age: collections.deque = dataclasses.field(default_factory=collections.deque)  # oldest first
 
 
 class FlowGenerator:
@@ -95,11 +99,21 @@ class FlowGenerator:
         are); references that died meanwhile are dropped as they are met."""
         refs, orders = st.open_refs, self.engine.orders
         while refs:
-            idx = len(refs) - 1 - min(int(self.rng.expovariate(0.15)), len(refs) - 1)
+            if self.rng.random() < self.p.old_cancel_share:
+                idx = self.rng.randrange(len(refs))
+            else:
+                idx = len(refs) - 1 - min(int(self.rng.expovariate(0.15)), len(refs) - 1)
             if refs[idx] in orders:
                 return refs[idx]
-            refs.pop(idx)
+            refs[idx] = refs[-1]  # drop the dead reference (order in the list is only roughly by age)
+            refs.pop()
         return None
+
+    def _pick_oldest(self, st: _SymbolState) -> int | None:
+        orders = self.engine.orders
+        while st.by_age and st.by_age[0] not in orders:
+            st.by_age.popleft()
+        return st.by_age[0] if st.by_age else None
 
     def step(self) -> int:
         self.now_ns += max(1, int(self.rng.expovariate(self.p.rate) * 1e9))
@@ -107,7 +121,12 @@ class FlowGenerator:
         st = self.state[symbol]
         self._walk(st)
         kind = self.rng.choices(self.kinds, cum_weights=self.kind_cum_weights)[0]
-        ref = self._pick_open(st) if kind in ("cancel", "partial_cancel", "replace") else None
+        forced = None
+        if self.engine.open_count[symbol] > self.p.max_open:  # a book does not grow without end
+            forced = self._pick_oldest(st)                    # the stalest order goes
+            if forced is not None:
+                kind = "cancel"
+        ref = forced or (self._pick_open(st) if kind in ("cancel", "partial_cancel", "replace") else None)
         if ref is None and kind in ("cancel", "partial_cancel", "replace"):
             kind = "add"
         try:
@@ -125,6 +144,7 @@ class FlowGenerator:
                 res = self.engine.replace(ref, self.size(), self._passive_price(symbol, st, order.side))
                 if res.ref is not None:
                     st.open_refs.append(res.ref)
+                    st.by_age.append(res.ref)
         except OrderError:
             pass
         return self.now_ns
@@ -157,6 +177,7 @@ class FlowGenerator:
                               display=display)
         if res.ref is not None:
             st.open_refs.append(res.ref)
+            st.by_age.append(res.ref)
 
     def _marketable(self, symbol: str, st: _SymbolState) -> None:
         side = BUY if self.rng.random() < 0.5 else SELL
