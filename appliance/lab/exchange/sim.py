@@ -164,8 +164,9 @@ class Exchange:
             socks.append((line, s))
         stats = ffi.new("struct tw_send_stats *")
         sent = 0  # packets out on both lines
+        paced_from = time.monotonic()  # after the precomputation: no catch-up burst at the start
         while sent < len(lengths) and not self.stopping.is_set():
-            due = (time.monotonic() - self.started) * self.cfg.rate
+            due = (time.monotonic() - paced_from) * self.cfg.rate
             upto = min(bisect.bisect_right(ends, due) + 1, len(lengths))
             if upto > sent:
                 for line, s in socks:
