@@ -365,9 +365,12 @@ def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
         need_root("tickwire exchange run")
         if not os.path.exists(os.path.join(net.NETNS_DIR, namespace)):
             raise UsageError(f"namespace {namespace} does not exist: run `tickwire lab up --prefix {lab.prefix}`")
-        argv = [sys.executable, "-m", "appliance.cli", *sys.argv[1:]] if argv_is_cli() else None
-        if argv is None:
-            raise UsageError("exchange run must be started from the command line to enter the namespace")
+        argv = [sys.executable, "-m", "appliance.cli", "exchange", "run", "--prefix", lab.prefix]
+        for flag, value in (("--config", args.config), ("--duration", args.duration), ("--record", args.record)):
+            if value is not None:
+                argv += [flag, str(value)]
+        if args.json:
+            argv.append("--json")
         sys.stdout.flush()
         # exec, not a child: the caller's signals (SIGTERM, Ctrl-C) reach the exchange itself
         os.execvp("ip", ["ip", "netns", "exec", namespace, *argv])
@@ -380,10 +383,6 @@ def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
                       f"{cfg.order_entry.address}:{cfg.order_entry.port}; "
                       + (f"{cfg.duration:g} s" if cfg.duration else "Ctrl-C stops it"))
     return 0, sim.run(cfg)
-
-
-def argv_is_cli() -> bool:
-    return bool(sys.argv) and sys.argv[0].endswith(("tickwire", "cli.py"))
 
 
 def _inside(namespace: str) -> bool:
