@@ -9,7 +9,7 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h) dpdk/build_ext.py
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 
 .PHONY: help setup build demo test test-unit test-integration bench lint lock clean
@@ -38,11 +38,18 @@ bench: setup   ## every benchmark in bench/, each printing its ratio to a baseli
 lint: setup    ## ruff over the Python sources
 	$(VENV)/bin/ruff check appliance xdp dpdk tuning tests bench
 
+# the feed filter built a second time, for NICs with hardware receive timestamps
+BPF_OBJS += $(BUILD)/xdp/feed_filter_hwts.bpf.o
+
 build: $(BPF_OBJS) $(EXT_STAMP)  ## compile the BPF objects and the cffi extension
 
 $(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/xdp/feed_filter_hwts.bpf.o: xdp/feed_filter.bpf.c $(wildcard xdp/include/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -DTW_HW_RX_TS -c $< -o $@
 
 $(EXT_STAMP): $(EXT_DEPS)
 	@mkdir -p $(BUILD)

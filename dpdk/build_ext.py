@@ -8,6 +8,7 @@ as errors against ``pkg-config libdpdk`` and ``libbpf``. Run by ``make build``.
 from __future__ import annotations
 
 import pathlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -31,18 +32,58 @@ def pkg_config(*args: str) -> list[str]:
     return shlex.split(out.stdout)
 
 
+XDP_INCLUDE = ROOT / "xdp" / "include"
+# Headers the XDP programs share with Python: their structs, enums and integer
+# #defines go into the cdef as they are (with the kernel's __uN types renamed).
+SHARED_XDP_HEADERS = ("tw_meta.h", "tw_rules.h")
+LIBBPF_CDEF = XDP_INCLUDE / "libbpf.cdef"
+_KTYPES = {"__u64": "uint64_t", "__u32": "uint32_t", "__u16": "uint16_t", "__u8": "uint8_t"}
+SOURCE_PREAMBLE = """\
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/types.h>
+#include "tickwire.h"
+#include "tw_meta.h"
+#include "tw_rules.h"
+"""
+
+
 def cdef_text(header: pathlib.Path) -> str:
     """The header minus preprocessor lines: what pycparser can read."""
     return "\n".join(line for line in header.read_text().splitlines() if not line.lstrip().startswith("#"))
 
 
+def shared_cdef(header: pathlib.Path) -> str:
+    """A BPF-side header for cffi: integer #defines become ``#define NAME ...``
+    (cffi takes the value from the compiler), other preprocessor lines go."""
+    lines = []
+    for line in header.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#define "):
+            parts = stripped.split()
+            if len(parts) >= 3:
+                lines.append(f"#define {parts[1]} ...")
+            continue
+        if stripped.startswith("#"):
+            continue
+        lines.append(line)
+    text = "\n".join(lines)
+    for k, v in _KTYPES.items():
+        text = re.sub(rf"\b{k}\b", v, text)
+    return text
+
+
 def builder() -> cffi.FFI:
     ffi = cffi.FFI()
     ffi.cdef(cdef_text(HEADER))
+    ffi.cdef(LIBBPF_CDEF.read_text())
+    for name in SHARED_XDP_HEADERS:
+        ffi.cdef(shared_cdef(XDP_INCLUDE / name))
     sources = sorted(str(p) for p in (HERE / "src").glob("*.c"))
     ffi.set_source(
         "dpdk._native",
-        '#include "tickwire.h"\n',
+        SOURCE_PREAMBLE,
         sources=sources,
         include_dirs=[str(HERE / "include"), str(ROOT / "xdp" / "include")],
         extra_compile_args=["-O3", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
