@@ -101,7 +101,8 @@ def test_row(flt, desc, frame, verdict, counter, stamped):
     res = flt.test_run(frame)
     after = snapshot(flt)
     moved = {k: after[k] - before[k] for k in after if after[k] != before[k]}
-    where = f"\n{desc}: verdict {res.verdict_name}, counters moved {moved}, meta {res.meta.hex()}\n{hexdump(frame, dump=True)}"
+    where = (f"\n{desc}: verdict {res.verdict_name}, counters moved {moved}, meta {res.meta.hex()}\n"
+             f"{hexdump(frame, dump=True)}")
     assert res.verdict == verdict, where
     assert moved.pop("filter:seen") == 1, where
     if counter.startswith("rule:"):
