@@ -27,6 +27,7 @@ LINES = {"A": 0, "B": 1}
 # Linux 6.3's uapi value; Debian 12's kernel headers (6.1) do not define it yet.
 BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6
 PROGRAM = "tw_feed_filter"
+PINNED_MAPS = ("feed_rules", "rule_stats", "filter_stats")
 
 
 class BpfError(OSError):
@@ -79,64 +80,26 @@ RULE_STATS_FIELDS = ("matched", "redirected", "passed", "dropped", "redirect_fai
 FILTER_STATS_FIELDS = ("seen", "not_feed", "fragments", "malformed")
 
 
-class FeedFilter:
-    """One loaded copy of the filter object, its maps pinned under ``pin_dir``."""
+class FilterMaps:
+    """Rules and counters, over the filter's maps (loaded here or found pinned)."""
 
-    def __init__(self, pin_dir: str | pathlib.Path, obj: str | pathlib.Path | None = None, ifindex: int = 0,
-                 program: str = PROGRAM):
+    pin_dir: pathlib.Path
+
+    def __init__(self) -> None:
         self.ffi, self.lib = native()
-        ensure_bpffs()
-        self.pin_dir = pathlib.Path(pin_dir)
-        self.pin_dir.mkdir(parents=True, exist_ok=True)
-        path = str(obj or xdp.object_path("feed_filter"))
-        opts = self.ffi.new("struct bpf_object_open_opts *")
-        opts.sz = self.ffi.sizeof("struct bpf_object_open_opts")
-        self._pin = self.ffi.new("char[]", str(self.pin_dir).encode())
-        opts.pin_root_path = self._pin
-        self.obj = self.lib.bpf_object__open_file(path.encode(), opts)
-        if self.obj == self.ffi.NULL:
-            err = self.ffi.errno or 22
-            raise BpfError(err, f"bpf_object__open_file({path}): {os.strerror(err)}")
-        prog = self.lib.bpf_object__find_program_by_name(self.obj, program.encode())
-        if prog == self.ffi.NULL:
-            self.close()
-            raise BpfError(2, f"{path} has no program {program}")
-        if ifindex:  # hardware-timestamp build: bound to its device (kfuncs need that)
-            self.lib.bpf_program__set_ifindex(prog, ifindex)
-            _check(self.lib.bpf_program__set_flags(prog, BPF_F_XDP_DEV_BOUND_ONLY), "bpf_program__set_flags")
-        try:
-            _check(self.lib.bpf_object__load(self.obj), f"bpf_object__load({path})")
-        except BpfError:
-            self.close()
-            raise
-        self.prog_fd = self.lib.bpf_program__fd(prog)
         self.ncpus = self.lib.libbpf_num_possible_cpus()
 
     def map_fd(self, name: str) -> int:
-        m = self.lib.bpf_object__find_map_by_name(self.obj, name.encode())
-        if m == self.ffi.NULL:
-            raise BpfError(2, f"the filter has no map {name}")
-        return self.lib.bpf_map__fd(m)
-
-    def close(self) -> None:
-        if getattr(self, "obj", None) is not None and self.obj != self.ffi.NULL:
-            self.lib.bpf_object__close(self.obj)
-        self.obj = None
+        raise NotImplementedError
 
     def unpin(self) -> None:
         """Remove the pinned maps (and the folder if it is then empty)."""
-        for name in ("feed_rules", "rule_stats", "filter_stats"):
+        for name in PINNED_MAPS:
             (self.pin_dir / name).unlink(missing_ok=True)
         try:
             self.pin_dir.rmdir()
         except OSError:
             pass
-
-    def __enter__(self) -> FeedFilter:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # ---- rules --------------------------------------------------------------------------
 
@@ -206,6 +169,81 @@ class FeedFilter:
     def filter_stats(self) -> dict[str, Any]:
         return self._percpu("filter_stats", "struct tw_filter_stats", 0, FILTER_STATS_FIELDS)
 
+
+
+class PinnedFilter(FilterMaps):
+    """The maps of a filter some other process loaded, through their pins."""
+
+    def __init__(self, pin_dir: str | pathlib.Path):
+        super().__init__()
+        ensure_bpffs()
+        self.pin_dir = pathlib.Path(pin_dir)
+        self._fds: dict[str, int] = {}
+        missing = [n for n in PINNED_MAPS if not (self.pin_dir / n).exists()]
+        if missing:
+            raise BpfError(2, f"no feed filter is pinned at {self.pin_dir} (missing {', '.join(missing)}): "
+                              "load one with `tickwire xdp load`")
+
+    def map_fd(self, name: str) -> int:
+        if name not in self._fds:
+            self._fds[name] = _check(self.lib.bpf_obj_get(str(self.pin_dir / name).encode()), f"bpf_obj_get({name})")
+        return self._fds[name]
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+class FeedFilter(FilterMaps):
+    """One loaded copy of the filter object, its maps pinned under ``pin_dir``."""
+
+    def __init__(self, pin_dir: str | pathlib.Path, obj: str | pathlib.Path | None = None, ifindex: int = 0,
+                 program: str = PROGRAM):
+        super().__init__()
+        ensure_bpffs()
+        self.pin_dir = pathlib.Path(pin_dir)
+        self.pin_dir.mkdir(parents=True, exist_ok=True)
+        path = str(obj or xdp.object_path("feed_filter"))
+        opts = self.ffi.new("struct bpf_object_open_opts *")
+        opts.sz = self.ffi.sizeof("struct bpf_object_open_opts")
+        self._pin = self.ffi.new("char[]", str(self.pin_dir).encode())
+        opts.pin_root_path = self._pin
+        self.obj = self.lib.bpf_object__open_file(path.encode(), opts)
+        if self.obj == self.ffi.NULL:
+            err = self.ffi.errno or 22
+            raise BpfError(err, f"bpf_object__open_file({path}): {os.strerror(err)}")
+        prog = self.lib.bpf_object__find_program_by_name(self.obj, program.encode())
+        if prog == self.ffi.NULL:
+            self.close()
+            raise BpfError(2, f"{path} has no program {program}")
+        if ifindex:  # hardware-timestamp build: bound to its device (kfuncs need that)
+            self.lib.bpf_program__set_ifindex(prog, ifindex)
+            _check(self.lib.bpf_program__set_flags(prog, BPF_F_XDP_DEV_BOUND_ONLY), "bpf_program__set_flags")
+        try:
+            _check(self.lib.bpf_object__load(self.obj), f"bpf_object__load({path})")
+        except BpfError:
+            self.close()
+            raise
+        self.prog_fd = self.lib.bpf_program__fd(prog)
+
+    def map_fd(self, name: str) -> int:
+        m = self.lib.bpf_object__find_map_by_name(self.obj, name.encode())
+        if m == self.ffi.NULL:
+            raise BpfError(2, f"the filter has no map {name}")
+        return self.lib.bpf_map__fd(m)
+
+    def close(self) -> None:
+        if getattr(self, "obj", None) is not None and self.obj != self.ffi.NULL:
+            self.lib.bpf_object__close(self.obj)
+        self.obj = None
+
+    def __enter__(self) -> FeedFilter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # ---- running ----------------------------------------------------------------------------
 
     def test_run(self, frame: bytes, repeat: int = 1, rx_queue: int = 0) -> TestRun:
@@ -264,7 +302,7 @@ def hw_timestamps(ifindex: int, iface: str) -> dict[str, Any]:
                 "reason": f"{iface} does not take a device-bound program with bpf_xdp_metadata_rx_timestamp "
                           f"({exc.strerror}); arrival times come from bpf_ktime_get_ns()"}
     finally:
-        for name in ("feed_rules", "rule_stats", "filter_stats"):
+        for name in PINNED_MAPS:
             (probe_dir / name).unlink(missing_ok=True)
         try:
             probe_dir.rmdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -208,8 +209,23 @@ def down(prefix: str) -> dict[str, Any]:
     for name in names:
         netns.remove(name)
         removed.append(name)
+        # feed filters loaded on the namespace's interfaces: their pinned maps and feed names
+        for root in (pathlib.Path("/sys/fs/bpf/tickwire") / name, pathlib.Path("/run/tickwire/xdp") / name):
+            _remove_tree(root)
     state.remove_lab_dir(prefix)
     return {"prefix": prefix, "removed_namespaces": removed, "stopped_processes": stopped}
+
+
+def _remove_tree(root: pathlib.Path) -> None:
+    """Remove files then folders, deepest first (bpffs has no recursive delete)."""
+    if not root.exists():
+        return
+    for p in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if p.is_dir():
+            p.rmdir()
+        else:
+            p.unlink()
+    root.rmdir()
 
 
 def _xdp_info(link_msg: Any) -> dict[str, Any] | None:
