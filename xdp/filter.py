@@ -309,3 +309,30 @@ def hw_timestamps(ifindex: int, iface: str) -> dict[str, Any]:
         except OSError:
             pass
     return {"available": True, "object": str(hw), "reason": ""}
+
+
+def share_with_dpdk(pin_dir: str | pathlib.Path) -> list[str]:
+    """Let the copy of the filter that DPDK's af_xdp driver loads (``xdp_prog=``)
+    use these pinned maps. The driver opens the object without options, so libbpf
+    pins by name under its default root, ``/sys/fs/bpf/<map>``; a link there to
+    our pin makes libbpf reuse our map. One such set per host: the default root
+    has one ``feed_rules``. Returns the links made."""
+    ensure_bpffs()
+    links = []
+    for name in PINNED_MAPS:
+        target = pathlib.Path(pin_dir) / name
+        if not target.exists():
+            raise BpfError(2, f"{target} is not pinned: load the filter first")
+        link = BPFFS / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+        links.append(str(link))
+    return links
+
+
+def unshare_with_dpdk() -> None:
+    for name in PINNED_MAPS:
+        link = BPFFS / name
+        if link.is_symlink():
+            link.unlink()

@@ -145,3 +145,49 @@ def test_rules_cli_errors_name_the_problem(lab, loaded):
     assert nons.returncode == 2 and "network namespace nope-ns does not exist" in nons.stderr
     listed = json.loads(tw("xdp", "rules", "list", "feed-a", "--netns", app, "--json").stdout)
     assert listed == []
+
+
+def test_an_af_xdp_socket_receives_exactly_the_redirected_packets(lab, tmp_path):
+    """DPDK's af_xdp driver loads the same object (xdp_prog=) and binds its socket;
+    the filter's maps are shared with it, so the rule we add steers the feed."""
+    import shutil
+
+    from xdp import object_path
+    from xdp.filter import FeedFilter, PinnedFilter, share_with_dpdk, unshare_with_dpdk
+
+    assert shutil.which("dpdk-testpmd"), "dpdk-testpmd is missing: make setup installs dpdk-dev"
+    app = lab.ns("app")
+    pins = PIN_ROOT / app / "feed-a"
+    flt = FeedFilter(pins)  # creates and pins the maps; DPDK attaches its own copy of the program
+    flt.add_rule(GROUP, PORT, "redirect", feed_id=1, line="A")
+    flt.close()
+    share_with_dpdk(pins)
+    log = tmp_path / "testpmd.log"
+    # nsenter --net keeps this mount namespace, so DPDK's libbpf sees the bpffs holding our maps
+    testpmd = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{app}", "dpdk-testpmd", "--no-huge", "-m", "1024", "--no-pci",
+         "--file-prefix", f"tw{lab.prefix}", "--vdev", f"net_af_xdp0,iface=feed-a,xdp_prog={object_path('feed_filter')}",
+         "-l", "0,1", "--", "--total-num-mbufs=8192", "--forward-mode=rxonly", "--stats-period", "1"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "RX-packets" not in log.read_text():
+            assert testpmd.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "testpmd did not start"
+            time.sleep(0.2)
+        assert commands.attached("feed-a", app)["name"] == "tw_feed_filter"  # DPDK's copy of our program
+        kernel = Sink(lab, "app", "feed-a", idle=1.5, timeout=4)  # expects nothing: no idle to wait for
+        sent = send(lab, "feed-a", 100_000, 2_000)
+        got_kernel = kernel.result()
+        time.sleep(1.5)  # one more stats period
+    finally:
+        testpmd.send_signal(2)
+        testpmd.wait(timeout=30)
+        unshare_with_dpdk()
+    rx = [int(line.split()[1]) for line in log.read_text().splitlines() if line.strip().startswith("RX-packets:")]
+    stats_now = PinnedFilter(pins).rule_stats(0)["total"]
+    PinnedFilter(pins).unpin()
+    assert rx and rx[-1] == sent["packets"], log.read_text()[-2000:]   # every feed packet reached AF_XDP
+    assert got_kernel["packets"] == 0                                   # and none the kernel's socket
+    assert stats_now["redirected"] == stats_now["matched"] == sent["packets"]
+    assert commands.attached("feed-a", app) is None  # DPDK detached its program on exit
