@@ -164,10 +164,11 @@ def test_an_af_xdp_socket_receives_exactly_the_redirected_packets(lab, tmp_path)
     share_with_dpdk(pins)
     log = tmp_path / "testpmd.log"
     # nsenter --net keeps this mount namespace, so DPDK's libbpf sees the bpffs holding our maps
+    vdev = f"net_af_xdp0,iface=feed-a,xdp_prog={object_path('feed_filter')}"
     testpmd = subprocess.Popen(
         ["nsenter", f"--net=/run/netns/{app}", "dpdk-testpmd", "--no-huge", "-m", "1024", "--no-pci",
-         "--file-prefix", f"tw{lab.prefix}", "--vdev", f"net_af_xdp0,iface=feed-a,xdp_prog={object_path('feed_filter')}",
-         "-l", "0,1", "--", "--total-num-mbufs=8192", "--forward-mode=rxonly", "--stats-period", "1"],
+         "--file-prefix", f"tw{lab.prefix}", "--vdev", vdev, "-l", "0,1", "--", "--total-num-mbufs=8192",
+         "--forward-mode=rxonly", "--stats-period", "1"],
         stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
