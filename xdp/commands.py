@@ -63,12 +63,12 @@ def attached(iface: str, netns: str | None) -> dict[str, Any] | None:
     """The XDP program on the interface, from netlink (pyroute2)."""
     from pyroute2 import IPRoute, NetNS
 
-    from appliance.lab.net import _xdp_info
+    from appliance.lab.net import xdp_info
 
     handle = NetNS(netns, flags=0) if netns else IPRoute()
     try:
         found = handle.link_lookup(ifname=iface)
-        return _xdp_info(handle.get_links(found[0])[0]) if found else None
+        return xdp_info(handle.get_links(found[0])[0]) if found else None
     finally:
         handle.close()
 
@@ -177,13 +177,13 @@ def status(netns: str | None) -> dict[str, Any]:
     """Every interface with an XDP program in the namespace, and every pinned filter."""
     from pyroute2 import IPRoute, NetNS
 
-    from appliance.lab.net import _xdp_info
+    from appliance.lab.net import xdp_info
 
     handle = NetNS(netns, flags=0) if netns else IPRoute()
     try:
         links = []
         for msg in handle.get_links():
-            info = _xdp_info(msg)
+            info = xdp_info(msg)
             if info:
                 links.append({"iface": msg.get("ifname"), **info})
     finally:

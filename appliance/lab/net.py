@@ -228,7 +228,7 @@ def _remove_tree(root: pathlib.Path) -> None:
     root.rmdir()
 
 
-def _xdp_info(link_msg: Any) -> dict[str, Any] | None:
+def xdp_info(link_msg: Any) -> dict[str, Any] | None:
     xdp = link_msg.get("IFLA_XDP")
     if not xdp:
         return None
@@ -265,7 +265,7 @@ def _end_status(ns: NetNS | None, ifname: str) -> dict[str, Any]:
         "mtu": msg.get("mtu"),
         "mac": msg.get("address"),
         "addresses": addrs,
-        "xdp": _xdp_info(msg),
+        "xdp": xdp_info(msg),
     }
 
 
