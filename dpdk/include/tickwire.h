@@ -13,6 +13,53 @@
 /* The DPDK release the extension was compiled and linked against (rte_version()). */
 const char *tw_dpdk_version(void);
 
+/* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
+ * L3 (order reference -> order) and L2 (price levels) per instrument, keyed by
+ * stock locate, built from ITCH A F E C X D U. Sized at creation; nothing is
+ * allocated per message. A message the book cannot take returns a negative
+ * tw_book_error and is counted; the book is left as it was. */
+
+struct tw_books;
+
+enum tw_book_error {
+    TW_BOOK_OK = 0,
+    TW_BOOK_EBADLENGTH = -1,  /* the length does not match the type */
+    TW_BOOK_EBADLOCATE = -2,  /* stock locate above max_locate */
+    TW_BOOK_EBADFIELD = -3,   /* e.g. a side that is neither B nor S */
+    TW_BOOK_EDUPLICATE = -4,  /* an add for a reference already open */
+    TW_BOOK_EUNKNOWN = -5,    /* an execute, cancel, delete or replace of an unknown order */
+    TW_BOOK_EOVERFILL = -6,   /* more shares executed or canceled than the order has */
+    TW_BOOK_EFULL = -7,       /* max_orders reached */
+    TW_BOOK_ELEVELS = -8,     /* levels_per_side reached on that side */
+    TW_BOOK_NERRORS = 9
+};
+
+struct tw_book_level {
+    uint32_t price;    /* 4 implied decimals */
+    uint32_t orders;
+    uint64_t shares;
+};
+
+struct tw_book_stats {
+    uint64_t applied;     /* book messages applied */
+    uint64_t ignored;     /* other ITCH types (no book effect) */
+    uint64_t errors[9];   /* by -tw_book_error (index 0 unused) */
+};
+
+struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side);
+void tw_books_destroy(struct tw_books *b);
+/* One ITCH message (type byte first): 0, or a negative tw_book_error. */
+int tw_books_apply(struct tw_books *b, const uint8_t *msg, uint32_t len);
+/* Every message of a BinaryFILE image; returns how many were read. */
+uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len);
+/* Up to max levels of one side (0 buy, 1 sell), best first; returns how many. */
+uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side, struct tw_book_level *out,
+                        uint32_t max);
+/* Size-weighted mid of the best bid and ask (4 decimals), or -1 when a side is empty. */
+int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate);
+uint64_t tw_books_live_orders(const struct tw_books *b);
+void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
+
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
  * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding
  * message i needs every length before it, so the scan is C. expected[t] is the

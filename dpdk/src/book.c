@@ -1,0 +1,375 @@
+/* book.c — order books built from ITCH 5.0: L3 (order reference -> order) and L2
+ * (price levels) per instrument, keyed by stock locate. See tickwire.h.
+ *
+ * Nothing is allocated per message: the order table and the level arrays are
+ * sized at creation (and touched then, so no page faults come later). Orders
+ * live in an open-addressing table indexed by the reference itself (linear
+ * probing, deletion by backward shift, so no tombstones). Each instrument side
+ * keeps its levels in one sorted array with the best price at the END, so the
+ * inserts and deletes that crowd the top of the book move few bytes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tickwire.h"
+
+struct order {
+    uint64_t ref;     /* 0: empty slot */
+    uint32_t price;
+    uint32_t shares;
+    uint16_t locate;
+    uint8_t side;     /* 0 buy, 1 sell */
+};
+
+struct level {
+    uint32_t price;
+    uint32_t orders;
+    uint64_t shares;
+};
+
+struct side_levels {
+    struct level *lv; /* sorted, best last: bids ascending, asks descending */
+    uint32_t n;
+};
+
+struct tw_books {
+    struct order *orders;
+    uint64_t mask;            /* table size - 1 (a power of two) */
+    uint64_t live;
+    uint64_t max_orders;
+    uint32_t max_locate;
+    uint32_t levels_per_side;
+    struct side_levels *sides; /* [locate][side] */
+    struct level *level_mem;
+    struct tw_book_stats stats;
+};
+
+/* ITCH order references increase through the day: indexing by the reference
+ * itself keeps recent (busy) orders close together in memory. */
+static inline uint64_t hash64(uint64_t x)
+{
+    return x;
+}
+
+struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side)
+{
+    if (max_locate == 0 || max_orders == 0 || levels_per_side == 0)
+        return NULL;
+    struct tw_books *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    uint64_t size = 1;
+    while (size < max_orders * 2)
+        size <<= 1;
+    b->orders = calloc(size, sizeof(struct order));
+    b->sides = calloc((size_t)(max_locate + 1) * 2, sizeof(struct side_levels));
+    b->level_mem = calloc((size_t)(max_locate + 1) * 2 * levels_per_side, sizeof(struct level));
+    if (!b->orders || !b->sides || !b->level_mem) {
+        tw_books_destroy(b);
+        return NULL;
+    }
+    /* touch every page now: faults at start, never per message (hugepages in the worker) */
+    memset(b->orders, 0, size * sizeof(struct order));
+    memset(b->level_mem, 0, (size_t)(max_locate + 1) * 2 * levels_per_side * sizeof(struct level));
+    for (size_t i = 0; i < (size_t)(max_locate + 1) * 2; i++)
+        b->sides[i].lv = b->level_mem + i * levels_per_side;
+    b->mask = size - 1;
+    b->max_orders = max_orders;
+    b->max_locate = max_locate;
+    b->levels_per_side = levels_per_side;
+    return b;
+}
+
+void tw_books_destroy(struct tw_books *b)
+{
+    if (!b)
+        return;
+    free(b->orders);
+    free(b->sides);
+    free(b->level_mem);
+    free(b);
+}
+
+/* ---- L3: the order table -------------------------------------------------------- */
+
+static inline struct order *find(struct tw_books *b, uint64_t ref)
+{
+    for (uint64_t i = hash64(ref) & b->mask;; i = (i + 1) & b->mask) {
+        struct order *o = &b->orders[i];
+        if (o->ref == ref)
+            return o;
+        if (o->ref == 0)
+            return NULL;
+    }
+}
+
+static inline struct order *insert(struct tw_books *b, uint64_t ref)
+{
+    if (b->live >= b->max_orders)
+        return NULL;
+    for (uint64_t i = hash64(ref) & b->mask;; i = (i + 1) & b->mask) {
+        struct order *o = &b->orders[i];
+        if (o->ref == 0) {
+            o->ref = ref;
+            b->live++;
+            return o;
+        }
+        if (o->ref == ref)
+            return NULL; /* already open */
+    }
+}
+
+/* Remove o and shift later members of its probe run back (no tombstones). */
+static inline void erase(struct tw_books *b, struct order *o)
+{
+    uint64_t i = (uint64_t)(o - b->orders);
+    uint64_t j = i;
+    b->live--;
+    for (;;) {
+        j = (j + 1) & b->mask;
+        if (b->orders[j].ref == 0)
+            break;
+        uint64_t home = hash64(b->orders[j].ref) & b->mask;
+        /* can j move to i? only if its home is not inside (i, j] cyclically */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            b->orders[i] = b->orders[j];
+            i = j;
+        }
+    }
+    b->orders[i].ref = 0;
+}
+
+/* ---- L2: levels, best last ------------------------------------------------------- */
+
+static inline int better(uint8_t side, uint32_t a, uint32_t b)
+{
+    return side == 0 ? a > b : a < b; /* a is better than b */
+}
+
+/* Index of price in the side's array, or where it would go (with *found = 0). */
+static inline uint32_t level_index(const struct side_levels *s, uint8_t side, uint32_t price, int *found)
+{
+    uint32_t lo = 0, hi = s->n;
+    while (lo < hi) { /* array sorted worst -> best */
+        uint32_t mid = (lo + hi) / 2;
+        if (s->lv[mid].price == price) {
+            *found = 1;
+            return mid;
+        }
+        if (better(side, price, s->lv[mid].price))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+static int level_add(struct tw_books *b, uint16_t locate, uint8_t side, uint32_t price, uint32_t shares)
+{
+    struct side_levels *s = &b->sides[(size_t)locate * 2 + side];
+    int found;
+    uint32_t i = level_index(s, side, price, &found);
+    if (!found) {
+        if (s->n == b->levels_per_side)
+            return -ENOSPC;
+        memmove(&s->lv[i + 1], &s->lv[i], (s->n - i) * sizeof(struct level));
+        s->lv[i] = (struct level){ .price = price, .orders = 0, .shares = 0 };
+        s->n++;
+    }
+    s->lv[i].orders++;
+    s->lv[i].shares += shares;
+    return 0;
+}
+
+static void level_sub(struct tw_books *b, uint16_t locate, uint8_t side, uint32_t price, uint32_t shares,
+                      int order_gone)
+{
+    struct side_levels *s = &b->sides[(size_t)locate * 2 + side];
+    int found;
+    uint32_t i = level_index(s, side, price, &found);
+    if (!found)
+        return; /* cannot happen for an order we hold */
+    s->lv[i].shares -= shares;
+    if (order_gone && --s->lv[i].orders == 0) {
+        memmove(&s->lv[i], &s->lv[i + 1], (s->n - i - 1) * sizeof(struct level));
+        s->n--;
+    }
+}
+
+/* ---- ITCH ------------------------------------------------------------------------- */
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
+
+static int add(struct tw_books *b, const uint8_t *m)
+{
+    uint16_t locate = rd16(m + 1);
+    if (locate > b->max_locate)
+        return TW_BOOK_EBADLOCATE;
+    uint8_t side = m[19] == 'S';
+    if (m[19] != 'B' && m[19] != 'S')
+        return TW_BOOK_EBADFIELD;
+    struct order *o = insert(b, rd64(m + 11));
+    if (!o)
+        return b->live >= b->max_orders ? TW_BOOK_EFULL : TW_BOOK_EDUPLICATE;
+    o->locate = locate;
+    o->side = side;
+    o->shares = rd32(m + 20);
+    o->price = rd32(m + 32);
+    if (level_add(b, locate, side, o->price, o->shares) < 0) {
+        erase(b, o);
+        return TW_BOOK_ELEVELS;
+    }
+    return 0;
+}
+
+static int reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
+{
+    struct order *o = find(b, ref);
+    if (!o)
+        return TW_BOOK_EUNKNOWN;
+    if (shares > o->shares)
+        return TW_BOOK_EOVERFILL;
+    o->shares -= shares;
+    int gone = o->shares == 0;
+    level_sub(b, o->locate, o->side, o->price, shares, gone);
+    if (gone)
+        erase(b, o);
+    return 0;
+}
+
+static int delete(struct tw_books *b, uint64_t ref)
+{
+    struct order *o = find(b, ref);
+    if (!o)
+        return TW_BOOK_EUNKNOWN;
+    level_sub(b, o->locate, o->side, o->price, o->shares, 1);
+    erase(b, o);
+    return 0;
+}
+
+static int replace(struct tw_books *b, const uint8_t *m)
+{
+    struct order *old = find(b, rd64(m + 11));
+    if (!old)
+        return TW_BOOK_EUNKNOWN;
+    uint16_t locate = old->locate;
+    uint8_t side = old->side;
+    level_sub(b, locate, side, old->price, old->shares, 1);
+    erase(b, old);
+    struct order *o = insert(b, rd64(m + 19));
+    if (!o)
+        return TW_BOOK_EDUPLICATE;
+    o->locate = locate;
+    o->side = side;
+    o->shares = rd32(m + 27);
+    o->price = rd32(m + 31);
+    if (level_add(b, locate, side, o->price, o->shares) < 0) {
+        erase(b, o);
+        return TW_BOOK_ELEVELS;
+    }
+    return 0;
+}
+
+/* Expected length of each type byte; 0 for types that do not touch the book. */
+static const uint8_t BOOK_LEN[256] = {
+    ['A'] = 36, ['F'] = 40, ['E'] = 31, ['C'] = 36, ['X'] = 23, ['D'] = 19, ['U'] = 35,
+};
+
+int tw_books_apply(struct tw_books *b, const uint8_t *m, uint32_t len)
+{
+    int rc;
+    if (len == 0) {
+        rc = TW_BOOK_EBADLENGTH;
+        goto out;
+    }
+    uint8_t t = m[0];
+    if (BOOK_LEN[t] == 0) {
+        b->stats.ignored++;
+        return 0; /* not a book message */
+    }
+    if (len != BOOK_LEN[t]) {
+        rc = TW_BOOK_EBADLENGTH;
+        goto out;
+    }
+    switch (t) {
+    case 'A':
+    case 'F':
+        rc = add(b, m);
+        break;
+    case 'E':
+    case 'C':
+        rc = reduce(b, rd64(m + 11), rd32(m + 19));
+        break;
+    case 'X':
+        rc = reduce(b, rd64(m + 11), rd32(m + 19));
+        break;
+    case 'D':
+        rc = delete(b, rd64(m + 11));
+        break;
+    default: /* 'U' */
+        rc = replace(b, m);
+        break;
+    }
+out:
+    if (rc == 0)
+        b->stats.applied++;
+    else
+        b->stats.errors[-rc < TW_BOOK_NERRORS ? -rc : 0]++;
+    return rc;
+}
+
+uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len)
+{
+    uint64_t off = 0, n = 0;
+    while (off + 2 <= len) {
+        uint16_t m = rd16(buf + off);
+        if (off + 2 + m > len)
+            break;
+        tw_books_apply(b, buf + off + 2, m);
+        off += 2u + m;
+        n++;
+    }
+    return n;
+}
+
+uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side, struct tw_book_level *out,
+                        uint32_t max)
+{
+    if (locate > b->max_locate || side > 1)
+        return 0;
+    const struct side_levels *s = &b->sides[(size_t)locate * 2 + side];
+    uint32_t k = 0;
+    for (uint32_t i = s->n; i > 0 && k < max; i--, k++) { /* best first */
+        out[k].price = s->lv[i - 1].price;
+        out[k].shares = s->lv[i - 1].shares;
+        out[k].orders = s->lv[i - 1].orders;
+    }
+    return k;
+}
+
+int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate)
+{
+    struct tw_book_level bid, ask;
+    if (tw_books_depth(b, locate, 0, &bid, 1) == 0 || tw_books_depth(b, locate, 1, &ask, 1) == 0)
+        return -1;
+    /* size-weighted mid: the bid's price weighs with the ask's size and back */
+    uint64_t w = bid.shares + ask.shares;
+    return (int64_t)(((__uint128_t)bid.price * ask.shares + (__uint128_t)ask.price * bid.shares) / w);
+}
+
+uint64_t tw_books_live_orders(const struct tw_books *b)
+{
+    return b->live;
+}
+
+void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out)
+{
+    *out = b->stats;
+}
