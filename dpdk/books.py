@@ -49,3 +49,35 @@ class Books:
         self.lib.tw_books_stats(self._b, st)
         return {"applied": st.applied, "ignored": st.ignored,
                 "errors": {ERRORS[i]: st.errors[i] for i in range(1, len(ERRORS)) if st.errors[i]}}
+
+
+FEED_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unrecoverable", "skipped", "malformed",
+               "other_session", "book_errors", "gap_to", "in_gap", "stale", "end_of_session")
+LINES = {"A": 0, "B": 1, "retransmission": 2}
+
+
+class Feed:
+    """One MoldUDP64 session feeding a :class:`Books`: A/B arbitration and gaps."""
+
+    def __init__(self, books: Books, max_held: int = 65_536):
+        self.books = books
+        self.ffi, self.lib = books.ffi, books.lib
+        ptr = self.lib.tw_feed_create(books._b, max_held)
+        if ptr == self.ffi.NULL:
+            raise MemoryError("tw_feed_create failed")
+        self._f = self.ffi.gc(ptr, self.lib.tw_feed_destroy)
+
+    def packet(self, line: str, data: bytes) -> int:
+        return self.lib.tw_feed_packet(self._f, LINES[line], data, len(data))
+
+    def state(self) -> dict[str, Any]:
+        st = self.ffi.new("struct tw_feed_state *")
+        self.lib.tw_feed_state(self._f, st)
+        out = {f: getattr(st, f) for f in FEED_FIELDS}
+        out["packets"] = dict(zip(LINES, list(st.packets), strict=True))
+        out["first_copy"] = dict(zip(LINES, list(st.first_copy), strict=True))
+        return out
+
+    def missing(self) -> tuple[int, int] | None:
+        first, count = self.ffi.new("uint64_t *"), self.ffi.new("uint64_t *")
+        return (first[0], count[0]) if self.lib.tw_feed_missing(self._f, first, count) else None

@@ -60,6 +60,43 @@ int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate);
 uint64_t tw_books_live_orders(const struct tw_books *b);
 void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
 
+/* ---- MoldUDP64 sequencing and A/B arbitration (dpdk/src/mold.c) -------------------
+ * One session's packets from line A (0), line B (1) and retransmission answers
+ * (2), applied to the books in sequence order: the first copy of each message
+ * wins, later copies are duplicates; messages past a gap are held (up to
+ * max_held) until the gap fills, and the books are stale meanwhile. */
+
+struct tw_feed;
+
+struct tw_feed_state {
+    uint64_t next_seq;       /* the sequence number expected next */
+    uint64_t applied;        /* messages applied to the books, in order */
+    uint64_t duplicates;     /* copies of messages already applied or held */
+    uint64_t gaps;           /* gaps opened */
+    uint64_t recovered;      /* gaps closed by the other line or a retransmission */
+    uint64_t unrecoverable;  /* gaps wider than max_held: skipped */
+    uint64_t skipped;        /* messages given up by those */
+    uint64_t malformed;      /* packets or blocks that do not parse */
+    uint64_t other_session;  /* packets of another MoldUDP64 session */
+    uint64_t book_errors;    /* messages the books refused (see tw_book_error) */
+    uint64_t packets[3];     /* by line: A, B, retransmission */
+    uint64_t first_copy[3];  /* messages each line delivered first */
+    uint64_t gap_to;         /* while in a gap: the newest sequence number held */
+    uint8_t in_gap;
+    uint8_t stale;           /* books not to be traded on */
+    uint8_t end_of_session;
+};
+
+struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held);
+void tw_feed_destroy(struct tw_feed *f);
+/* One downstream packet from line 0 (A), 1 (B) or 2 (retransmission): 0, or
+ * -EINVAL for a malformed or foreign packet (counted; what parsed is kept). */
+int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len);
+void tw_feed_state(const struct tw_feed *f, struct tw_feed_state *out);
+/* While in a gap: the first missing sequence number and how many are missing
+ * (what to ask the retransmission server for); returns 1, or 0 with no gap. */
+int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count);
+
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
  * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding
  * message i needs every length before it, so the scan is C. expected[t] is the

@@ -1,0 +1,215 @@
+/* mold.c — MoldUDP64 sequencing for one session: A/B arbitration, gaps, recovery.
+ * See tickwire.h.
+ *
+ * Every downstream packet from line A, line B or the retransmission answer goes
+ * through tw_feed_packet. A message whose sequence number is the next expected
+ * is applied to the books at once, then any held messages that now follow. One
+ * already applied is a duplicate (the other line's copy, usually) and only
+ * counted. One past the next expected opens a gap: it is held in a fixed ring,
+ * indexed by sequence number, until the missing messages arrive from the other
+ * line or from a retransmission; meanwhile the books are stale. A gap wider than
+ * the ring cannot be recovered: the feed skips ahead and the books stay stale
+ * until the caller rebuilds them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tickwire.h"
+
+#define MOLD_HEADER 20
+#define SLOT_BYTES 64 /* the longest ITCH message is 50 bytes */
+
+struct slot {
+    uint64_t seq; /* 0: empty */
+    uint16_t len;
+    uint8_t data[SLOT_BYTES];
+};
+
+struct tw_feed {
+    struct tw_books *books;
+    struct slot *ring;
+    uint64_t ring_size; /* a power of two */
+    uint64_t held;
+    uint8_t session[10];
+    int have_session;
+    struct tw_feed_state st;
+};
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held)
+{
+    if (!books || max_held == 0)
+        return NULL;
+    struct tw_feed *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    uint64_t size = 1;
+    while (size < max_held)
+        size <<= 1;
+    f->ring = calloc(size, sizeof(struct slot));
+    if (!f->ring) {
+        free(f);
+        return NULL;
+    }
+    memset(f->ring, 0, size * sizeof(struct slot)); /* touched now, not on the first gap */
+    f->ring_size = size;
+    f->books = books;
+    f->st.next_seq = 1;
+    return f;
+}
+
+void tw_feed_destroy(struct tw_feed *f)
+{
+    if (!f)
+        return;
+    free(f->ring);
+    free(f);
+}
+
+static void apply(struct tw_feed *f, const uint8_t *msg, uint16_t len)
+{
+    if (tw_books_apply(f->books, msg, len) < 0)
+        f->st.book_errors++;
+    f->st.applied++;
+    f->st.next_seq++;
+}
+
+/* Apply held messages that now follow in sequence; close the gap when none is left. */
+static void drain(struct tw_feed *f)
+{
+    while (f->held) {
+        struct slot *s = &f->ring[f->st.next_seq & (f->ring_size - 1)];
+        if (s->seq != f->st.next_seq)
+            break;
+        apply(f, s->data, s->len);
+        s->seq = 0;
+        f->held--;
+    }
+    if (f->held == 0 && f->st.in_gap) {
+        f->st.in_gap = 0;
+        f->st.gap_to = 0;
+        f->st.recovered++;
+        if (!f->st.unrecoverable)
+            f->st.stale = 0;
+    }
+}
+
+static void hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
+{
+    if (seq - f->st.next_seq >= f->ring_size) {
+        /* the gap is wider than what can be held: give the missing messages up */
+        for (uint64_t i = 0; i < f->ring_size; i++)
+            f->ring[i].seq = 0;
+        f->held = 0;
+        f->st.skipped += seq - f->st.next_seq;
+        f->st.unrecoverable++;
+        f->st.stale = 1;
+        f->st.next_seq = seq;
+        f->st.in_gap = 0;
+        apply(f, msg, len);
+        return;
+    }
+    struct slot *s = &f->ring[seq & (f->ring_size - 1)];
+    if (s->seq == seq) {
+        f->st.duplicates++;
+        return;
+    }
+    if (len > SLOT_BYTES) {
+        f->st.malformed++;
+        return;
+    }
+    s->seq = seq;
+    s->len = len;
+    memcpy(s->data, msg, len);
+    f->held++;
+    if (!f->st.in_gap) {
+        f->st.in_gap = 1;
+        f->st.gaps++;
+        f->st.stale = 1;
+    }
+    if (seq > f->st.gap_to)
+        f->st.gap_to = seq; /* the newest message held: the gap is next_seq .. before the first held */
+}
+
+int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len)
+{
+    if (line > 2)
+        return -EINVAL;
+    f->st.packets[line]++;
+    if (len < MOLD_HEADER) {
+        f->st.malformed++;
+        return -EINVAL;
+    }
+    if (!f->have_session) {
+        memcpy(f->session, pkt, 10);
+        f->have_session = 1;
+    } else if (memcmp(f->session, pkt, 10) != 0) {
+        f->st.other_session++;
+        return -EINVAL;
+    }
+    uint64_t seq = rd64(pkt + 10);
+    uint16_t count = rd16(pkt + 18);
+    if (count == 0 || count == 0xFFFF) { /* heartbeat or end of session: seq is the next to come */
+        if (count == 0xFFFF)
+            f->st.end_of_session = 1;
+        if (seq > f->st.next_seq + f->held && !f->st.in_gap) {
+            f->st.in_gap = 1; /* messages we never saw: only a retransmission can bring them */
+            f->st.gaps++;
+            f->st.stale = 1;
+            f->st.gap_to = seq - 1;
+        }
+        return 0;
+    }
+    uint32_t off = MOLD_HEADER;
+    for (uint16_t i = 0; i < count; i++, seq++) {
+        if (off + 2 > len || off + 2u + rd16(pkt + off) > len) {
+            f->st.malformed++; /* what came before in this packet stands */
+            return -EINVAL;
+        }
+        uint16_t n = rd16(pkt + off);
+        const uint8_t *msg = pkt + off + 2;
+        off += 2u + n;
+        if (seq < f->st.next_seq) {
+            f->st.duplicates++;
+        } else if (seq == f->st.next_seq) {
+            apply(f, msg, n);
+            f->st.first_copy[line]++;
+            drain(f);
+        } else {
+            hold(f, seq, msg, n);
+            f->st.first_copy[line]++;
+        }
+    }
+    return 0;
+}
+
+void tw_feed_state(const struct tw_feed *f, struct tw_feed_state *out)
+{
+    *out = f->st;
+}
+
+int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count)
+{
+    if (!f->st.in_gap)
+        return 0;
+    uint64_t end = f->st.gap_to;
+    /* the first held message after next_seq bounds the hole */
+    for (uint64_t s = f->st.next_seq; s <= f->st.gap_to && s < f->st.next_seq + f->ring_size; s++) {
+        if (f->ring[s & (f->ring_size - 1)].seq == s) {
+            end = s - 1;
+            break;
+        }
+    }
+    *first = f->st.next_seq;
+    *count = end >= f->st.next_seq ? end - f->st.next_seq + 1 : 0;
+    return 1;
+}
