@@ -85,7 +85,7 @@ def test_both_lines_lossy_recover_through_retransmission(day):
     stream = [(line, p) for i, p in enumerate(packets) if i not in lost for line in ("A", "B")]
     books = Books(max_locate=10, max_orders=100_000)
     feed = Feed(books)
-    for i, (line, p) in enumerate(stream):
+    for line, p in stream:
         feed.packet(line, p)
     s = feed.state()
     assert s["in_gap"] and s["stale"]
