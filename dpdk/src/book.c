@@ -207,33 +207,26 @@ static inline uint32_t rd32(const uint8_t *p)
 }
 static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
 
-static int add(struct tw_books *b, const uint8_t *m)
+/* A new resting order: into the table, then onto its level (undone if the level is full). */
+static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
 {
-    uint16_t locate = rd16(m + 1);
-    if (locate > b->max_locate)
-        return TW_BOOK_EBADLOCATE;
-    uint8_t side = m[19] == 'S';
-    if (m[19] != 'B' && m[19] != 'S')
-        return TW_BOOK_EBADFIELD;
-    struct order *o = insert(b, rd64(m + 11));
+    struct order *o = insert(b, ref);
     if (!o)
         return b->live >= b->max_orders ? TW_BOOK_EFULL : TW_BOOK_EDUPLICATE;
     o->locate = locate;
     o->side = side;
-    o->shares = rd32(m + 20);
-    o->price = rd32(m + 32);
-    if (level_add(b, locate, side, o->price, o->shares) < 0) {
+    o->shares = shares;
+    o->price = price;
+    if (level_add(b, locate, side, price, shares) < 0) {
         erase(b, o);
         return TW_BOOK_ELEVELS;
     }
     return 0;
 }
 
-static int reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
+/* Take shares off an order (executed or canceled); the order leaves when none remain. */
+static int take(struct tw_books *b, struct order *o, uint32_t shares)
 {
-    struct order *o = find(b, ref);
-    if (!o)
-        return TW_BOOK_EUNKNOWN;
     if (shares > o->shares)
         return TW_BOOK_EOVERFILL;
     o->shares -= shares;
@@ -244,14 +237,26 @@ static int reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
     return 0;
 }
 
+static int add(struct tw_books *b, const uint8_t *m)
+{
+    uint16_t locate = rd16(m + 1);
+    if (locate > b->max_locate)
+        return TW_BOOK_EBADLOCATE;
+    if (m[19] != 'B' && m[19] != 'S')
+        return TW_BOOK_EBADFIELD;
+    return place(b, rd64(m + 11), locate, m[19] == 'S', rd32(m + 20), rd32(m + 32));
+}
+
+static int reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
+{
+    struct order *o = find(b, ref);
+    return o ? take(b, o, shares) : TW_BOOK_EUNKNOWN;
+}
+
 static int delete(struct tw_books *b, uint64_t ref)
 {
     struct order *o = find(b, ref);
-    if (!o)
-        return TW_BOOK_EUNKNOWN;
-    level_sub(b, o->locate, o->side, o->price, o->shares, 1);
-    erase(b, o);
-    return 0;
+    return o ? take(b, o, o->shares) : TW_BOOK_EUNKNOWN;
 }
 
 static int replace(struct tw_books *b, const uint8_t *m)
@@ -261,20 +266,8 @@ static int replace(struct tw_books *b, const uint8_t *m)
         return TW_BOOK_EUNKNOWN;
     uint16_t locate = old->locate;
     uint8_t side = old->side;
-    level_sub(b, locate, side, old->price, old->shares, 1);
-    erase(b, old);
-    struct order *o = insert(b, rd64(m + 19));
-    if (!o)
-        return TW_BOOK_EDUPLICATE;
-    o->locate = locate;
-    o->side = side;
-    o->shares = rd32(m + 27);
-    o->price = rd32(m + 31);
-    if (level_add(b, locate, side, o->price, o->shares) < 0) {
-        erase(b, o);
-        return TW_BOOK_ELEVELS;
-    }
-    return 0;
+    take(b, old, old->shares);
+    return place(b, rd64(m + 19), locate, side, rd32(m + 27), rd32(m + 31));
 }
 
 /* Expected length of each type byte; 0 for types that do not touch the book. */
@@ -305,9 +298,7 @@ int tw_books_apply(struct tw_books *b, const uint8_t *m, uint32_t len)
         break;
     case 'E':
     case 'C':
-        rc = reduce(b, rd64(m + 11), rd32(m + 19));
-        break;
-    case 'X':
+    case 'X': /* executed or canceled shares: the same field at the same offset */
         rc = reduce(b, rd64(m + 11), rd32(m + 19));
         break;
     case 'D':
