@@ -408,13 +408,14 @@ def render_exchange_run(report: Report) -> None:
 
 
 def _xdp(fn, *a, **kw):
+    from appliance.lab.net import LabError
     from xdp import commands
     from xdp.filter import BpfError
 
     need_root("tickwire xdp")
     try:
         return fn(*a, **kw)
-    except (commands.XdpError, BpfError, ValueError) as exc:
+    except (commands.XdpError, BpfError, ValueError, LabError) as exc:
         raise UsageError(str(exc)) from exc
 
 

@@ -29,20 +29,16 @@ class NicError(RuntimeError):
 
 @contextlib.contextmanager
 def _ethtool(netns: str | None) -> Iterator[Any]:
-    from pyroute2 import netns as _netns
     from pyroute2.ethtool import Ethtool
 
-    if netns:
-        _netns.pushns(netns)
-    try:
+    from appliance.lab.net import in_netns
+
+    with in_netns(netns):
         e = Ethtool()
         try:
             yield e
         finally:
             e.close()
-    finally:
-        if netns:
-            _netns.popns()
 
 
 def _run(netns: str | None, argv: list[str]) -> subprocess.CompletedProcess:

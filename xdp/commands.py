@@ -14,9 +14,9 @@ import contextlib
 import json
 import pathlib
 import socket
-from collections.abc import Iterator
 from typing import Any
 
+from appliance.lab.net import in_netns
 from xdp import filter as xf
 
 RUN_DIR = pathlib.Path("/run/tickwire/xdp")
@@ -24,22 +24,6 @@ RUN_DIR = pathlib.Path("/run/tickwire/xdp")
 
 class XdpError(RuntimeError):
     """An xdp command that cannot be done; the message says why and what to do."""
-
-
-@contextlib.contextmanager
-def in_netns(netns: str | None) -> Iterator[None]:
-    if not netns:
-        yield
-        return
-    if not pathlib.Path(f"/run/netns/{netns}").exists():
-        raise XdpError(f"network namespace {netns} does not exist (ip netns list)")
-    from pyroute2 import netns as _netns
-
-    _netns.pushns(netns)  # this thread only
-    try:
-        yield
-    finally:
-        _netns.popns()
 
 
 def pin_dir(iface: str, netns: str | None) -> pathlib.Path:

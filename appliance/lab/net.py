@@ -51,6 +51,23 @@ def ns_handle(name: str) -> Iterator[NetNS]:
         handle.close()
 
 
+@contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Enter network namespace ``name`` in the calling thread only (nothing when
+    None): sockets made inside stay there, and the process keeps its mount
+    namespace, so bpffs pins and sysfs stay those of the host."""
+    if not name:
+        yield
+        return
+    if not os.path.exists(os.path.join(NETNS_DIR, name)):
+        raise LabError(f"network namespace {name} does not exist (ip netns list)")
+    netns.pushns(name)
+    try:
+        yield
+    finally:
+        netns.popns()
+
+
 def existing_namespaces(prefix: str) -> list[str]:
     return sorted(n for n in netns.listnetns() if n.startswith(f"{prefix}-"))
 
