@@ -114,25 +114,29 @@ def _remove_filter(namespace: str, ifname: str) -> None:
                         "pref", str(f["pref"])], capture_output=True)
 
 
+def our_filters(handle: Any, index: int) -> list[dict[str, Any]]:
+    """Our impairment filters on an interface's clsact egress, through a netlink
+    handle (IPRoute or NetNS) of the interface's namespace."""
+    out = []
+    for msg in handle.get_filters(index=index, parent=FILTER_PARENT_EGRESS):
+        opts = msg.get("TCA_OPTIONS")
+        if not opts:
+            continue
+        name = opts.get("TCA_BPF_NAME") or ""  # "tw_impair:[id]" as tc names it
+        if name.split(":")[0] == PROG_NAME:
+            prog_id = opts.get("TCA_BPF_ID") or int(name.rpartition("[")[2].rstrip("]") or 0) or None
+            out.append({"pref": msg["info"] >> 16, "prog_id": prog_id, "name": name})
+    return out
+
+
 def _filters(namespace: str, ifname: str) -> list[dict[str, Any]]:
     """Our impairment filters on ifname's clsact egress, read from the kernel."""
-    out = []
     try:
         with net.ns_handle(namespace) as ns:
             found = ns.link_lookup(ifname=ifname)
-            if not found:
-                return []
-            for msg in ns.get_filters(index=found[0], parent=FILTER_PARENT_EGRESS):
-                opts = msg.get("TCA_OPTIONS")
-                if not opts:
-                    continue
-                name = opts.get("TCA_BPF_NAME") or ""  # "tw_impair:[id]" as tc names it
-                if name.split(":")[0] == PROG_NAME:
-                    prog_id = opts.get("TCA_BPF_ID") or int(name.rpartition("[")[2].rstrip("]") or 0) or None
-                    out.append({"pref": msg["info"] >> 16, "prog_id": prog_id, "name": name})
+            return our_filters(ns, found[0]) if found else []
     except net.LabError:
         return []
-    return out
 
 
 def apply(lab: Lab, link_name: str, imp: Impairment, direction: str = "down") -> list[dict[str, Any]]:

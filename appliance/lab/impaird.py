@@ -81,15 +81,12 @@ def _publish(args: argparse.Namespace, record: dict, stats, done: threading.Even
     (the C loop attaches before it reads), then the counters twice a second."""
     from pyroute2 import IPRoute
 
-    from appliance.lab.impair import FILTER_PARENT_EGRESS, PROG_NAME
+    from appliance.lab.impair import our_filters
 
     with IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=args.ifname)[0]
         while not done.is_set() and not record["attached"]:
-            for msg in ipr.get_filters(index=idx, parent=FILTER_PARENT_EGRESS):
-                opts = msg.get("TCA_OPTIONS")
-                if opts and (opts.get("TCA_BPF_NAME") or "").split(":")[0] == PROG_NAME:
-                    record["attached"] = True
+            record["attached"] = bool(our_filters(ipr, idx))
             if not record["attached"]:
                 time.sleep(0.01)
     while record["attached"]:
