@@ -596,6 +596,158 @@ def render_nic_set(r: Report) -> None:
         console.print(f"  {name}: [{colour}]{res['status']}[/]" + (f" ({res['reason']})" if res.get("reason") else ""))
 
 
+def _feed(fn, *a, **kw):
+    from appliance.feed import FeedError
+    from dpdk.worker import DpdkError
+    from xdp.filter import BpfError
+
+    try:
+        return fn(*a, **kw)
+    except (FeedError, DpdkError, BpfError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+EVENT_TEXT = {
+    "gap": lambda e: f"gap: {e['count']:,} missing from {e['first']:,}",
+    "recovered": lambda e: f"recovered: {e['messages']:,} messages; next {e['next_seq']:,}",
+    "unrecoverable": lambda e: f"[red]unrecoverable gap[/]: {e['count']:,} skipped from {e['first']:,}; books stale",
+    "end_of_session": lambda e: f"end of session at {e['next_seq']:,}",
+    "retransmission_request": lambda e: f"asked for {e['count']:,} from {e['first']:,}",
+}
+
+
+def event_text(e: dict[str, Any]) -> str:
+    fn = EVENT_TEXT.get(e["event"])
+    if fn:
+        return fn(e)
+    who = f" {e['symbol']} ({e['locate']})" if "locate" in e else ""
+    return f"{e['event'].replace('_', ' ')}{who}: {e.get('code', '')}"
+
+
+def cmd_feed_run(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    need_root("tickwire feed run")
+    quiet = args.json
+    say = (lambda m: None) if quiet else (lambda m: console.print(f"[dim]{m}[/]"))
+    on_event = None if quiet or args.quiet_events else (lambda e: console.print(f"  event: {event_text(e)}"))
+    report = _feed(feed.run, args, say, on_event)
+    st = report["stats"]
+    code = 1 if st["feed"]["stale"] or st["feed"]["unrecoverable"] else 0
+    return code, report
+
+
+def render_feed_run(r: Report) -> None:
+    render_feed_stats({**r["stats"], "name": r["name"], "info": {}, "recent_events": []})
+    console.print(f"stopped by: {r['stopped_by']}; events: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(r["events"].items())) or "none"))
+    render_books(r["books"])
+
+
+def cmd_feed_stats(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    if args.watch and not args.json:
+        with Live(console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    live.update(feed_stats_view(_feed(feed.stats, args.name)), refresh=True)
+                    time.sleep(args.watch)
+            except KeyboardInterrupt:
+                pass
+        return 0, None
+    if args.watch:  # --json --watch: one JSON document per line
+        try:
+            while True:
+                print(json.dumps(_feed(feed.stats, args.name)), flush=True)
+                time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0, None
+    return 0, _feed(feed.stats, args.name, args.events)
+
+
+def feed_stats_view(r: Report) -> Table:
+    f = r["feed"]
+    state = ("[green]running[/]" if r["running"] else "[yellow]stopped[/]")
+    health = "[red]STALE[/]" if f["stale"] else ("[yellow]in gap[/]" if f["in_gap"] else "[green]in sequence[/]")
+    t = Table(title=f"feed worker {r['name']}: {state}, pid {r['pid']}, up {r['uptime_s']:.1f} s; books {health}",
+              title_justify="left")
+    t.add_column("")
+    t.add_column("", justify="right")
+    rows = [
+        ("packets A / B / retransmission", " / ".join(f"{v:,}" for v in f["packets"].values())),
+        ("first copies A / B / retransmission", " / ".join(f"{v:,}" for v in f["first_copy"].values())),
+        ("messages applied", f"{f['applied']:,}"), ("next sequence", f"{f['next_seq']:,}"),
+        ("duplicates", f"{f['duplicates']:,}"), ("gaps / recovered", f"{f['gaps']:,} / {f['recovered']:,}"),
+        ("unrecoverable (messages skipped)", f"{f['unrecoverable']:,} ({f['skipped']:,})"),
+        ("retransmission requests / answers", f"{r['retrans_requests']:,} / {r['retrans_answers']:,}"),
+        ("malformed / other session", f"{f['malformed']:,} / {f['other_session']:,}"),
+        ("book errors", ", ".join(f"{k} {v:,}" for k, v in r["book"]["errors"].items()) or "0"),
+        ("live orders", f"{r['live_orders']:,}"),
+        ("not UDP / no metadata", f"{r['not_udp']:,} / {r['no_meta']:,}"),
+        ("polls (with packets)", f"{r['polls']:,} ({r['busy_polls']:,})"),
+        ("events (dropped)", f"{r['events']:,} ({r['events_dropped']:,})"),
+        ("end of session", "yes" if f["end_of_session"] else "no"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    for stage, h in r["latency_ns"].items():
+        if h.get("count"):
+            t.add_row(f"latency {stage} (ns)", f"p50 {h['p50']:,}  p99 {h['p99']:,}  p99.9 {h['p99.9']:,}  "
+                                               f"max {h['max']:,}  n {h['count']:,}")
+    if r.get("recent_events"):
+        t.caption = "recent events: " + "; ".join(event_text(e) for e in r["recent_events"][-5:])
+    return t
+
+
+def render_feed_stats(r: Report) -> None:
+    console.print(feed_stats_view(r))
+
+
+def render_books(books: list[dict[str, Any]]) -> None:
+    def px(p: int) -> str:
+        return f"{p / 10_000:,.4f}"
+
+    for b in books:
+        if not (b["bids"] or b["asks"]):
+            continue
+        t = Table(title=f"{b['symbol'] or '?'} (locate {b['locate']}), trading state {b['trading_state'] or '?'}"
+                  + (", [red]operational halt[/]" if b["operational_halt"] else ""), title_justify="left")
+        for col in ("bid orders", "bid shares", "bid", "ask", "ask shares", "ask orders"):
+            t.add_column(col, justify="right")
+        for i in range(max(len(b["bids"]), len(b["asks"]))):
+            bid = b["bids"][i] if i < len(b["bids"]) else None
+            ask = b["asks"][i] if i < len(b["asks"]) else None
+            t.add_row(f"{bid[2]:,}" if bid else "", f"{bid[1]:,}" if bid else "", px(bid[0]) if bid else "",
+                      px(ask[0]) if ask else "", f"{ask[1]:,}" if ask else "", f"{ask[2]:,}" if ask else "")
+        console.print(t)
+
+
+def cmd_book(args: argparse.Namespace) -> tuple[int, Report]:
+    import pathlib
+
+    from appliance import feed
+    from appliance.decode import file_kind
+
+    if not pathlib.Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
+    if file_kind(pathlib.Path(args.file)) != "binaryfile":
+        need_root("tickwire book on a capture (DPDK's pcap port)")
+        out = _feed(feed.book_capture, args.file, args.top, args.max_orders, args.levels, args.retrans_port)
+    else:
+        out = _feed(feed.book_file, args.file, args.top, args.max_orders, args.levels)
+    return 0, out
+
+
+def render_book(r: Report) -> None:
+    b = r["book"]
+    console.print(f"{r['file']}: {r['messages']:,} messages through the C books ({r['mode']}); "
+                  f"{b['applied']:,} book messages applied, {r['live_orders']:,} orders open, "
+                  f"last system event {r['system_event'] or 'none'}"
+                  + (f"; refused: {', '.join(f'{k} {v:,}' for k, v in b['errors'].items())}" if b["errors"] else ""))
+    render_books(r["books"])
+
+
 def cmd_demo(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import demo
 
@@ -703,6 +855,59 @@ COMMANDS: tuple[Command, ...] = (
                 IFACE, NETNS, arg("--watch", type=float, metavar="SECONDS", default=0.0,
                                   help="a live table with per-rule packet rates, refreshed every SECONDS")),
             render_xdp_stats, root=True),
+    Command(("feed",), "the feed worker: DPDK on the feed interfaces (af_xdp behind the XDP filter) or a capture, "
+            "building order books in C", None),
+    Command(("feed", "run"), "run the C worker on a feed: A/B arbitration, gaps and retransmission, ITCH into "
+            "order books; events as they come, then the final report (exit 1 if the books ended stale)",
+            cmd_feed_run, (
+                arg("--prefix", help="take interfaces, groups and the retransmission server from this lab "
+                    "(e.g. tw)"),
+                arg("--role", default="app", choices=("app", "standby"), help="the lab host (default app)"),
+                NETNS,
+                arg("--iface", action="append", metavar="LINE=IFACE", help="a feed line's interface, e.g. A=feed-a"),
+                arg("--group", action="append", metavar="LINE=ADDR:PORT", help="a line's multicast group"),
+                arg("--retrans", metavar="ADDR:PORT", help="the MoldUDP64 retransmission (re-request) server"),
+                arg("--give-up", type=float, default=5.0, metavar="SECONDS",
+                    help="skip a gap still open after this long; the books stay stale (default 5; 0: never)"),
+                arg("--pcap", metavar="FILE", help="replay this capture instead (DPDK's pcap port)"),
+                arg("--retrans-port", type=int, default=26401, metavar="PORT",
+                    help="with --pcap: source port of retransmission answers (default 26401)"),
+                arg("--name", default="tw", help="the worker's name, for feed stats (default tw)"),
+                arg("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long"),
+                arg("--until-end", action="store_true", help="stop once the session has ended and no gap is open"),
+                arg("--idle-stop", type=float, default=0.5, metavar="SECONDS",
+                    help="with --pcap: stop when nothing came for this long (default 0.5)"),
+                arg("--lcores", default="0,1", help="EAL lcores: Python's, then the worker's (default 0,1)"),
+                arg("--hugepages", choices=("auto", "on", "off"), default="auto",
+                    help="auto: use reserved hugepages, else --no-huge with a warning"),
+                arg("--burst", type=int, default=32, help="rx burst size (default 32, at most 64)"),
+                arg("--idle-sleep-us", type=int, default=0, metavar="US",
+                    help="sleep after an empty poll (default 0: busy-poll the core)"),
+                arg("--max-locate", type=int, default=65535, help="instruments (highest stock locate)"),
+                arg("--max-orders", type=int, default=1_000_000, help="live orders the books hold"),
+                arg("--levels", type=int, default=1024, help="price levels per instrument side"),
+                arg("--top", type=int, default=5, metavar="N", help="levels a side in the report (0: all)"),
+                arg("--books-out", metavar="FILE", help="also write the final books as JSON to FILE"),
+                arg("--quiet-events", action="store_true", help="do not print events as they come"),
+            ), render_feed_run, root=True),
+    Command(("feed", "stats"), "a feed worker's counters, gaps, retransmissions and latency percentiles per stage, "
+            "read from its shared statistics while it runs (or after it stopped)",
+            cmd_feed_stats, (
+                arg("--name", default="tw", help="the worker's name (default tw)"),
+                arg("--watch", type=float, metavar="SECONDS", default=0.0,
+                    help="refresh every SECONDS until Ctrl-C (with --json: a JSON line each time)"),
+                arg("--events", type=int, default=10, metavar="N", help="recent events to include (default 10)"),
+            ), render_feed_stats),
+    Command(("book",), "replay a BinaryFILE or a pcap/pcapng through the C path and print each instrument's final "
+            "book (top N levels a side: shares and order counts)",
+            cmd_book, (
+                arg("file", metavar="FILE", help="a BinaryFILE of ITCH or a capture of MoldUDP64"),
+                arg("--top", type=int, default=5, metavar="N", help="levels a side (default 5; 0: all)"),
+                arg("--max-orders", type=int, default=4_000_000, help="live orders the books hold"),
+                arg("--levels", type=int, default=4096, help="price levels per instrument side"),
+                arg("--retrans-port", type=int, default=26401, metavar="PORT",
+                    help="source port of retransmission answers in the capture (default 26401)"),
+            ), render_book),
     Command(("nic",), "NIC queues: channels, rings, coalescing, offloads, timestamping, NUMA and IRQs", None),
     Command(("nic", "show"), "what the device has: channels, rings, coalescing, offloads, timestamping and its PTP "
             "clock, NUMA node, each queue's IRQ and CPU affinity (unsupported parts say so)",

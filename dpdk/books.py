@@ -1,6 +1,7 @@
-"""Order books in C (dpdk/src/book.c) from Python: build them from ITCH, read
-depth, micro-price and counters. The worker will hold the same books on its
-lcore; here they serve tests, replays and benchmarks."""
+"""Order books in C (dpdk/src/book.c, itch.c) from Python: build them from ITCH,
+read depth, micro-price, instrument state, events and counters. The worker holds
+the same books on its lcore (dpdk/worker.py); here they also serve tests,
+replays of BinaryFILEs and benchmarks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,36 @@ from dpdk import native
 SIDES = {"B": 0, "S": 1}
 ERRORS = ("", "bad length", "bad locate", "bad field", "duplicate", "unknown order", "overfill", "orders full",
           "levels full")
+EVENTS = ("", "gap", "recovered", "unrecoverable", "end_of_session", "system", "trading_action",
+          "operational_halt", "reg_sho", "mwcb", "retransmission_request")
+
+
+def book_stats_dict(st: Any) -> dict[str, Any]:
+    return {"applied": st.applied, "ignored": st.ignored, "state": st.state,
+            "errors": {ERRORS[i]: st.errors[i] for i in range(1, len(ERRORS)) if st.errors[i]}}
+
+
+def _text(raw: Any) -> str:
+    """A space-padded ITCH text field held in a C char[8]."""
+    ffi, _ = native()
+    return ffi.unpack(raw, 8).split(b"\0", 1)[0].decode("ascii", "replace").rstrip()
+
+
+def event_dict(ev: Any) -> dict[str, Any]:
+    """A ``struct tw_event`` as plain data, with only the fields its type uses."""
+    kind = EVENTS[ev.type] if ev.type < len(EVENTS) else f"type {ev.type}"
+    out: dict[str, Any] = {"ts_ns": ev.ts_ns, "event": kind}
+    if kind in ("gap", "unrecoverable", "retransmission_request"):
+        out.update(first=ev.a, count=ev.b)
+    elif kind == "recovered":
+        out.update(next_seq=ev.a, messages=ev.b)
+    elif kind == "end_of_session":
+        out.update(next_seq=ev.a)
+    if ev.code:
+        out["code"] = chr(ev.code) if 32 < ev.code < 127 else ev.code
+    if ev.locate:
+        out.update(locate=ev.locate, symbol=_text(ev.symbol))
+    return out
 
 
 class Books:
@@ -21,6 +52,19 @@ class Books:
             raise MemoryError(f"tw_books_create({max_locate}, {max_orders}, {levels_per_side}) failed")
         self._b = self.ffi.gc(ptr, self.lib.tw_books_destroy)
         self._level = self.ffi.new("struct tw_book_level[]", levels_per_side)
+        self.max_locate = max_locate
+        self._log: Any = None
+
+    def record_events(self, capacity: int = 100_000) -> None:
+        """Keep the events raised from now on in memory (see :meth:`events`)."""
+        self._log_ev = self.ffi.new("struct tw_event[]", capacity)
+        self._log = self.ffi.new("struct tw_event_log *", {"ev": self._log_ev, "cap": capacity})
+        self.lib.tw_books_set_events(self._b, self.ffi.addressof(self.lib, "tw_event_log_emit"), self._log)
+
+    def events(self) -> list[dict[str, Any]]:
+        if self._log is None:
+            return []
+        return [event_dict(self._log_ev[i]) for i in range(self._log.n)]
 
     def apply(self, msg: bytes) -> int:
         """One ITCH message; 0 or a negative tw_book_error."""
@@ -47,8 +91,45 @@ class Books:
     def stats(self) -> dict[str, Any]:
         st = self.ffi.new("struct tw_book_stats *")
         self.lib.tw_books_stats(self._b, st)
-        return {"applied": st.applied, "ignored": st.ignored,
-                "errors": {ERRORS[i]: st.errors[i] for i in range(1, len(ERRORS)) if st.errors[i]}}
+        return book_stats_dict(st)
+
+    @property
+    def system_event(self) -> str | None:
+        code = self.lib.tw_books_system_event(self._b)
+        return chr(code) if code else None
+
+    def instrument(self, locate: int) -> dict[str, Any]:
+        """What the state messages said: symbol, trading state, halts, Reg SHO."""
+        ins = self.ffi.new("struct tw_instrument *")
+        if self.lib.tw_books_instrument(self._b, locate, ins) < 0:
+            raise ValueError(f"locate {locate} is above max_locate {self.max_locate}")
+
+        def code(v: int) -> str | None:
+            return chr(v) if v else None
+
+        return {"locate": locate, "symbol": _text(ins.symbol) or None, "trading_state": code(ins.trading_state),
+                "operational_halt": bool(ins.operational_halt), "reg_sho": code(ins.reg_sho),
+                "market_category": code(ins.market_category), "round_lot": ins.round_lot}
+
+    def active(self) -> list[int]:
+        """Locates with a name, a state or orders, ascending."""
+        n = self.lib.tw_books_active(self._b, self.ffi.NULL, 0)
+        out = self.ffi.new("uint16_t[]", max(n, 1))
+        self.lib.tw_books_active(self._b, out, n)
+        return [out[i] for i in range(n)]
+
+    def report(self, top: int = 5) -> list[dict[str, Any]]:
+        """Each active instrument: its state and the top levels a side as
+        [price, shares, orders], best first (``top`` 0: every level)."""
+        out = []
+        for loc in self.active():
+            entry = self.instrument(loc)
+            n = top or len(self._level)
+            entry["bids"] = [list(x) for x in self.depth(loc, "B", n)]
+            entry["asks"] = [list(x) for x in self.depth(loc, "S", n)]
+            entry["micro_price"] = self.micro_price(loc)
+            out.append(entry)
+        return out
 
 
 FEED_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unrecoverable", "skipped", "malformed",
@@ -81,3 +162,7 @@ class Feed:
     def missing(self) -> tuple[int, int] | None:
         first, count = self.ffi.new("uint64_t *"), self.ffi.new("uint64_t *")
         return (first[0], count[0]) if self.lib.tw_feed_missing(self._f, first, count) else None
+
+    def skip_gap(self) -> bool:
+        """Give the open gap's first hole up (the books stay stale)."""
+        return bool(self.lib.tw_feed_skip_gap(self._f))

@@ -13,6 +13,58 @@
 /* The DPDK release the extension was compiled and linked against (rte_version()). */
 const char *tw_dpdk_version(void);
 
+/* ---- events (dpdk/src/itch.c, mold.c, worker.c) ----------------------------------
+ * Fixed-size records of what changed state: gaps and their recovery, stale
+ * books, end of session, ITCH system events, trading actions and halts. Whoever
+ * raises one calls the books' sink (tw_books_set_events); the worker's sink is
+ * an rte_ring drained by Python, tests use a tw_event_log. */
+
+enum tw_event_type {
+    TW_EV_GAP = 1,            /* a: first missing sequence number, b: how many (so far) */
+    TW_EV_RECOVERED = 2,      /* a: next sequence number, b: messages recovered */
+    TW_EV_UNRECOVERABLE = 3,  /* a: first skipped sequence number, b: how many; books stay stale */
+    TW_EV_END_OF_SESSION = 4, /* a: the session's next sequence number */
+    TW_EV_SYSTEM = 5,         /* code: ITCH system event (O S Q M E C) */
+    TW_EV_TRADING_ACTION = 6, /* locate, symbol, code: trading state (H P Q T) */
+    TW_EV_OPERATIONAL_HALT = 7, /* locate, symbol, code: H halted or T resumed */
+    TW_EV_REG_SHO = 8,        /* locate, symbol, code: 0 none, 1 intraday, 2 continued */
+    TW_EV_MWCB = 9,           /* code: market-wide circuit breaker level breached (1 2 3) */
+    TW_EV_RETRANS_REQUEST = 10, /* a: first sequence number asked for, b: count */
+    TW_EV_NTYPES = 11
+};
+
+struct tw_event {
+    uint64_t ts_ns;   /* CLOCK_MONOTONIC when raised */
+    uint32_t type;    /* enum tw_event_type */
+    uint16_t locate;  /* the instrument, 0 for session-wide events */
+    uint8_t code;     /* the ITCH code of the change, when it has one */
+    uint8_t _pad;
+    uint64_t a;
+    uint64_t b;
+    char symbol[8];   /* space-padded, as ITCH sends it */
+};
+
+typedef void (*tw_event_fn)(void *ctx, const struct tw_event *ev);
+
+/* A sink that keeps the first cap events in memory (tests, replays). */
+struct tw_event_log {
+    struct tw_event *ev;
+    uint32_t cap;
+    uint32_t n;
+    uint64_t dropped;  /* raised after the log was full */
+};
+void tw_event_log_emit(void *ctx, const struct tw_event *ev);
+
+/* What the ITCH state messages said about one instrument (dpdk/src/itch.c). */
+struct tw_instrument {
+    char symbol[8];         /* from R (stock directory); zeros until then */
+    uint8_t trading_state;  /* from H: 'H' halted, 'P' paused, 'Q' quotation only, 'T' trading; 0 unknown */
+    uint8_t operational_halt; /* from h: 1 while halted */
+    uint8_t reg_sho;        /* from Y: '0', '1' or '2'; 0 unknown */
+    uint8_t market_category; /* from R */
+    uint32_t round_lot;     /* from R */
+};
+
 /* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
  * L3 (order reference -> order) and L2 (price levels) per instrument, keyed by
  * stock locate, built from ITCH A F E C X D U. Sized at creation; nothing is
@@ -42,7 +94,8 @@ struct tw_book_level {
 
 struct tw_book_stats {
     uint64_t applied;     /* book messages applied */
-    uint64_t ignored;     /* other ITCH types (no book effect) */
+    uint64_t ignored;     /* other ITCH types (no book effect; state messages among them) */
+    uint64_t state;       /* state messages taken: S R H Y W h */
     uint64_t errors[9];   /* by -tw_book_error (index 0 unused) */
 };
 
@@ -59,6 +112,15 @@ uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side,
 int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate);
 uint64_t tw_books_live_orders(const struct tw_books *b);
 void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
+/* Where events go (fn NULL: nowhere). The feed on these books raises its events here too. */
+void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx);
+/* The state messages' view of one instrument: 0, or -1 for a locate out of range. */
+int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out);
+/* The last ITCH system event code (O S Q M E C), 0 before the first. */
+uint8_t tw_books_system_event(const struct tw_books *b);
+/* Instruments that have a name, levels or state: locates in ascending order into
+ * out (up to max); returns how many there are in all. */
+uint32_t tw_books_active(const struct tw_books *b, uint16_t *out, uint32_t max);
 
 /* ---- MoldUDP64 sequencing and A/B arbitration (dpdk/src/mold.c) -------------------
  * One session's packets from line A (0), line B (1) and retransmission answers
@@ -96,6 +158,149 @@ void tw_feed_state(const struct tw_feed *f, struct tw_feed_state *out);
 /* While in a gap: the first missing sequence number and how many are missing
  * (what to ask the retransmission server for); returns 1, or 0 with no gap. */
 int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count);
+/* Begin at the first packet's sequence number instead of 1: a capture or a feed
+ * joined mid-session (the books then hold only what came after). */
+void tw_feed_join_late(struct tw_feed *f);
+/* Give up the first hole of the open gap: skip it, apply what was held after it;
+ * the books stay stale (TW_EV_UNRECOVERABLE). Returns 0 when there is no gap. */
+int tw_feed_skip_gap(struct tw_feed *f);
+
+/* ---- HDR-style histograms (dpdk/src/histogram.c) -----------------------------------
+ * Log-linear buckets: values below 32 exactly, then 16 buckets per power of two
+ * (about 6 % wide) up to 2^40 ns. One writer (the worker); readers copy the
+ * counts while it runs: every field is one aligned 64-bit word. */
+
+struct tw_hist {
+    uint64_t count;
+    uint64_t sum;
+    uint64_t min;
+    uint64_t max;
+    uint64_t buckets[592];
+};
+
+void tw_hist_record(struct tw_hist *h, uint64_t value);
+/* The smallest value bucket i holds (bucket i holds [low(i), low(i + 1))). */
+uint64_t tw_hist_bucket_low(uint32_t i);
+uint32_t tw_hist_nbuckets(void);
+
+/* ---- DPDK: EAL and ports (dpdk/src/port.c) ----------------------------------------- */
+
+struct rte_mempool;
+
+/* rte_eal_init: the number of arguments it took, or a negative errno. */
+int tw_eal_init(int argc, char **argv);
+int tw_eal_cleanup(void);
+/* Worker lcores (not the main one), in order, into out; returns how many. */
+uint32_t tw_eal_worker_lcores(uint32_t *out, uint32_t max);
+uint32_t tw_eal_main_lcore(void);
+/* The last DPDK error as text. */
+const char *tw_eal_strerror(int err);
+
+struct rte_mempool *tw_pool_create(const char *name, uint32_t mbufs);
+/* rte_eth_dev_get_port_by_name: 0 and *port, or a negative errno. */
+int tw_port_find(const char *name, uint16_t *port);
+/* One rx and one tx queue, started, promiscuous: 0 or a negative errno. */
+int tw_port_start(uint16_t port, struct rte_mempool *pool, uint16_t rx_desc, uint16_t tx_desc);
+int tw_port_stop(uint16_t port);
+
+struct tw_port_stats {
+    uint64_t ipackets;
+    uint64_t ibytes;
+    uint64_t imissed;  /* dropped by the device: the worker did not keep up */
+    uint64_t ierrors;
+    uint64_t rx_nombuf;
+    uint64_t opackets;
+};
+int tw_port_stats(uint16_t port, struct tw_port_stats *out);
+
+/* ---- the worker: rx bursts -> MoldUDP64 -> ITCH -> books (dpdk/src/worker.c) ------------
+ * One lcore polls its ports, takes each frame's XDP arrival stamp from the
+ * metadata (af_xdp ports), finds the feed line, and hands the UDP payload to
+ * tw_feed_packet. While a gap is open and the other line has not filled it for
+ * retrans_delay_ns, it asks the retransmission server (retrans_fd, a connected
+ * UDP socket) and reads its answers as line 2. Events go to an rte_ring. */
+
+enum tw_worker_consts {
+    TW_WORKER_MAX_PORTS = 4,
+    TW_LINE_BY_DEST = 255,        /* find the line from the destination (replays) */
+    TW_STATS_MAGIC = 0x74777331,  /* "tws1": a tw_worker_stats of this layout */
+};
+
+enum tw_stage {
+    TW_STAGE_WIRE = 0,    /* XDP arrival stamp -> rx burst returned */
+    TW_STAGE_QUEUE = 1,   /* rx burst returned -> this packet decoded (waits behind the burst) */
+    TW_STAGE_APPLY = 2,   /* decoded -> every message of the packet applied to the books */
+    TW_STAGE_TOTAL = 3,   /* XDP arrival stamp -> books applied */
+    TW_NSTAGES = 4
+};
+
+struct tw_worker_port {
+    uint16_t port_id;
+    uint8_t line;      /* 0 A, 1 B, or TW_LINE_BY_DEST: the configured groups, the retransmission
+                          port, and any other datagram as line A */
+    uint8_t has_meta;  /* frames carry tw_xdp_meta in front (af_xdp with our filter) */
+};
+
+struct tw_worker_config {
+    struct tw_worker_port ports[4];
+    uint32_t nports;
+    uint32_t group[2];      /* line A and B destination addresses (network order); 0: any */
+    uint16_t udp_port[2];   /* line A and B destination ports; 0: any */
+    uint16_t retrans_port;  /* source port of retransmission answers in a replay; 0: none */
+    uint16_t burst;         /* rx burst size, <= 64 */
+    int32_t retrans_fd;     /* connected UDP socket to the re-request server, or -1 */
+    uint32_t retrans_max;   /* messages asked for in one request */
+    uint64_t retrans_delay_ns;    /* how long the other line may take to fill a gap first */
+    uint64_t retrans_interval_ns; /* ask again after this long without progress */
+    uint64_t give_up_ns;    /* a gap open this long is skipped and the books stay stale; 0: never */
+    uint64_t idle_stop_ns;  /* stop when nothing came for this long after the first packet (replays); 0: never */
+    uint32_t idle_sleep_us; /* sleep this long after an empty poll (0: busy-poll, the default) */
+    uint32_t event_ring_size; /* a power of two */
+};
+
+struct tw_worker_stats {
+    uint64_t magic;         /* TW_STATS_MAGIC once initialised */
+    uint64_t size;          /* sizeof(struct tw_worker_stats) */
+    uint64_t pid;
+    uint64_t running;       /* 1 while the lcore loop runs */
+    uint64_t started_ns;    /* CLOCK_MONOTONIC */
+    uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC, refreshed by the loop about every millisecond */
+    uint64_t last_packet_ns;
+    uint64_t polls;
+    uint64_t busy_polls;    /* polls that found packets */
+    uint64_t rx_packets[4]; /* by worker port */
+    uint64_t rx_bytes;
+    uint64_t not_udp;       /* frames that are not IPv4 UDP (or are fragments or truncated) */
+    uint64_t multi_segment; /* frames in more than one mbuf: dropped and counted */
+    uint64_t no_meta;       /* af_xdp frames without our metadata (stamp taken at rx) */
+    uint64_t retrans_requests;
+    uint64_t retrans_answers;
+    uint64_t retrans_errors; /* send or receive failures on retrans_fd */
+    uint64_t events;
+    uint64_t events_dropped; /* the ring was full */
+    uint64_t live_orders;
+    struct tw_feed_state feed;
+    struct tw_book_stats book;
+    struct tw_hist hist[4];  /* by tw_stage */
+};
+
+struct tw_worker;
+
+/* The worker over these books and feed; stats may live in shared memory (the
+ * caller's, sized sizeof(struct tw_worker_stats)). NULL when the ring could not
+ * be created (EAL not initialised, or the name is taken). */
+struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw_books *books,
+                                   struct tw_feed *feed, struct tw_worker_stats *stats, const char *name);
+void tw_worker_destroy(struct tw_worker *w);
+/* Run the loop on this thread until tw_worker_stop (or idle_stop_ns): 0. */
+int tw_worker_run(struct tw_worker *w);
+/* Run it on a worker lcore: 0 or a negative errno. */
+int tw_worker_launch(struct tw_worker *w, uint32_t lcore);
+/* Ask the loop to end; then tw_worker_wait for a launched one. */
+void tw_worker_stop(struct tw_worker *w);
+int tw_worker_wait(uint32_t lcore);
+/* Move up to max events from the ring to out; returns how many. */
+uint32_t tw_worker_events(struct tw_worker *w, struct tw_event *out, uint32_t max);
 
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
  * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "tickwire.h"
 
 struct order {
@@ -43,6 +44,10 @@ struct tw_books {
     struct side_levels *sides; /* [locate][side] */
     struct level *level_mem;
     struct tw_book_stats stats;
+    struct tw_instrument *instruments; /* [locate]: what the state messages said */
+    uint8_t system_event;
+    tw_event_fn emit;
+    void *emit_ctx;
 };
 
 /* ITCH order references increase through the day: indexing by the reference
@@ -65,7 +70,8 @@ struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint3
     b->orders = calloc(size, sizeof(struct order));
     b->sides = calloc((size_t)(max_locate + 1) * 2, sizeof(struct side_levels));
     b->level_mem = calloc((size_t)(max_locate + 1) * 2 * levels_per_side, sizeof(struct level));
-    if (!b->orders || !b->sides || !b->level_mem) {
+    b->instruments = calloc((size_t)max_locate + 1, sizeof(struct tw_instrument));
+    if (!b->orders || !b->sides || !b->level_mem || !b->instruments) {
         tw_books_destroy(b);
         return NULL;
     }
@@ -88,6 +94,7 @@ void tw_books_destroy(struct tw_books *b)
     free(b->orders);
     free(b->sides);
     free(b->level_mem);
+    free(b->instruments);
     free(b);
 }
 
@@ -95,6 +102,8 @@ void tw_books_destroy(struct tw_books *b)
 
 static inline struct order *find(struct tw_books *b, uint64_t ref)
 {
+    if (ref == 0)
+        return NULL; /* 0 marks an empty slot: never an order */
     for (uint64_t i = hash64(ref) & b->mask;; i = (i + 1) & b->mask) {
         struct order *o = &b->orders[i];
         if (o->ref == ref)
@@ -210,6 +219,8 @@ static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 |
 /* A new resting order: into the table, then onto its level (undone if the level is full). */
 static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
 {
+    if (ref == 0)
+        return TW_BOOK_EBADFIELD; /* 0 marks an empty slot */
     struct order *o = insert(b, ref);
     if (!o)
         return b->live >= b->max_orders ? TW_BOOK_EFULL : TW_BOOK_EDUPLICATE;
@@ -259,15 +270,40 @@ static int delete(struct tw_books *b, uint64_t ref)
     return o ? take(b, o, o->shares) : TW_BOOK_EUNKNOWN;
 }
 
+/* Would a new order at price find a level on this side, once `leaving` (an order
+ * about to go) has gone? */
+static int level_room(const struct tw_books *b, const struct order *leaving, uint32_t price)
+{
+    const struct side_levels *s = &b->sides[(size_t)leaving->locate * 2 + leaving->side];
+    int found;
+    uint32_t i = level_index(s, leaving->side, price, &found);
+    if (found || s->n < b->levels_per_side)
+        return 1;
+    /* full: only the leaving order's own level, emptied, makes room */
+    i = level_index(s, leaving->side, leaving->price, &found);
+    return found && s->lv[i].orders == 1;
+}
+
+/* The original order goes, a new one (new reference, price and shares; same
+ * instrument and side) comes. Refused before anything changes when the new
+ * order could not be placed. */
 static int replace(struct tw_books *b, const uint8_t *m)
 {
+    uint64_t new_ref = rd64(m + 19);
+    uint32_t price = rd32(m + 31);
     struct order *old = find(b, rd64(m + 11));
     if (!old)
         return TW_BOOK_EUNKNOWN;
+    if (new_ref == 0)
+        return TW_BOOK_EBADFIELD;
+    if (new_ref != old->ref && find(b, new_ref))
+        return TW_BOOK_EDUPLICATE;
+    if (!level_room(b, old, price))
+        return TW_BOOK_ELEVELS;
     uint16_t locate = old->locate;
     uint8_t side = old->side;
     take(b, old, old->shares);
-    return place(b, rd64(m + 19), locate, side, rd32(m + 27), rd32(m + 31));
+    return place(b, new_ref, locate, side, rd32(m + 27), price);
 }
 
 /* Expected length of each type byte; 0 for types that do not touch the book. */
@@ -284,7 +320,10 @@ int tw_books_apply(struct tw_books *b, const uint8_t *m, uint32_t len)
     }
     uint8_t t = m[0];
     if (BOOK_LEN[t] == 0) {
-        b->stats.ignored++;
+        if (tw_itch_state(b, m, len))
+            b->stats.state++;
+        else
+            b->stats.ignored++;
         return 0; /* not a book message */
     }
     if (len != BOOK_LEN[t]) {
@@ -363,4 +402,56 @@ uint64_t tw_books_live_orders(const struct tw_books *b)
 void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out)
 {
     *out = b->stats;
+}
+
+/* ---- what itch.c and the feed need of the books ------------------------------------ */
+
+struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate)
+{
+    *max_locate = b->max_locate;
+    return b->instruments;
+}
+
+void tw_books_set_system_event(struct tw_books *b, uint8_t code)
+{
+    b->system_event = code;
+}
+
+void tw_books_raise(struct tw_books *b, const struct tw_event *ev)
+{
+    if (b->emit)
+        b->emit(b->emit_ctx, ev);
+}
+
+void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx)
+{
+    b->emit = fn;
+    b->emit_ctx = ctx;
+}
+
+int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out)
+{
+    if (locate > b->max_locate)
+        return -1;
+    *out = b->instruments[locate];
+    return 0;
+}
+
+uint8_t tw_books_system_event(const struct tw_books *b)
+{
+    return b->system_event;
+}
+
+uint32_t tw_books_active(const struct tw_books *b, uint16_t *out, uint32_t max)
+{
+    uint32_t n = 0;
+    for (uint32_t l = 0; l <= b->max_locate; l++) {
+        const struct tw_instrument *in = &b->instruments[l];
+        if (in->symbol[0] || in->trading_state || b->sides[(size_t)l * 2].n || b->sides[(size_t)l * 2 + 1].n) {
+            if (n < max)
+                out[n] = (uint16_t)l;
+            n++;
+        }
+    }
+    return n;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "tickwire.h"
 
 #define MOLD_HEADER 20
@@ -33,8 +34,27 @@ struct tw_feed {
     uint64_t held;
     uint8_t session[10];
     int have_session;
+    uint64_t gap_first; /* the first sequence number missing when the gap opened */
+    int join_late;      /* start from the first packet's sequence number, not 1 */
     struct tw_feed_state st;
 };
+
+static void raise_event(struct tw_feed *f, uint32_t type, uint64_t a, uint64_t b)
+{
+    struct tw_event ev = { .ts_ns = tw_mono_ns(), .type = type, .a = a, .b = b };
+    tw_books_raise(f->books, &ev);
+}
+
+/* A gap opens: next_seq .. missing_to are missing; gap_to is the newest held (or announced). */
+static void open_gap(struct tw_feed *f, uint64_t gap_to, uint64_t missing_to)
+{
+    f->st.in_gap = 1;
+    f->st.gaps++;
+    f->st.stale = 1;
+    f->st.gap_to = gap_to;
+    f->gap_first = f->st.next_seq;
+    raise_event(f, TW_EV_GAP, f->st.next_seq, missing_to - f->st.next_seq + 1);
+}
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline uint64_t rd64(const uint8_t *p)
@@ -83,8 +103,9 @@ static void apply(struct tw_feed *f, const uint8_t *msg, uint16_t len)
     f->st.next_seq++;
 }
 
-/* Apply held messages that now follow in sequence; close the gap when none is left. */
-static void drain(struct tw_feed *f)
+/* Apply held messages that now follow in sequence; close the gap when none is
+ * left (recovered, unless the hole was given up). */
+static void drain(struct tw_feed *f, int given_up)
 {
     while (f->held) {
         struct slot *s = &f->ring[f->st.next_seq & (f->ring_size - 1)];
@@ -97,47 +118,50 @@ static void drain(struct tw_feed *f)
     if (f->held == 0 && f->st.in_gap) {
         f->st.in_gap = 0;
         f->st.gap_to = 0;
+        if (given_up)
+            return;
         f->st.recovered++;
         if (!f->st.unrecoverable)
             f->st.stale = 0;
+        raise_event(f, TW_EV_RECOVERED, f->st.next_seq, f->st.next_seq - f->gap_first);
     }
 }
 
-static void hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
+/* Returns 1 when msg was taken (held, or applied past an unrecoverable gap), 0 when not. */
+static int hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
 {
     if (seq - f->st.next_seq >= f->ring_size) {
         /* the gap is wider than what can be held: give the missing messages up */
         for (uint64_t i = 0; i < f->ring_size; i++)
             f->ring[i].seq = 0;
         f->held = 0;
+        raise_event(f, TW_EV_UNRECOVERABLE, f->st.next_seq, seq - f->st.next_seq);
         f->st.skipped += seq - f->st.next_seq;
         f->st.unrecoverable++;
         f->st.stale = 1;
         f->st.next_seq = seq;
         f->st.in_gap = 0;
         apply(f, msg, len);
-        return;
+        return 1;
     }
     struct slot *s = &f->ring[seq & (f->ring_size - 1)];
     if (s->seq == seq) {
         f->st.duplicates++;
-        return;
+        return 0;
     }
     if (len > SLOT_BYTES) {
         f->st.malformed++;
-        return;
+        return 0;
     }
     s->seq = seq;
     s->len = len;
     memcpy(s->data, msg, len);
     f->held++;
-    if (!f->st.in_gap) {
-        f->st.in_gap = 1;
-        f->st.gaps++;
-        f->st.stale = 1;
-    }
+    if (!f->st.in_gap)
+        open_gap(f, seq, seq - 1);
     if (seq > f->st.gap_to)
         f->st.gap_to = seq; /* the newest message held: the gap is next_seq .. before the first held */
+    return 1;
 }
 
 int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len)
@@ -158,15 +182,17 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
     }
     uint64_t seq = rd64(pkt + 10);
     uint16_t count = rd16(pkt + 18);
+    if (f->join_late) {
+        f->join_late = 0;
+        f->st.next_seq = seq;
+    }
     if (count == 0 || count == 0xFFFF) { /* heartbeat or end of session: seq is the next to come */
-        if (count == 0xFFFF)
+        if (count == 0xFFFF && !f->st.end_of_session) {
             f->st.end_of_session = 1;
-        if (seq > f->st.next_seq + f->held && !f->st.in_gap) {
-            f->st.in_gap = 1; /* messages we never saw: only a retransmission can bring them */
-            f->st.gaps++;
-            f->st.stale = 1;
-            f->st.gap_to = seq - 1;
+            raise_event(f, TW_EV_END_OF_SESSION, seq, 0);
         }
+        if (seq > f->st.next_seq + f->held && !f->st.in_gap)
+            open_gap(f, seq - 1, seq - 1); /* messages we never saw: only a retransmission can bring them */
         return 0;
     }
     uint32_t off = MOLD_HEADER;
@@ -183,9 +209,8 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         } else if (seq == f->st.next_seq) {
             apply(f, msg, n);
             f->st.first_copy[line]++;
-            drain(f);
-        } else {
-            hold(f, seq, msg, n);
+            drain(f, 0);
+        } else if (hold(f, seq, msg, n)) {
             f->st.first_copy[line]++;
         }
     }
@@ -212,4 +237,37 @@ int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count)
     *first = f->st.next_seq;
     *count = end >= f->st.next_seq ? end - f->st.next_seq + 1 : 0;
     return 1;
+}
+
+int tw_feed_skip_gap(struct tw_feed *f)
+{
+    if (!f->st.in_gap)
+        return 0;
+    uint64_t first, count;
+    tw_feed_missing(f, &first, &count);
+    raise_event(f, TW_EV_UNRECOVERABLE, first, count);
+    f->st.unrecoverable++;
+    f->st.skipped += count;
+    f->st.stale = 1;
+    f->st.next_seq = first + count;
+    if (f->held) {
+        drain(f, 1); /* applies what was held after the hole; the gap may stay open past a second hole */
+    } else {
+        f->st.in_gap = 0;
+        f->st.gap_to = 0;
+    }
+    if (f->st.in_gap) /* a second hole past the first: it is a gap of its own now */
+        f->gap_first = f->st.next_seq;
+    return 1;
+}
+
+void tw_feed_join_late(struct tw_feed *f)
+{
+    f->join_late = 1;
+}
+
+void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known)
+{
+    memcpy(out, f->session, 10);
+    *known = f->have_session;
 }

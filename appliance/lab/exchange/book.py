@@ -118,6 +118,19 @@ class Book:
                 break
         return out
 
+    def displayed(self) -> dict[str, list[list[int]]]:
+        """Every level a feed shows, best first: [price, shares, orders] per side
+        (what a book built from this exchange's ITCH must hold)."""
+        out: dict[str, list[list[int]]] = {}
+        for name, side in (("bids", BUY), ("asks", SELL)):
+            levels = []
+            for price, level in self.side(side).items():
+                shown = [o.qty for o in level.orders() if o.display]
+                if shown:
+                    levels.append([price, sum(shown), len(shown)])
+            out[name] = levels
+        return out
+
 
 class Engine:
     def __init__(self, symbols: Iterable[str], clock: Callable[[], int],

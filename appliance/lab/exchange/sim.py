@@ -236,6 +236,7 @@ class Exchange:
             server.close()
             transport.close()
             report = self.status()
+            report["books"] = {b.symbol: {"locate": b.locate, **b.displayed()} for b in self.engine.books.values()}
             if self.record_dir:
                 (self.record_dir / "status.json").write_text(json.dumps(report, indent=2))
             for w in (self.feed_pcap, self.oe_pcap):

@@ -1,0 +1,332 @@
+"""``tickwire feed run|stats`` and ``tickwire book``: the C worker on live feed
+interfaces (af_xdp behind our XDP filter) or on a capture (pcap), from Python.
+
+Live, in the lab (``--prefix``): the worker process enters ``PREFIX-app``, pins
+the filter's maps with a redirect rule per line, shares them with the copy of
+the filter that DPDK's af_xdp driver loads on ``feed-a`` and ``feed-b``, and
+asks the exchange's retransmission server when both lines miss something.
+Python drains the worker's events and writes its status; packets stay in C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.lab import topology
+
+FEED_ID = 1
+
+
+class FeedError(RuntimeError):
+    """A mistake in what was asked, or a part that is missing: said plainly."""
+
+
+@dataclass
+class LiveFeed:
+    netns: str | None
+    ifaces: dict[str, str]                       # line -> interface
+    groups: dict[str, tuple[str, int]]           # line -> (group, port)
+    retrans: tuple[str, int] | None
+    retrans_source: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def lab_feed(prefix: str, role: str = "app") -> LiveFeed:
+    """Where the lab's feed arrives at ``role`` (app or standby)."""
+    from appliance.lab.exchange.config import FeedConfig
+
+    lab = topology.plan(topology.check_prefix(prefix))
+    a, b = lab.network("feed-a"), lab.network("feed-b")
+    fc = FeedConfig()
+    return LiveFeed(
+        netns=lab.ns(role),
+        ifaces={"A": a.host_ifname, "B": b.host_ifname},
+        groups={"A": (a.group, a.group_port), "B": (b.group, b.group_port)},
+        retrans=(fc.line_a.source, fc.retransmission_port),
+        retrans_source=a.address(role),
+    )
+
+
+def parse_endpoint(text: str, what: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise FeedError(f"{what} {text!r}: write it as ADDRESS:PORT, e.g. 239.198.1.1:26400")
+    return host, int(port)
+
+
+def parse_line_map(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        line, sep, value = item.partition("=")
+        if not sep or line not in ("A", "B") or not value:
+            raise FeedError(f"{what} {item!r}: write it as LINE=VALUE with LINE A or B, e.g. A=feed-a")
+        out[line] = value
+    return out
+
+
+def _share_filter(feed: LiveFeed, pin_root: pathlib.Path) -> Callable[[], None]:
+    """Pin the filter's maps once for every feed interface (one rules map: the
+    line rules differ by group), link them where the af_xdp driver's libbpf
+    looks, and return the undo."""
+    from xdp.filter import FeedFilter, share_with_dpdk, unshare_with_dpdk
+
+    first = pin_root / next(iter(feed.ifaces.values()))
+    flt = FeedFilter(first)
+    try:
+        for line, (group, port) in feed.groups.items():
+            flt.add_rule(group, port, "redirect", feed_id=FEED_ID, line=line)
+    finally:
+        flt.close()
+    others = []
+    for iface in list(feed.ifaces.values())[1:]:
+        d = pin_root / iface  # the same maps under each interface, for `tickwire xdp stats IFACE`
+        d.mkdir(parents=True, exist_ok=True)
+        for m in first.iterdir():
+            link = d / m.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(m)
+        others.append(d)
+    share_with_dpdk(first)
+
+    def undo() -> None:
+        from xdp.filter import PinnedFilter
+
+        unshare_with_dpdk()
+        for d in others:
+            for m in list(d.iterdir()):
+                m.unlink()
+            d.rmdir()
+        PinnedFilter(first).unpin()
+
+    return undo
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.reason = signal.Signals(signum).name
+
+
+def run(args: Any, progress: Callable[[str], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the worker until the duration ends, the session ends (``until_end``),
+    a replay runs dry, or SIGTERM/SIGINT. Returns the final report."""
+    from appliance.lab.net import in_netns
+    from dpdk import worker as W
+    from xdp import object_path
+    from xdp.filter import PIN_ROOT
+
+    say = progress or (lambda _m: None)
+    name = args.name
+    pcap = getattr(args, "pcap", None)
+    undo: Callable[[], None] | None = None
+    if pcap:
+        if not pathlib.Path(pcap).is_file():
+            raise FeedError(f"--pcap {pcap}: no such file")
+        feed = LiveFeed(None, {}, {}, None, None)
+        if args.group:
+            feed.groups = {k: parse_endpoint(v, "--group") for k, v in parse_line_map(args.group, "--group").items()}
+        vdevs = [W.pcap_vdev(0, str(pathlib.Path(pcap).resolve()))]
+        ports = [W.Port("net_pcap0", "dest", False)]
+    else:
+        if args.prefix:
+            feed = lab_feed(args.prefix, args.role)
+        else:
+            feed = LiveFeed(args.netns, {}, {}, None, None)
+        if args.iface:
+            feed.ifaces = parse_line_map(args.iface, "--iface")
+        if args.group:
+            feed.groups = {k: parse_endpoint(v, "--group") for k, v in parse_line_map(args.group, "--group").items()}
+        if args.retrans:
+            feed.retrans = parse_endpoint(args.retrans, "--retrans")
+        if args.netns:
+            feed.netns = args.netns
+        if not feed.ifaces:
+            raise FeedError("no feed interface: give --prefix (the lab) or --iface A=IFACE [--iface B=IFACE]")
+        missing = [line for line in feed.ifaces if line not in feed.groups]
+        if missing:
+            raise FeedError(f"line {missing[0]} has an interface but no --group {missing[0]}=ADDRESS:PORT")
+        obj = str(object_path("feed_filter"))
+        vdevs = [W.af_xdp_vdev(i, iface, obj) for i, iface in enumerate(feed.ifaces.values())]
+        ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
+
+    cfg = W.WorkerConfig(
+        ports=ports, group=feed.groups, retrans=feed.retrans, retrans_source=feed.retrans_source,
+        retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
+        idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
+        max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
+    )
+    eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
+    stop = _Stop()
+    events_path = W.STATE_DIR / f"{name}.events.jsonl"
+    report: dict[str, Any] = {"name": name, "mode": "replay" if pcap else "live"}
+    pin_root = PIN_ROOT / feed.netns if feed.netns else PIN_ROOT
+    with in_netns(feed.netns):
+        try:
+            if not pcap:
+                say(f"pinning the feed filter's maps under {pin_root} with redirect rules for lines "
+                    + ", ".join(f"{k} {g}:{p}" for k, (g, p) in feed.groups.items()))
+                undo = _share_filter(feed, pin_root)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                argv = W.eal_init(eal)
+            report["warnings"] = [str(w.message) for w in caught]
+            for w in caught:
+                say(f"warning: {w.message}")
+            report["eal"] = argv[1:]
+            worker = W.Worker(cfg, name)
+            try:
+                W.write_status(name, {"pid": os.getpid(), "name": name, "mode": report["mode"],
+                                      "netns": feed.netns, "ifaces": feed.ifaces, "pcap": pcap,
+                                      "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
+                                      "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
+                                      "ports": [p.name for p in ports], "started": time.time(),
+                                      "stats": str(worker.stats_path), "events": str(events_path)})
+                lcore = worker.launch()
+                say(f"worker on lcore {lcore}: " + ", ".join(
+                    f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
+                    for p, v in zip(ports, vdevs, strict=True)))
+                report["events"] = _watch(worker, args, stop, events_path, on_event)
+                report["stopped_by"] = stop.reason
+            finally:
+                worker.stop()
+                report["stats"] = worker.stats()
+                report["ports"] = worker.port_stats()
+                report["books"] = worker.books.report(args.top)
+                report["system_event"] = worker.books.system_event
+                worker.close()
+        finally:
+            if undo:
+                undo()
+    if args.books_out:
+        pathlib.Path(args.books_out).write_text(json.dumps(report["books"], indent=1))
+    return report
+
+
+def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
+           on_event: Callable[[dict[str, Any]], None] | None) -> dict[str, int]:
+    """Drain events until it is time to stop; returns counts per event kind."""
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + args.duration if args.duration else None
+    ended_at: float | None = None
+    with open(events_path, "w") as log:
+        while True:
+            for ev in worker.events():
+                counts[ev["event"]] = counts.get(ev["event"], 0) + 1
+                log.write(json.dumps(ev) + "\n")
+                if on_event:
+                    on_event(ev)
+            log.flush()
+            if stop.reason:
+                break
+            if deadline and time.monotonic() >= deadline:
+                stop.reason = "duration"
+                break
+            if not worker.running():
+                stop.reason = "replay ended" if args.pcap else "worker ended"
+                break
+            if getattr(args, "until_end", False):
+                st = worker.shared.ptr.feed
+                if st.end_of_session and not st.in_gap:
+                    ended_at = ended_at or time.monotonic()
+                    if time.monotonic() - ended_at > 0.2:  # the other line's last packets
+                        stop.reason = "end of session"
+                        break
+            time.sleep(0.05)
+        for ev in worker.events():  # what came while stopping
+            counts[ev["event"]] = counts.get(ev["event"], 0) + 1
+            log.write(json.dumps(ev) + "\n")
+    return counts
+
+
+def stats(name: str, events: int = 10) -> dict[str, Any]:
+    """The named worker's figures from its shared statistics (running or not)."""
+    from dpdk import worker as W
+
+    path = W.STATE_DIR / f"{name}.stats"
+    if not path.exists():
+        known = sorted(p.stem for p in W.STATE_DIR.glob("*.stats")) if W.STATE_DIR.exists() else []
+        raise FeedError(f"no feed worker named {name} has run on this host ({path} is missing)"
+                        + (f"; known: {', '.join(known)}" if known else "; start one with tickwire feed run"))
+    shared = W.SharedStats(path)
+    try:
+        st = shared.snapshot()
+        out = W.stats_dict(st)
+    finally:
+        shared.close()
+    info_path = W.STATE_DIR / f"{name}.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    alive = _alive(out["pid"])
+    out["running"] = bool(out["running"]) and alive
+    if not alive:
+        out["heartbeat_age_ms"] = None
+    out["name"] = name
+    out["info"] = info
+    out["rx_packets"] = out["rx_packets"][:len(info.get("ports", [])) or 4]
+    ev_path = pathlib.Path(info.get("events", W.STATE_DIR / f"{name}.events.jsonl"))
+    out["recent_events"] = [json.loads(x) for x in ev_path.read_text().splitlines()[-events:]] \
+        if events and ev_path.exists() else []
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def book_file(path: str, top: int, max_orders: int, levels: int) -> dict[str, Any]:
+    """A BinaryFILE straight into the C books (no DPDK needed)."""
+    from dpdk.books import Books
+
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FeedError(f"{path}: no such file")
+    books = Books(65535, max_orders, levels)
+    data = p.read_bytes()
+    t0 = time.perf_counter()
+    n = books.apply_binaryfile(data)
+    elapsed = time.perf_counter() - t0
+    return {"file": str(p), "mode": "binaryfile", "messages": n, "seconds": round(elapsed, 3),
+            "book": books.stats(), "live_orders": books.live_orders, "system_event": books.system_event,
+            "books": books.report(top)}
+
+
+def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port: int) -> dict[str, Any]:
+    """A capture through DPDK's pcap port and the worker: the live code path.
+    Lines are told apart by the lab's groups; other datagrams count as line A."""
+    import argparse
+
+    from dpdk.worker import STATE_DIR
+
+    groups = lab_feed(topology.DEFAULT_PREFIX).groups
+    args = argparse.Namespace(
+        name=f"book{os.getpid()}", pcap=path, group=[f"{k}={g}:{p}" for k, (g, p) in groups.items()],
+        retrans_port=retrans_port, burst=32, give_up=0.2, idle_stop=0.5, idle_sleep_us=0, max_locate=65535,
+        max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto", duration=0, top=top, books_out=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # --no-huge is fine for a replay
+        report = run(args)
+    for suffix in (".stats", ".json", ".events.jsonl"):  # a one-off replay leaves no worker state behind
+        (STATE_DIR / f"{args.name}{suffix}").unlink(missing_ok=True)
+    st = report["stats"]
+    return {"file": path, "mode": "pcap", "packets": sum(st["rx_packets"]), "messages": st["feed"]["applied"],
+            "feed": st["feed"], "book": st["book"], "live_orders": st["live_orders"],
+            "system_event": report["system_event"], "events": report["events"], "books": report["books"]}

@@ -1,0 +1,28 @@
+/* internal.h — what the C stages share with each other and not with Python. */
+#ifndef TW_INTERNAL_H
+#define TW_INTERNAL_H
+#include <stdint.h>
+#include <time.h>
+
+#include "tickwire.h"
+
+/* book.c */
+struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);
+void tw_books_set_system_event(struct tw_books *b, uint8_t code);
+void tw_books_raise(struct tw_books *b, const struct tw_event *ev);
+
+/* mold.c: the session's name, once a packet has told it */
+void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);
+
+/* itch.c: an ITCH message that is not a book message; 1 when it was a state
+ * message (S R H Y W h) and was taken, 0 otherwise. */
+int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len);
+
+static inline uint64_t tw_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif

@@ -1,0 +1,366 @@
+/* worker.c — the lcore loop: rx bursts -> MoldUDP64 (mold.c) -> ITCH -> books
+ * (book.c), with per-stage latency histograms, events into an rte_ring and
+ * retransmission requests. Live (af_xdp) and replay (pcap) ports run this same
+ * code. See tickwire.h.
+ *
+ * Time: the XDP stamp is CLOCK_MONOTONIC; the loop's own stamps are the TSC
+ * mapped onto CLOCK_MONOTONIC, recalibrated every second, so a stamp costs a
+ * few nanoseconds and not a clock_gettime.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <linux/types.h>
+
+#include "internal.h"
+#include "tickwire.h"
+#include "tw_meta.h"
+
+#define ANSWER_WINDOW_NS 2000000000ull /* read answers for this long after a request */
+
+struct tw_worker {
+    struct tw_worker_config cfg;
+    struct tw_books *books;
+    struct tw_feed *feed;
+    struct tw_worker_stats *st;
+    int own_stats;
+    struct rte_ring *events;
+    volatile int stop;
+    /* TSC -> CLOCK_MONOTONIC */
+    uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
+    /* retransmission */
+    uint64_t gap_since, asked_ns, asked_first, asked_count;
+};
+
+static void calibrate(struct tw_worker *w)
+{
+    w->tsc0 = rte_rdtsc();
+    w->ns0 = tw_mono_ns();
+    if (!w->mult)
+        w->mult = (uint64_t)(((__uint128_t)1000000000ull << 32) / rte_get_tsc_hz());
+}
+
+static inline uint64_t now_ns(const struct tw_worker *w)
+{
+    return w->ns0 + (uint64_t)(((__uint128_t)(rte_rdtsc() - w->tsc0) * w->mult) >> 32);
+}
+
+static void ring_emit(void *ctx, const struct tw_event *ev)
+{
+    struct tw_worker *w = ctx;
+    if (rte_ring_sp_enqueue_elem(w->events, (void *)ev, sizeof(*ev)) == 0)
+        w->st->events++;
+    else
+        w->st->events_dropped++;
+}
+
+struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw_books *books,
+                                   struct tw_feed *feed, struct tw_worker_stats *stats, const char *name)
+{
+    if (!cfg || !books || !feed || cfg->nports > TW_WORKER_MAX_PORTS || cfg->burst == 0 || cfg->burst > 64)
+        return NULL;
+    struct tw_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->cfg = *cfg;
+    w->books = books;
+    w->feed = feed;
+    w->own_stats = stats == NULL;
+    w->st = stats ? stats : calloc(1, sizeof(*w->st));
+    uint32_t size = cfg->event_ring_size ? cfg->event_ring_size : 4096;
+    w->events = w->st ? rte_ring_create_elem(name, sizeof(struct tw_event), size, SOCKET_ID_ANY,
+                                             RING_F_SP_ENQ | RING_F_SC_DEQ)
+                      : NULL;
+    if (!w->events) {
+        if (w->own_stats)
+            free(w->st);
+        free(w);
+        return NULL;
+    }
+    memset(w->st, 0, sizeof(*w->st));
+    w->st->size = sizeof(*w->st);
+    w->st->pid = (uint64_t)getpid();
+    w->st->magic = TW_STATS_MAGIC;
+    tw_books_set_events(books, ring_emit, w);
+    return w;
+}
+
+void tw_worker_destroy(struct tw_worker *w)
+{
+    if (!w)
+        return;
+    tw_books_set_events(w->books, NULL, NULL);
+    rte_ring_free(w->events);
+    if (w->own_stats)
+        free(w->st);
+    free(w);
+}
+
+/* ---- one frame ---------------------------------------------------------------------- */
+
+static inline uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* The UDP payload of an IPv4 frame (up to two VLAN tags), or NULL. */
+static inline const uint8_t *udp_payload(const uint8_t *p, uint32_t len, uint32_t *plen, uint32_t *daddr,
+                                         uint16_t *dport, uint16_t *sport)
+{
+    uint32_t off = 12;
+    if (len < 14)
+        return NULL;
+    uint16_t type = be16(p + off);
+    for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
+        off += 4;
+        if (off + 2 > len)
+            return NULL;
+        type = be16(p + off);
+    }
+    off += 2;
+    if (type != 0x0800 || off + 20 > len)
+        return NULL;
+    const uint8_t *ip = p + off;
+    uint32_t ihl = (ip[0] & 0x0f) * 4u;
+    uint32_t total = be16(ip + 2);
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || off + total > len || ip[9] != 17)
+        return NULL;
+    if (be16(ip + 6) & 0x3fff) /* MF or a fragment offset */
+        return NULL;
+    const uint8_t *udp = ip + ihl;
+    uint32_t ulen = be16(udp + 4);
+    if (ihl + 8 > total || ulen < 8 || ulen > total - ihl)
+        return NULL;
+    memcpy(daddr, ip + 16, 4); /* network order, as the config holds it */
+    *dport = be16(udp + 2);
+    *sport = be16(udp);
+    *plen = ulen - 8;
+    return udp + 8;
+}
+
+static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr, uint16_t dport, uint16_t sport)
+{
+    for (int l = 0; l < 2; l++) {
+        if (c->group[l] == 0 && c->udp_port[l] == 0)
+            continue;
+        if ((c->group[l] == 0 || c->group[l] == daddr) && (c->udp_port[l] == 0 || c->udp_port[l] == dport))
+            return l;
+    }
+    if (c->retrans_port && sport == c->retrans_port)
+        return 2;
+    return 0; /* any other datagram is taken as line A: foreign sessions are counted by mold.c */
+}
+
+static inline void frame(struct tw_worker *w, const struct tw_worker_port *port, struct rte_mbuf *m,
+                         uint64_t t_rx)
+{
+    struct tw_worker_stats *st = w->st;
+    if (m->nb_segs != 1) {
+        st->multi_segment++;
+        return;
+    }
+    uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
+    uint32_t len = rte_pktmbuf_data_len(m);
+    st->rx_bytes += len;
+    uint64_t t_wire = 0;
+    int line = port->line == TW_LINE_BY_DEST ? -1 : port->line;
+    if (port->has_meta) {
+        struct tw_xdp_meta *md = (struct tw_xdp_meta *)(d - sizeof(*md));
+        if (m->data_off >= sizeof(*md) && md->magic == TW_META_MAGIC) {
+            t_wire = md->rx_ns;
+            line = md->line;
+            md->magic = 0; /* the buffer comes back for another frame */
+        } else {
+            st->no_meta++;
+        }
+    }
+    uint32_t plen, daddr;
+    uint16_t dport, sport;
+    const uint8_t *payload = udp_payload(d, len, &plen, &daddr, &dport, &sport);
+    if (!payload) {
+        st->not_udp++;
+        return;
+    }
+    if (line < 0)
+        line = line_by_dest(&w->cfg, daddr, dport, sport);
+    uint64_t t_dec = now_ns(w);
+    tw_feed_packet(w->feed, (uint32_t)line, payload, plen);
+    uint64_t t_app = now_ns(w);
+    tw_hist_record(&st->hist[TW_STAGE_QUEUE], t_dec - t_rx);
+    tw_hist_record(&st->hist[TW_STAGE_APPLY], t_app - t_dec);
+    if (t_wire && t_wire <= t_rx) { /* a hardware clock's stamp is on another timescale */
+        tw_hist_record(&st->hist[TW_STAGE_WIRE], t_rx - t_wire);
+        tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_app - t_wire);
+    }
+}
+
+/* ---- retransmission ------------------------------------------------------------------ */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* A gap is open, or answers may still come: read them, give up a gap that has
+ * lasted too long, ask (again) when the other line has had its chance. */
+static void service_gap(struct tw_worker *w, uint64_t now)
+{
+    struct tw_worker_stats *st = w->st;
+    int fd = w->cfg.retrans_fd;
+    if (fd >= 0 && w->asked_ns && now - w->asked_ns < ANSWER_WINDOW_NS) {
+        uint8_t buf[2048];
+        for (int i = 0; i < 64; i++) {
+            ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    st->retrans_errors++;
+                break;
+            }
+            st->retrans_answers++;
+            tw_feed_packet(w->feed, 2, buf, (uint32_t)n);
+        }
+    }
+    uint64_t first, count;
+    if (!tw_feed_missing(w->feed, &first, &count) || count == 0) {
+        w->gap_since = 0;
+        return;
+    }
+    if (!w->gap_since)
+        w->gap_since = now;
+    if (w->cfg.give_up_ns && now - w->gap_since > w->cfg.give_up_ns) {
+        tw_feed_skip_gap(w->feed);
+        w->gap_since = 0;
+        w->asked_ns = 0;
+        w->asked_count = 0;
+        return;
+    }
+    if (fd < 0 || now - w->gap_since < w->cfg.retrans_delay_ns)
+        return; /* the other line may still bring it */
+    int answered = first >= w->asked_first + w->asked_count;
+    if (w->asked_ns && !answered && now - w->asked_ns < w->cfg.retrans_interval_ns)
+        return;
+    uint8_t session[10];
+    int known;
+    tw_feed_session(w->feed, session, &known);
+    if (!known)
+        return;
+    if (count > w->cfg.retrans_max)
+        count = w->cfg.retrans_max;
+    uint8_t req[20];
+    memcpy(req, session, 10);
+    put64(req + 10, first);
+    req[18] = (uint8_t)(count >> 8);
+    req[19] = (uint8_t)count;
+    if (send(fd, req, sizeof(req), MSG_DONTWAIT) != (ssize_t)sizeof(req)) {
+        st->retrans_errors++;
+        return;
+    }
+    st->retrans_requests++;
+    w->asked_ns = now;
+    w->asked_first = first;
+    w->asked_count = count;
+    struct tw_event ev = { .ts_ns = now, .type = TW_EV_RETRANS_REQUEST, .a = first, .b = count };
+    ring_emit(w, &ev);
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static void publish(struct tw_worker *w)
+{
+    tw_feed_state(w->feed, &w->st->feed);
+    tw_books_stats(w->books, &w->st->book);
+    w->st->live_orders = tw_books_live_orders(w->books);
+}
+
+int tw_worker_run(struct tw_worker *w)
+{
+    struct tw_worker_stats *st = w->st;
+    const struct tw_worker_config *c = &w->cfg;
+    struct rte_mbuf *pkts[64];
+    calibrate(w);
+    uint64_t now = now_ns(w), last_cal = now, first_packet = 0;
+    st->started_ns = now;
+    st->heartbeat_ns = now;
+    __atomic_store_n(&st->running, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        uint32_t got = 0;
+        for (uint32_t p = 0; p < c->nports; p++) {
+            const struct tw_worker_port *port = &c->ports[p];
+            uint16_t n = rte_eth_rx_burst(port->port_id, 0, pkts, c->burst);
+            st->polls++;
+            if (n == 0)
+                continue;
+            uint64_t t_rx = now_ns(w);
+            st->busy_polls++;
+            st->rx_packets[p] += n;
+            for (uint16_t i = 0; i < n; i++) {
+                if (i + 1 < n)
+                    rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+                frame(w, port, pkts[i], t_rx);
+            }
+            rte_pktmbuf_free_bulk(pkts, n);
+            got += n;
+        }
+        now = now_ns(w);
+        if (got) {
+            st->last_packet_ns = now;
+            if (!first_packet)
+                first_packet = now;
+            publish(w);
+        }
+        if (st->feed.in_gap || (w->asked_ns && now - w->asked_ns < ANSWER_WINDOW_NS)) {
+            service_gap(w, now);
+            publish(w);
+        }
+        if (now - st->heartbeat_ns > 1000000) {
+            st->heartbeat_ns = now;
+            if (now - last_cal > 1000000000ull) {
+                calibrate(w);
+                last_cal = now;
+            }
+        }
+        if (!got) {
+            if (c->idle_stop_ns && first_packet && now - st->last_packet_ns > c->idle_stop_ns)
+                break;
+            if (c->idle_sleep_us)
+                usleep(c->idle_sleep_us);
+        }
+    }
+    publish(w);
+    st->heartbeat_ns = now_ns(w);
+    __atomic_store_n(&st->running, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int lcore_main(void *arg)
+{
+    return tw_worker_run(arg);
+}
+
+int tw_worker_launch(struct tw_worker *w, uint32_t lcore)
+{
+    __atomic_store_n(&w->stop, 0, __ATOMIC_RELEASE);
+    return rte_eal_remote_launch(lcore_main, w, lcore);
+}
+
+void tw_worker_stop(struct tw_worker *w)
+{
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+}
+
+int tw_worker_wait(uint32_t lcore)
+{
+    return rte_eal_wait_lcore(lcore);
+}
+
+uint32_t tw_worker_events(struct tw_worker *w, struct tw_event *out, uint32_t max)
+{
+    return rte_ring_sc_dequeue_burst_elem(w->events, out, sizeof(*out), max, NULL);
+}

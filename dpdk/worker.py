@@ -1,0 +1,351 @@
+"""The DPDK side from Python: EAL start-up, ports, the worker lcore, its shared
+statistics and its events. Python sets up and reads; the packets never come
+here: the lcore runs ``tw_worker_run`` (dpdk/src/worker.c) over af_xdp ports
+(live, behind our XDP filter) or a pcap port (replay), the same code for both.
+
+The worker's counters and histograms live in a file under ``/run/tickwire/feed``
+mapped into the process, so ``tickwire feed stats`` in another process reads
+them while the worker runs, and the last figures stay after it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import pathlib
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpdk import native
+from dpdk.books import Books, Feed, event_dict
+
+STATE_DIR = pathlib.Path("/run/tickwire/feed")
+STAGES = ("wire", "queue", "apply", "total")
+STAGE_HELP = {
+    "wire": "XDP arrival stamp -> rx burst returned",
+    "queue": "rx burst returned -> packet decoded",
+    "apply": "decoded -> messages applied to the books",
+    "total": "XDP arrival stamp -> books applied",
+}
+PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
+_eal_done: list[str] = []
+
+
+class DpdkError(RuntimeError):
+    pass
+
+
+def hugepages_free() -> int:
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("HugePages_Free:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class EalConfig:
+    lcores: str = "0,1"                 # the main lcore (Python) and the worker's
+    file_prefix: str = "tickwire"       # keeps instances apart
+    memory_mb: int = 1024               # with --no-huge
+    hugepages: str = "auto"             # auto: use them when reserved; on: require; off: --no-huge
+    vdevs: list[str] = field(default_factory=list)
+    log_level: int = 5                  # DPDK's: 4 error, 5 warning, 7 info
+
+    def args(self) -> list[str]:
+        argv = ["tickwire", "-l", self.lcores, "--no-pci", "--no-telemetry", "--log-level", str(self.log_level)]
+        free = hugepages_free()
+        if self.hugepages == "on" and not free:
+            raise DpdkError("hugepages: on, but none are free; reserve some "
+                            "(echo 256 > /proc/sys/vm/nr_hugepages) or use hugepages: auto")
+        if self.hugepages != "off" and free:
+            argv += ["--in-memory", "--file-prefix", self.file_prefix]
+        else:
+            if self.hugepages == "auto":
+                warnings.warn("no hugepages are reserved: DPDK runs with --no-huge (4 KiB pages, slower TLB); "
+                              "reserve some with: echo 256 > /proc/sys/vm/nr_hugepages", stacklevel=2)
+            argv += ["--no-huge", "-m", str(self.memory_mb), "--file-prefix", self.file_prefix]
+        for v in self.vdevs:
+            argv += ["--vdev", v]
+        return argv
+
+
+def eal_init(cfg: EalConfig) -> list[str]:
+    """rte_eal_init once per process (DPDK cannot start twice)."""
+    ffi, lib = native()
+    if _eal_done:
+        raise DpdkError(f"EAL is already initialised in this process ({' '.join(_eal_done)})")
+    argv = cfg.args()
+    keep = [ffi.new("char[]", a.encode()) for a in argv]
+    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
+    rc = lib.tw_eal_init(len(argv), c_argv)
+    if rc < 0:
+        raise DpdkError(f"rte_eal_init({' '.join(argv)}) failed: {ffi.string(lib.tw_eal_strerror(rc)).decode()}")
+    _eal_done.extend(argv)
+    return argv
+
+
+def worker_lcores() -> list[int]:
+    ffi, lib = native()
+    out = ffi.new("uint32_t[]", 128)
+    n = lib.tw_eal_worker_lcores(out, 128)
+    return [out[i] for i in range(min(n, 128))]
+
+
+def _check(rc: int, what: str) -> int:
+    if rc < 0:
+        ffi, lib = native()
+        raise DpdkError(f"{what}: {ffi.string(lib.tw_eal_strerror(rc)).decode()} ({rc})")
+    return rc
+
+
+@dataclass
+class Port:
+    name: str        # the vdev name, e.g. net_af_xdp0
+    line: str        # "A", "B" or "dest" (from the destination address)
+    has_meta: bool   # frames carry our XDP metadata
+    port_id: int = -1
+
+
+def af_xdp_vdev(index: int, iface: str, xdp_object: str) -> str:
+    return f"net_af_xdp{index},iface={iface},start_queue=0,queue_count=1,xdp_prog={xdp_object}"
+
+
+def pcap_vdev(index: int, path: str) -> str:
+    return f"net_pcap{index},rx_pcap={path}"
+
+
+class SharedStats:
+    """The worker's ``struct tw_worker_stats`` in a file both processes map."""
+
+    def __init__(self, path: pathlib.Path, create: bool = False):
+        self.ffi, self.lib = native()
+        self.path = path
+        size = self.ffi.sizeof("struct tw_worker_stats")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                f.truncate(size)
+        self._file = open(path, "r+b" if create else "rb")
+        if os.fstat(self._file.fileno()).st_size != size:
+            raise DpdkError(f"{path} is not the statistics of this tickwire build (size differs): "
+                            "the worker that wrote it was built from other sources")
+        access = mmap.ACCESS_WRITE if create else mmap.ACCESS_READ
+        self._map = mmap.mmap(self._file.fileno(), size, access=access)
+        self.ptr = self.ffi.cast("struct tw_worker_stats *", self.ffi.from_buffer(self._map))
+
+    def snapshot(self) -> Any:
+        """A copy (the worker goes on writing the original)."""
+        copy = self.ffi.new("struct tw_worker_stats *")
+        self.ffi.memmove(copy, self.ptr, self.ffi.sizeof("struct tw_worker_stats"))
+        if copy.magic != self.lib.TW_STATS_MAGIC:
+            raise DpdkError(f"{self.path} holds no worker statistics yet")
+        return copy
+
+    def close(self) -> None:
+        del self.ptr
+        self._map.close()
+        self._file.close()
+
+
+def histogram(h: Any) -> dict[str, Any]:
+    """count, min, mean, max and percentiles (bucket lower bounds, about 6 % wide)."""
+    ffi, lib = native()
+    n = h.count
+    out: dict[str, Any] = {"count": n}
+    if not n:
+        return out
+    out.update(min=h.min, mean=round(h.sum / n, 1), max=h.max)
+    targets = [(p, p / 100.0 * n) for p in PERCENTILES]
+    seen, k = 0, 0
+    nb = lib.tw_hist_nbuckets()
+    for i in range(nb):
+        c = h.buckets[i]
+        if not c:
+            continue
+        seen += c
+        while k < len(targets) and seen >= targets[k][1]:
+            out[f"p{targets[k][0]:g}"] = min(max(lib.tw_hist_bucket_low(i), h.min), h.max)
+            k += 1
+        if k == len(targets):
+            break
+    return out
+
+
+FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unrecoverable", "skipped",
+                     "malformed", "other_session", "book_errors", "in_gap", "stale", "end_of_session")
+COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta",
+            "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders")
+
+
+def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
+    """A snapshot as plain data."""
+    from dpdk.books import book_stats_dict
+
+    now = time.monotonic_ns()
+    out: dict[str, Any] = {
+        "pid": st.pid, "running": bool(st.running),
+        "uptime_s": round(((st.heartbeat_ns if not st.running else now) - st.started_ns) / 1e9, 3),
+        "heartbeat_age_ms": round((now - st.heartbeat_ns) / 1e6, 1) if st.running else None,
+        "rx_packets": list(st.rx_packets)[:nports] if nports else list(st.rx_packets),
+    }
+    out.update({c: getattr(st, c) for c in COUNTERS})
+    feed = {f: getattr(st.feed, f) for f in FEED_STATE_FIELDS}
+    for f in ("in_gap", "stale", "end_of_session"):
+        feed[f] = bool(feed[f])
+    feed["packets"] = dict(zip(("A", "B", "retransmission"), list(st.feed.packets), strict=True))
+    feed["first_copy"] = dict(zip(("A", "B", "retransmission"), list(st.feed.first_copy), strict=True))
+    out["feed"] = feed
+    out["book"] = book_stats_dict(st.book)
+    out["latency_ns"] = {name: histogram(st.hist[i]) for i, name in enumerate(STAGES)}
+    return out
+
+
+@dataclass
+class WorkerConfig:
+    ports: list[Port]
+    group: dict[str, tuple[str, int]] = field(default_factory=dict)  # line -> (address, port)
+    retrans: tuple[str, int] | None = None      # the re-request server
+    retrans_source: str | None = None           # bind the request socket to this address
+    retrans_port: int = 0                       # answers' source port, to find them in a replay
+    retrans_max: int = 1000
+    retrans_delay_ms: float = 1.0
+    retrans_interval_ms: float = 100.0
+    give_up_s: float = 5.0                      # skip a gap open this long (books stay stale); 0: never
+    burst: int = 32
+    idle_stop_ms: float = 0.0
+    idle_sleep_us: int = 0
+    max_locate: int = 65535
+    max_orders: int = 1_000_000
+    levels: int = 1024
+    max_held: int = 65536
+    join_late: bool = False
+    mbufs: int = 8191
+
+
+class Worker:
+    """The books, the feed and the C worker over started ports (EAL must be up)."""
+
+    def __init__(self, cfg: WorkerConfig, name: str, stats_path: pathlib.Path | None = None):
+        self.ffi, self.lib = ffi, lib = native()
+        self.cfg, self.name = cfg, name
+        self.stats_path = stats_path or STATE_DIR / f"{name}.stats"
+        self.shared = SharedStats(self.stats_path, create=True)
+        self.pool = lib.tw_pool_create(f"tw_{name}_pool".encode()[:30], cfg.mbufs)
+        if self.pool == ffi.NULL:
+            raise DpdkError(f"could not create the mbuf pool ({cfg.mbufs} mbufs): more memory (-m) or hugepages")
+        self.started_ports: list[int] = []
+        for p in cfg.ports:
+            pid = ffi.new("uint16_t *")
+            _check(lib.tw_port_find(p.name.encode(), pid), f"port {p.name} (is its --vdev given?)")
+            p.port_id = pid[0]
+            _check(lib.tw_port_start(p.port_id, self.pool, 2048, 512), f"starting port {p.name}")
+            self.started_ports.append(p.port_id)
+        self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels)
+        self.feed = Feed(self.books, cfg.max_held)
+        if cfg.join_late:
+            lib.tw_feed_join_late(self.feed._f)
+        self.sock: socket.socket | None = None
+        if cfg.retrans:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            if cfg.retrans_source:
+                self.sock.bind((cfg.retrans_source, 0))
+            self.sock.connect(cfg.retrans)
+            self.sock.setblocking(False)
+        c = ffi.new("struct tw_worker_config *")
+        c.nports = len(cfg.ports)
+        for i, p in enumerate(cfg.ports):
+            c.ports[i].port_id = p.port_id
+            c.ports[i].line = {"A": 0, "B": 1}.get(p.line, lib.TW_LINE_BY_DEST)
+            c.ports[i].has_meta = p.has_meta
+        for i, line in enumerate(("A", "B")):
+            if line in cfg.group:
+                addr, port = cfg.group[line]
+                c.group[i] = int.from_bytes(socket.inet_aton(addr), "little")  # network order in memory
+                c.udp_port[i] = port
+        c.retrans_port = cfg.retrans_port
+        c.burst = cfg.burst
+        c.retrans_fd = self.sock.fileno() if self.sock else -1
+        c.retrans_max = cfg.retrans_max
+        c.retrans_delay_ns = int(cfg.retrans_delay_ms * 1e6)
+        c.retrans_interval_ns = int(cfg.retrans_interval_ms * 1e6)
+        c.give_up_ns = int(cfg.give_up_s * 1e9)
+        c.idle_stop_ns = int(cfg.idle_stop_ms * 1e6)
+        c.idle_sleep_us = cfg.idle_sleep_us
+        c.event_ring_size = 8192
+        ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])
+        if ptr == ffi.NULL:
+            raise DpdkError(f"could not create the worker (event ring tw_{name}_ev): is another worker named "
+                            f"{name} running in this process?")
+        self._w = ptr
+        self._ev = ffi.new("struct tw_event[]", 256)
+        self.lcore: int | None = None
+
+    def launch(self, lcore: int | None = None) -> int:
+        lcores = worker_lcores()
+        if lcore is None:
+            if not lcores:
+                raise DpdkError("no worker lcore: give EAL at least two (--lcores 0,1)")
+            lcore = lcores[0]
+        _check(self.lib.tw_worker_launch(self._w, lcore), f"launching the worker on lcore {lcore}")
+        self.lcore = lcore
+        return lcore
+
+    def running(self) -> bool:
+        return bool(self.shared.ptr.running)
+
+    def stop(self) -> None:
+        self.lib.tw_worker_stop(self._w)
+        if self.lcore is not None:
+            self.lib.tw_worker_wait(self.lcore)
+            self.lcore = None
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        while True:
+            n = self.lib.tw_worker_events(self._w, self._ev, len(self._ev))
+            for i in range(n):
+                yield event_dict(self._ev[i])
+            if n < len(self._ev):
+                return
+
+    def stats(self) -> dict[str, Any]:
+        return stats_dict(self.shared.snapshot(), len(self.cfg.ports))
+
+    def port_stats(self) -> dict[str, dict[str, int]]:
+        out = {}
+        st = self.ffi.new("struct tw_port_stats *")
+        for p in self.cfg.ports:
+            if self.lib.tw_port_stats(p.port_id, st) == 0:
+                out[p.name] = {k: getattr(st, k) for k in ("ipackets", "ibytes", "imissed", "ierrors", "rx_nombuf")}
+        return out
+
+    def close(self) -> None:
+        """Stop, destroy and close the ports (the af_xdp driver detaches its XDP program)."""
+        if self.lcore is not None:
+            self.stop()
+        if self._w is not None:
+            self.lib.tw_worker_destroy(self._w)
+            self._w = None
+        for pid in self.started_ports:
+            self.lib.tw_port_stop(pid)
+        self.started_ports = []
+        if self.sock:
+            self.sock.close()
+        self.shared.close()
+
+
+def write_status(name: str, info: dict[str, Any]) -> pathlib.Path:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    path = STATE_DIR / f"{name}.json"
+    tmp = STATE_DIR / f"{name}.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(path)
+    return path
