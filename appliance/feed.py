@@ -106,6 +106,10 @@ def _share_filter(feed: LiveFeed, pin_root: pathlib.Path) -> Callable[[], None]:
                 m.unlink()
             d.rmdir()
         PinnedFilter(first).unpin()
+        try:
+            pin_root.rmdir()  # PIN_ROOT/NS, when nothing else is pinned there
+        except OSError:
+            pass
 
     return undo
 
@@ -168,6 +172,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
+        unsequenced=getattr(args, "unsequenced", False),
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
     stop = _Stop()
@@ -317,7 +322,8 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     from dpdk.worker import STATE_DIR
 
     groups = lab_feed(topology.DEFAULT_PREFIX).groups
-    args = argparse.Namespace(
+    unsequenced = zeroed_sequences(path)
+    args = argparse.Namespace(unsequenced=unsequenced,
         name=f"book{os.getpid()}", pcap=path, group=[f"{k}={g}:{p}" for k, (g, p) in groups.items()],
         retrans_port=retrans_port, burst=32, give_up=0.2, idle_stop=0.5, idle_sleep_us=0, max_locate=65535,
         max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto", duration=0, top=top, books_out=None)
@@ -328,5 +334,20 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
         (STATE_DIR / f"{args.name}{suffix}").unlink(missing_ok=True)
     st = report["stats"]
     return {"file": path, "mode": "pcap", "packets": sum(st["rx_packets"]), "messages": st["feed"]["applied"],
-            "feed": st["feed"], "book": st["book"], "live_orders": st["live_orders"],
+            "sequencing": "arrival order (the capture's sequence numbers are 0)" if unsequenced else "MoldUDP64",
+            "frames": {k: st[k] for k in ("not_udp", "multi_segment")}, "feed": st["feed"], "book": st["book"], "live_orders": st["live_orders"],
             "system_event": report["system_event"], "events": report["events"], "books": report["books"]}
+
+
+def zeroed_sequences(path: str) -> bool:
+    """Whether the capture's first MoldUDP64 packet has sequence number 0 (sample
+    captures are published that way): then no sequencing is possible."""
+    from appliance.protocols import capture, moldudp64
+
+    for fr in capture.read_frames(path):
+        if fr.proto == "udp" and len(fr.payload) >= 20:
+            try:
+                return moldudp64.unpack(fr.payload).sequence == 0
+            except moldudp64.MoldError:
+                continue
+    return False

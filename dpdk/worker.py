@@ -227,6 +227,7 @@ class WorkerConfig:
     levels: int = 1024
     max_held: int = 65536
     join_late: bool = False
+    unsequenced: bool = False                   # apply in arrival order (zeroed sequence numbers)
     mbufs: int = 8191
 
 
@@ -252,6 +253,8 @@ class Worker:
         self.feed = Feed(self.books, cfg.max_held)
         if cfg.join_late:
             lib.tw_feed_join_late(self.feed._f)
+        if cfg.unsequenced:
+            lib.tw_feed_unsequenced(self.feed._f)
         self.sock: socket.socket | None = None
         if cfg.retrans:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

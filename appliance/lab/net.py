@@ -226,8 +226,13 @@ def down(prefix: str) -> dict[str, Any]:
     for name in names:
         netns.remove(name)
         removed.append(name)
-        # feed filters loaded on the namespace's interfaces: their pinned maps and feed names
-        for root in (pathlib.Path("/sys/fs/bpf/tickwire") / name, pathlib.Path("/run/tickwire/xdp") / name):
+        # feed filters loaded on the namespace's interfaces: their pinned maps and feed names,
+        # and the links a feed worker made for DPDK's copy of the filter
+        pins = pathlib.Path("/sys/fs/bpf/tickwire") / name
+        for link in pathlib.Path("/sys/fs/bpf").glob("*"):
+            if link.is_symlink() and os.readlink(link).startswith(f"{pins}/"):
+                link.unlink()
+        for root in (pins, pathlib.Path("/run/tickwire/xdp") / name):
             _remove_tree(root)
     state.remove_lab_dir(prefix)
     return {"prefix": prefix, "removed_namespaces": removed, "stopped_processes": stopped}

@@ -161,6 +161,9 @@ int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count);
 /* Begin at the first packet's sequence number instead of 1: a capture or a feed
  * joined mid-session (the books then hold only what came after). */
 void tw_feed_join_late(struct tw_feed *f);
+/* Apply every message in arrival order, whatever its sequence number says: for
+ * captures whose sequence numbers were zeroed (no arbitration, no gaps). */
+void tw_feed_unsequenced(struct tw_feed *f);
 /* Give up the first hole of the open gap: skip it, apply what was held after it;
  * the books stay stale (TW_EV_UNRECOVERABLE). Returns 0 when there is no gap. */
 int tw_feed_skip_gap(struct tw_feed *f);

@@ -36,6 +36,7 @@ struct tw_feed {
     int have_session;
     uint64_t gap_first; /* the first sequence number missing when the gap opened */
     int join_late;      /* start from the first packet's sequence number, not 1 */
+    int unsequenced;    /* apply every message in arrival order (captures with zeroed sequence numbers) */
     struct tw_feed_state st;
 };
 
@@ -196,6 +197,8 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         return 0;
     }
     uint32_t off = MOLD_HEADER;
+    if (f->unsequenced)
+        seq = f->st.next_seq; /* every message is the next one */
     for (uint16_t i = 0; i < count; i++, seq++) {
         if (off + 2 > len || off + 2u + rd16(pkt + off) > len) {
             f->st.malformed++; /* what came before in this packet stands */
@@ -259,6 +262,11 @@ int tw_feed_skip_gap(struct tw_feed *f)
     if (f->st.in_gap) /* a second hole past the first: it is a gap of its own now */
         f->gap_first = f->st.next_seq;
     return 1;
+}
+
+void tw_feed_unsequenced(struct tw_feed *f)
+{
+    f->unsequenced = 1;
 }
 
 void tw_feed_join_late(struct tw_feed *f)

@@ -1,0 +1,265 @@
+"""The C feed worker under DPDK: replays through the pcap port, and the lab's
+exchange feed through XDP and AF_XDP into the worker's books (root)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from appliance import paths
+from appliance.lab.exchange import gen
+from appliance.protocols import binaryfile, capture, itch, moldudp64
+from appliance.protocols.itchbook import ItchBook
+from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
+from xdp import commands
+
+SESSION = "TWLAB00001"
+A = (("198.18.1.1", 30000), ("239.198.1.1", 26400))
+B = (("198.18.2.1", 30000), ("239.198.2.1", 26400))
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    path = tmp_path_factory.mktemp("worker") / "day.itch"
+    gen.generate(path, symbols=5, messages=20_000, seed=12)
+    msgs = list(binaryfile.iter_messages(path.read_bytes()))
+    ref = ItchBook()
+    for m in msgs:
+        ref.apply(itch.decode(m))
+    return path, msgs, ref
+
+
+def levels(report_books: list[dict]) -> dict[int, tuple[list, list]]:
+    return {b["locate"]: ([(p, s) for p, s, _ in b["bids"]], [(p, s) for p, s, _ in b["asks"]])
+            for b in report_books if b["bids"] or b["asks"]}
+
+
+def ref_levels(ref: ItchBook, locates) -> dict[int, tuple[list, list]]:
+    out = {}
+    for loc in locates:
+        bids, asks = ref.levels(loc, "B"), ref.levels(loc, "S")
+        if bids or asks:
+            out[loc] = (bids, asks)
+    return out
+
+
+def test_a_replayed_capture_with_a_lossy_line_a_builds_the_reference_books(day, tmp_path):
+    """Line A loses, duplicates and reorders packets, B is clean; junk frames are
+    counted; the worker's books equal the Python reference book and the
+    BinaryFILE path's."""
+    path, msgs, ref = day
+    packets = list(moldudp64.packetize(SESSION, 1, msgs, max_payload=1200))
+    rng = random.Random(5)
+    pcap = tmp_path / "feed.pcap"
+    junk = {"malformed": 0, "not_udp": 0}
+    with capture.CaptureWriter(pcap) as w:
+        held = None
+        for p in packets:
+            r = rng.random()
+            if r < 0.05:
+                pass  # lost on A
+            elif r < 0.10:
+                w.udp(p, *A)
+                w.udp(p, *A)  # duplicated
+            elif r < 0.15 and held is None:
+                held = p  # line A sends it after the next one
+            else:
+                w.udp(p, *A)
+                if held is not None:
+                    w.udp(held, *A)
+                    held = None
+            w.udp(p, *B)
+            if r > 0.97:
+                w.udp(b"short", *A)  # under a MoldUDP64 header
+                w.frame(capture.tcp_frame(("198.18.1.1", 1), ("198.18.1.11", 2), 1, 0, 0x18, b"x"))
+                junk["malformed"] += 1
+                junk["not_udp"] += 1
+        w.udp(moldudp64.end_of_session(SESSION, len(msgs) + 1), *A)
+    res = tw("book", str(pcap), "--top", "0", "--json")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["mode"] == "pcap" and rep["messages"] == len(msgs)
+    f = rep["feed"]
+    assert f["applied"] == len(msgs) and f["stale"] is False and f["end_of_session"] is True
+    assert f["packets"]["B"] == len(packets) and f["first_copy"]["B"] > 0 and f["duplicates"] > 0
+    assert f["malformed"] == junk["malformed"] and rep["frames"]["not_udp"] == junk["not_udp"]
+    assert rep["book"]["errors"] == {}
+    want = ref_levels(ref, range(1, 6))
+    assert levels(rep["books"]) == want
+    direct = tw_json("book", str(path), "--top", "0")
+    assert levels(direct["books"]) == want and direct["messages"] == len(msgs)
+    assert {b["symbol"] for b in rep["books"]} == {b["symbol"] for b in direct["books"]}
+
+
+def test_a_capture_gap_nothing_fills_leaves_the_books_stale(day, tmp_path):
+    path, msgs, ref = day
+    packets = list(moldudp64.packetize(SESSION, 1, msgs, max_payload=1200))
+    pcap = tmp_path / "gap.pcap"
+    with capture.CaptureWriter(pcap) as w:
+        for i, p in enumerate(packets):
+            if i != 40:
+                w.udp(p, *A)
+                w.udp(p, *B)
+    rep = tw_json("book", str(pcap))
+    f = rep["feed"]
+    lost = moldudp64.unpack(packets[40]).count
+    assert f["stale"] is True and f["unrecoverable"] == 1 and f["skipped"] == lost
+    assert f["applied"] == len(msgs) - lost
+    assert rep["events"]["gap"] == 1 and rep["events"]["unrecoverable"] == 1
+
+
+@pytest.mark.parametrize("name", ["AddOrderNoMPID.pcap", "OrderReplace.pcap", "StockTradingAction.pcap",
+                                  "SystemEvent.pcap"])
+def test_genuine_captures_replay_through_the_worker_as_the_reference_reads_them(name):
+    """NASDAQ's sample captures carry sequence number 0: the worker applies them
+    in capture order (and says so); its books equal the reference's."""
+    from appliance.protocols.itchbook import BookError
+
+    data = paths.shared_data()
+    if data is None:
+        pytest.skip("../shared/data is not beside this checkout")
+    pcap = data / "nasdaq" / "Nasdaq.Equities.TotalView.Itch.v5.0.20230822" / name
+    assert pcap.exists(), pcap
+    ref, refused, kinds = ItchBook(), 0, []
+    for fr in capture.read_frames(pcap):
+        for _seq, _n, raw in moldudp64.iter_blocks(fr.payload):
+            rec = itch.decode(raw)
+            kinds.append(rec.TYPE)
+            try:
+                ref.apply(rec)
+            except BookError:
+                refused += 1
+    rep = tw_json("book", str(pcap), "--top", "0")
+    assert rep["sequencing"].startswith("arrival order") and rep["messages"] == len(kinds) > 0
+    assert rep["book"]["state"] == sum(k in "SRHYWh" for k in kinds)
+    assert sum(rep["book"]["errors"].values()) == refused
+    assert levels(rep["books"]) == ref_levels(ref, {b["locate"] for b in rep["books"]})
+
+
+# ---- the lab: exchange -> XDP -> AF_XDP -> worker ---------------------------------------------
+
+
+class FeedWorker:
+    """`tickwire feed run` in the lab's app namespace, started before the exchange."""
+
+    def __init__(self, lab, name: str, *extra: str):
+        self.name = name
+        self.proc = subprocess.Popen([TICKWIRE, "feed", "run", "--prefix", lab.prefix, "--name", name,
+                                      "--until-end", "--duration", "90", "--top", "0", "--json", *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, self.proc.communicate()
+            assert time.monotonic() < deadline, "the feed worker did not start"
+            st = tw("feed", "stats", "--name", name, "--json")
+            if st.returncode == 0 and json.loads(st.stdout)["running"] and \
+                    json.loads(st.stdout)["pid"] == self.proc.pid:
+                return
+            time.sleep(0.2)
+
+    def result(self, expect: int = 0) -> dict:
+        out, err = self.proc.communicate(timeout=120)
+        assert self.proc.returncode == expect, err[-3000:]
+        return json.loads(out)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.communicate(timeout=30)
+
+
+def same_books(exchange: dict, worker: dict) -> None:
+    got = {b["symbol"]: b for b in worker["books"]}
+    assert set(exchange["books"]) <= set(got)
+    for sym, want in exchange["books"].items():
+        assert got[sym]["bids"] == want["bids"], sym
+        assert got[sym]["asks"] == want["asks"], sym
+
+
+def assert_clean(lab) -> None:
+    import pathlib
+
+    app = lab.ns("app")
+    assert commands.attached("feed-a", app) is None and commands.attached("feed-b", app) is None
+    assert not (pathlib.Path("/sys/fs/bpf/tickwire") / app).exists()
+    assert not pathlib.Path("/sys/fs/bpf/feed_rules").is_symlink()
+
+
+def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
+    worker = FeedWorker(lab, lab.prefix)
+    try:
+        during = tw_json("feed", "stats", "--name", lab.prefix)
+        ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
+        report = ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    assert during["running"] and during["info"]["ifaces"] == {"A": "feed-a", "B": "feed-b"}
+    f = rep["stats"]["feed"]
+    assert rep["stopped_by"] == "end of session"
+    assert f["applied"] == report["feed"]["messages"] and f["gaps"] == 0 and f["stale"] is False
+    assert f["packets"]["A"] == f["packets"]["B"] == report["feed"]["lines"]["A"]["sent"]
+    assert rep["ports"]["net_af_xdp0"]["imissed"] == 0 and rep["stats"]["no_meta"] == 0
+    same_books(report, rep)
+    lat = rep["stats"]["latency_ns"]
+    assert lat["wire"]["count"] == lat["total"]["count"] == f["packets"]["A"] + f["packets"]["B"]
+    assert 0 < lat["wire"]["p50"] <= lat["total"]["p50"]
+    assert rep["events"]["trading_action"] == 4 and rep["system_event"] == "C"
+    after = tw_json("feed", "stats", "--name", lab.prefix)
+    assert after["running"] is False and after["feed"]["applied"] == f["applied"]
+    assert after["recent_events"][-1]["event"] == "end_of_session"
+    assert_clean(lab)
+
+
+def test_both_lines_lossy_recover_through_retransmission(lab, tmp_path):
+    for link, seed in (("feed-a-app", 3), ("feed-b-app", 4)):
+        tw("lab", "impair", "--prefix", lab.prefix, link, "--loss", "5", "--seed", str(seed))
+    worker = FeedWorker(lab, lab.prefix)
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
+        report = ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    f = rep["stats"]["feed"]
+    assert f["gaps"] > 0 and f["recovered"] == f["gaps"] and f["stale"] is False
+    assert f["first_copy"]["retransmission"] > 0 and rep["stats"]["retrans_requests"] > 0
+    assert report["retransmission"]["requests"] == rep["stats"]["retrans_requests"]
+    assert rep["events"]["retransmission_request"] == rep["stats"]["retrans_requests"]
+    same_books(report, rep)
+
+
+def test_a_gap_nobody_can_fill_is_given_up_and_reported_stale(lab, tmp_path):
+    for link, seed in (("feed-a-app", 5), ("feed-b-app", 6)):
+        tw("lab", "impair", "--prefix", lab.prefix, link, "--loss", "5", "--seed", str(seed))
+    # nothing answers on port 9: the gaps cannot be recovered
+    worker = FeedWorker(lab, lab.prefix, "--retrans", "198.18.1.1:9", "--give-up", "0.3")
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=4, rate=2000)
+        ex.finish()
+        rep = worker.result(expect=1)
+    finally:
+        worker.kill()
+    f = rep["stats"]["feed"]
+    assert f["stale"] is True and f["unrecoverable"] > 0 and f["skipped"] > 0
+    assert rep["events"]["unrecoverable"] == f["unrecoverable"]
+    human = tw("feed", "stats", "--name", lab.prefix)
+    assert "STALE" in human.stdout
+
+
+def test_feed_mistakes_are_named():
+    r = tw("feed", "stats", "--name", "no-such-worker")
+    assert r.returncode == 2 and "no feed worker named no-such-worker" in r.stderr
+    r = tw("feed", "run", "--iface", "C=eth0")
+    assert r.returncode == 2 and "LINE=VALUE with LINE A or B" in r.stderr
+    r = tw("feed", "run", "--iface", "A=eth0")
+    assert r.returncode == 2 and "line A has an interface but no --group A=ADDRESS:PORT" in r.stderr
+    r = tw("feed", "run", "--iface", "A=eth0", "--group", "A=239.1.1.1")
+    assert r.returncode == 2 and "ADDRESS:PORT" in r.stderr
+    r = tw("book", "/nonexistent.pcap")
+    assert r.returncode == 2 and "no such file" in r.stderr
