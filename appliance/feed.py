@@ -336,7 +336,8 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     return {"file": path, "mode": "pcap", "packets": sum(st["rx_packets"]), "messages": st["feed"]["applied"],
             "sequencing": "arrival order (the capture's sequence numbers are 0)" if unsequenced else "MoldUDP64",
             "frames": {k: st[k] for k in ("not_udp", "multi_segment")}, "feed": st["feed"], "book": st["book"],
-            "live_orders": st["live_orders"], "system_event": report["system_event"], "events": report["events"], "books": report["books"]}
+            "live_orders": st["live_orders"], "system_event": report["system_event"], "events": report["events"],
+            "books": report["books"]}
 
 
 def zeroed_sequences(path: str) -> bool:
