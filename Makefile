@@ -11,6 +11,7 @@ BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
 EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
+ASAN_STAMP := $(BUILD)/.ext-asan-stamp
 
 .PHONY: help setup build demo test test-unit test-integration bench lint lock clean
 
@@ -41,7 +42,7 @@ lint: setup    ## ruff over the Python sources
 # the feed filter built a second time, for NICs with hardware receive timestamps
 BPF_OBJS += $(BUILD)/xdp/feed_filter_hwts.bpf.o
 
-build: $(BPF_OBJS) $(EXT_STAMP)  ## compile the BPF objects and the cffi extension
+build: $(BPF_OBJS) $(EXT_STAMP) $(ASAN_STAMP)  ## compile the BPF objects and the cffi extension (and its ASan twin)
 
 $(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
 	@mkdir -p $(dir $@)
@@ -54,6 +55,11 @@ $(BUILD)/xdp/feed_filter_hwts.bpf.o: xdp/feed_filter.bpf.c $(wildcard xdp/includ
 $(EXT_STAMP): $(EXT_DEPS)
 	@mkdir -p $(BUILD)
 	$(PY) dpdk/build_ext.py
+	@touch $@
+
+$(ASAN_STAMP): $(EXT_DEPS)
+	@mkdir -p $(BUILD)
+	$(PY) dpdk/build_ext.py --asan
 	@touch $@
 
 lock:          ## re-resolve requirements.lock from pyproject.toml in a scratch venv

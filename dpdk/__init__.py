@@ -7,6 +7,7 @@ shares with C in ``dpdk/include/tickwire.h``; ``make build`` compiles them.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 __all__ = ["native", "NativeMissing", "dpdk_version"]
@@ -18,11 +19,17 @@ class NativeMissing(ImportError):
 
 @functools.cache
 def native() -> tuple[Any, Any]:
-    """``(ffi, lib)`` of the built extension; a clear error when it is not built."""
+    """``(ffi, lib)`` of the built extension; a clear error when it is not built.
+    TICKWIRE_NATIVE=asan picks the AddressSanitizer build (libasan must be preloaded)."""
+    asan = os.environ.get("TICKWIRE_NATIVE") == "asan"
     try:
-        from dpdk import _native  # type: ignore[attr-defined]
+        if asan:
+            from dpdk import _native_asan as _native  # type: ignore[attr-defined]
+        else:
+            from dpdk import _native  # type: ignore[attr-defined]
     except ImportError as exc:
-        raise NativeMissing(f"the C extension dpdk._native is not built ({exc}): run `make build`") from exc
+        name = "dpdk._native_asan" if asan else "dpdk._native"
+        raise NativeMissing(f"the C extension {name} is not built ({exc}): run `make build`") from exc
     return _native.ffi, _native.lib
 
 

@@ -2,7 +2,8 @@
 
 Sources are ``dpdk/src/*.c``; the interface is ``dpdk/include/tickwire.h`` (cffi
 reads it with the preprocessor lines removed). Compiled with ``-O3`` and warnings
-as errors against ``pkg-config libdpdk`` and ``libbpf``. Run by ``make build``.
+as errors against ``pkg-config libdpdk`` and ``libbpf``. Run by ``make build``,
+which also builds ``dpdk._native_asan`` (``--asan``: AddressSanitizer, for tests).
 """
 
 from __future__ import annotations
@@ -74,7 +75,13 @@ def shared_cdef(header: pathlib.Path) -> str:
     return text
 
 
-def builder() -> cffi.FFI:
+ASAN_FLAGS = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+
+
+def builder(asan: bool = False) -> cffi.FFI:
+    """The extension; with ``asan`` a second one, ``dpdk._native_asan``, compiled
+    with AddressSanitizer for the fuzz tests (load it with libasan preloaded and
+    TICKWIRE_NATIVE=asan)."""
     ffi = cffi.FFI()
     ffi.cdef(cdef_text(HEADER))
     ffi.cdef(LIBBPF_CDEF.read_text())
@@ -82,21 +89,22 @@ def builder() -> cffi.FFI:
         ffi.cdef(shared_cdef(XDP_INCLUDE / name))
     sources = sorted(str(p) for p in (HERE / "src").glob("*.c"))
     ffi.set_source(
-        "dpdk._native",
+        "dpdk._native_asan" if asan else "dpdk._native",
         SOURCE_PREAMBLE,
         sources=sources,
         include_dirs=[str(HERE / "include"), str(ROOT / "xdp" / "include")],
-        extra_compile_args=["-O3", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-                            *pkg_config("--cflags")],
-        extra_link_args=pkg_config("--libs"),
+        extra_compile_args=[*(ASAN_FLAGS if asan else ["-O3"]), "-Wall", "-Wextra", "-Werror",
+                            "-Wno-unused-parameter", *pkg_config("--cflags")],
+        extra_link_args=[*(["-fsanitize=address"] if asan else []), *pkg_config("--libs")],
     )
     return ffi
 
 
 def main() -> None:
-    # intermediate files go to build/cffi; the module is copied next to this file
-    tmp = ROOT / "build" / "cffi"
-    built = pathlib.Path(builder().compile(tmpdir=str(tmp), verbose=False))
+    # intermediate files go to build/cffi[-asan]; the module is copied next to this file
+    asan = "--asan" in sys.argv[1:]
+    tmp = ROOT / "build" / ("cffi-asan" if asan else "cffi")
+    built = pathlib.Path(builder(asan).compile(tmpdir=str(tmp), verbose=False))
     shutil.copy2(built, HERE / built.name)
 
 

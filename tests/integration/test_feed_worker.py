@@ -263,3 +263,26 @@ def test_feed_mistakes_are_named():
     assert r.returncode == 2 and "ADDRESS:PORT" in r.stderr
     r = tw("book", "/nonexistent.pcap")
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_random_frames_through_the_worker_are_counted_and_never_crash_it(tmp_path):
+    """The frame parser and the decoders in the worker (not reachable from the
+    cffi fuzz tests): random frames, and valid UDP headers around random bytes."""
+    rng = random.Random(11)
+    pcap = tmp_path / "junk.pcap"
+    frames = 0
+    with capture.CaptureWriter(pcap) as w:
+        w.udp(moldudp64.pack(SESSION, 1, [itch.encode(itch.example("S", 0))]), *A)  # sequence 1: applied
+        for i in range(3000):
+            if i % 2:
+                w.frame(rng.randbytes(rng.randrange(14, 300)))
+            else:
+                body = moldudp64.session_bytes(SESSION) + rng.randbytes(rng.randrange(0, 200))
+                w.udp(body, *(A if i % 4 else B))
+            frames += 1
+    rep = tw_json("book", str(pcap))
+    assert rep["packets"] == frames + 1
+    f = rep["feed"]
+    udp = f["packets"]["A"] + f["packets"]["B"] + f["packets"]["retransmission"]
+    assert udp + rep["frames"]["not_udp"] == frames + 1
+    assert f["malformed"] > 1000 and rep["system_event"] is not None and f["applied"] >= 1

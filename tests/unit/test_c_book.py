@@ -114,7 +114,7 @@ def test_genuine_captures_are_treated_as_the_reference_treats_them():
     if data is None:
         pytest.skip("../shared/data is absent (set TICKWIRE_SHARED_DATA)")
     for f in sorted((data / "nasdaq").glob("*Itch*/*.pcap")):
-        c, ref = Books(), ItchBook()
+        c, ref = Books(levels_per_side=64), ItchBook()
         for frame in capture.read_frames(f):
             for raw in moldudp64.unpack(frame.payload).messages:
                 try:

@@ -185,7 +185,7 @@ def test_genuine_capture_state_messages_are_taken():
     sample = paths.sample_itch()
     if sample is None:
         pytest.skip("../shared/data/nasdaq/sample-first-1000.itch is absent (../shared is not beside this checkout)")
-    b = Books(max_locate=65535, max_orders=1000)
+    b = Books(max_locate=65535, max_orders=1000, levels_per_side=16)
     b.record_events()
     data = sample.read_bytes()
     assert b.apply_binaryfile(data) == 1000
