@@ -212,6 +212,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 report["ports"] = worker.port_stats()
                 report["books"] = worker.books.report(args.top)
                 report["system_event"] = worker.books.system_event
+                report["memory"] = process_memory()
                 worker.close()
         finally:
             if undo:
@@ -284,6 +285,16 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     ev_path = pathlib.Path(info.get("events", W.STATE_DIR / f"{name}.events.jsonl"))
     out["recent_events"] = [json.loads(x) for x in ev_path.read_text().splitlines()[-events:]] \
         if events and ev_path.exists() else []
+    return out
+
+
+def process_memory() -> dict[str, int]:
+    """This process's resident size now and at its peak, in bytes (/proc/self/status)."""
+    out = {}
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[{"VmRSS": "rss", "VmHWM": "peak_rss"}[key]] = int(value.split()[0]) * 1024
     return out
 
 

@@ -11,17 +11,25 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "tickwire.h"
 
+/* 16 bytes, four to a cache line: the reference (below 2^47; 0 marks an empty
+ * slot), the side and the stock locate share one word. */
 struct order {
-    uint64_t ref;     /* 0: empty slot */
+    uint64_t key;     /* ref | side << 47 | locate << 48 */
     uint32_t price;
     uint32_t shares;
-    uint16_t locate;
-    uint8_t side;     /* 0 buy, 1 sell */
 };
+
+#define REF_BITS 47
+#define REF_MASK ((1ull << REF_BITS) - 1)
+
+static inline uint64_t o_ref(const struct order *o) { return o->key & REF_MASK; }
+static inline uint8_t o_side(const struct order *o) { return (uint8_t)(o->key >> REF_BITS & 1); }
+static inline uint16_t o_locate(const struct order *o) { return (uint16_t)(o->key >> 48); }
 
 struct level {
     uint32_t price;
@@ -36,6 +44,7 @@ struct side_levels {
 
 struct tw_books {
     struct order *orders;
+    size_t orders_bytes, level_bytes; /* mapped sizes */
     uint64_t mask;            /* table size - 1 (a power of two) */
     uint64_t live;
     uint64_t max_orders;
@@ -57,6 +66,25 @@ static inline uint64_t hash64(uint64_t x)
     return x;
 }
 
+/* Big tables: anonymous memory on transparent hugepages where the kernel allows
+ * it (madvise mode is Debian's default), touched now so no fault comes later.
+ * The order table is read at random: 2 MiB pages spare the TLB. */
+static void *big_alloc(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without THP the table still works */
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void big_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
+
 struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side)
 {
     if (max_locate == 0 || max_orders == 0 || levels_per_side == 0)
@@ -67,19 +95,21 @@ struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint3
     uint64_t size = 1;
     while (size < max_orders * 2)
         size <<= 1;
-    b->orders = calloc(size, sizeof(struct order));
+    b->orders_bytes = size * sizeof(struct order);
+    /* each side's array is padded by 4 levels (one cache line): with a power-of-two
+     * stride the best levels of every side would fall in the same cache sets */
+    size_t stride = (size_t)levels_per_side + 4;
+    b->level_bytes = (size_t)(max_locate + 1) * 2 * stride * sizeof(struct level);
+    b->orders = big_alloc(b->orders_bytes);
+    b->level_mem = big_alloc(b->level_bytes);
     b->sides = calloc((size_t)(max_locate + 1) * 2, sizeof(struct side_levels));
-    b->level_mem = calloc((size_t)(max_locate + 1) * 2 * levels_per_side, sizeof(struct level));
     b->instruments = calloc((size_t)max_locate + 1, sizeof(struct tw_instrument));
     if (!b->orders || !b->sides || !b->level_mem || !b->instruments) {
         tw_books_destroy(b);
         return NULL;
     }
-    /* touch every page now: faults at start, never per message (hugepages in the worker) */
-    memset(b->orders, 0, size * sizeof(struct order));
-    memset(b->level_mem, 0, (size_t)(max_locate + 1) * 2 * levels_per_side * sizeof(struct level));
     for (size_t i = 0; i < (size_t)(max_locate + 1) * 2; i++)
-        b->sides[i].lv = b->level_mem + i * levels_per_side;
+        b->sides[i].lv = b->level_mem + i * stride;
     b->mask = size - 1;
     b->max_orders = max_orders;
     b->max_locate = max_locate;
@@ -91,9 +121,9 @@ void tw_books_destroy(struct tw_books *b)
 {
     if (!b)
         return;
-    free(b->orders);
+    big_free(b->orders, b->orders_bytes);
     free(b->sides);
-    free(b->level_mem);
+    big_free(b->level_mem, b->level_bytes);
     free(b->instruments);
     free(b);
 }
@@ -102,13 +132,13 @@ void tw_books_destroy(struct tw_books *b)
 
 static inline struct order *find(struct tw_books *b, uint64_t ref)
 {
-    if (ref == 0)
+    if (ref == 0 || ref > REF_MASK)
         return NULL; /* 0 marks an empty slot: never an order */
     for (uint64_t i = hash64(ref) & b->mask;; i = (i + 1) & b->mask) {
         struct order *o = &b->orders[i];
-        if (o->ref == ref)
+        if (o_ref(o) == ref)
             return o;
-        if (o->ref == 0)
+        if (o->key == 0)
             return NULL;
     }
 }
@@ -119,12 +149,12 @@ static inline struct order *insert(struct tw_books *b, uint64_t ref)
         return NULL;
     for (uint64_t i = hash64(ref) & b->mask;; i = (i + 1) & b->mask) {
         struct order *o = &b->orders[i];
-        if (o->ref == 0) {
-            o->ref = ref;
+        if (o->key == 0) {
+            o->key = ref;
             b->live++;
             return o;
         }
-        if (o->ref == ref)
+        if (o_ref(o) == ref)
             return NULL; /* already open */
     }
 }
@@ -137,16 +167,16 @@ static inline void erase(struct tw_books *b, struct order *o)
     b->live--;
     for (;;) {
         j = (j + 1) & b->mask;
-        if (b->orders[j].ref == 0)
+        if (b->orders[j].key == 0)
             break;
-        uint64_t home = hash64(b->orders[j].ref) & b->mask;
+        uint64_t home = hash64(o_ref(&b->orders[j])) & b->mask;
         /* can j move to i? only if its home is not inside (i, j] cyclically */
         if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
             b->orders[i] = b->orders[j];
             i = j;
         }
     }
-    b->orders[i].ref = 0;
+    b->orders[i].key = 0;
 }
 
 /* ---- L2: levels, best last ------------------------------------------------------- */
@@ -219,13 +249,12 @@ static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 |
 /* A new resting order: into the table, then onto its level (undone if the level is full). */
 static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
 {
-    if (ref == 0)
-        return TW_BOOK_EBADFIELD; /* 0 marks an empty slot */
+    if (ref == 0 || ref > REF_MASK)
+        return TW_BOOK_EBADFIELD; /* 0 marks an empty slot; the key keeps 47 bits of reference */
     struct order *o = insert(b, ref);
     if (!o)
         return b->live >= b->max_orders ? TW_BOOK_EFULL : TW_BOOK_EDUPLICATE;
-    o->locate = locate;
-    o->side = side;
+    o->key |= (uint64_t)side << REF_BITS | (uint64_t)locate << 48;
     o->shares = shares;
     o->price = price;
     if (level_add(b, locate, side, price, shares) < 0) {
@@ -242,7 +271,7 @@ static int take(struct tw_books *b, struct order *o, uint32_t shares)
         return TW_BOOK_EOVERFILL;
     o->shares -= shares;
     int gone = o->shares == 0;
-    level_sub(b, o->locate, o->side, o->price, shares, gone);
+    level_sub(b, o_locate(o), o_side(o), o->price, shares, gone);
     if (gone)
         erase(b, o);
     return 0;
@@ -274,13 +303,14 @@ static int delete(struct tw_books *b, uint64_t ref)
  * about to go) has gone? */
 static int level_room(const struct tw_books *b, const struct order *leaving, uint32_t price)
 {
-    const struct side_levels *s = &b->sides[(size_t)leaving->locate * 2 + leaving->side];
+    uint8_t side = o_side(leaving);
+    const struct side_levels *s = &b->sides[(size_t)o_locate(leaving) * 2 + side];
     int found;
-    uint32_t i = level_index(s, leaving->side, price, &found);
+    uint32_t i = level_index(s, side, price, &found);
     if (found || s->n < b->levels_per_side)
         return 1;
     /* full: only the leaving order's own level, emptied, makes room */
-    i = level_index(s, leaving->side, leaving->price, &found);
+    i = level_index(s, side, leaving->price, &found);
     return found && s->lv[i].orders == 1;
 }
 
@@ -294,14 +324,14 @@ static int replace(struct tw_books *b, const uint8_t *m)
     struct order *old = find(b, rd64(m + 11));
     if (!old)
         return TW_BOOK_EUNKNOWN;
-    if (new_ref == 0)
+    if (new_ref == 0 || new_ref > REF_MASK)
         return TW_BOOK_EBADFIELD;
-    if (new_ref != old->ref && find(b, new_ref))
+    if (new_ref != o_ref(old) && find(b, new_ref))
         return TW_BOOK_EDUPLICATE;
     if (!level_room(b, old, price))
         return TW_BOOK_ELEVELS;
-    uint16_t locate = old->locate;
-    uint8_t side = old->side;
+    uint16_t locate = o_locate(old);
+    uint8_t side = o_side(old);
     take(b, old, old->shares);
     return place(b, new_ref, locate, side, rd32(m + 27), price);
 }
@@ -355,13 +385,36 @@ out:
     return rc;
 }
 
+/* Ask for the order slot a message will touch (its reference's home), so the
+ * cache miss overlaps the messages before it. */
+static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len)
+{
+    if (len >= 19 && BOOK_LEN[m[0]])
+        __builtin_prefetch(&b->orders[hash64(rd64(m + 11)) & b->mask], 1);
+}
+
 uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len)
 {
-    uint64_t off = 0, n = 0;
+    enum { AHEAD = 4 }; /* messages between a prefetch and its use */
+    uint64_t off = 0, ahead = 0, n = 0;
+    for (int i = 0; i < AHEAD && ahead + 2 <= len; i++) {
+        uint16_t m = rd16(buf + ahead);
+        if (ahead + 2 + m > len)
+            break;
+        prefetch_order(b, buf + ahead + 2, m);
+        ahead += 2u + m;
+    }
     while (off + 2 <= len) {
         uint16_t m = rd16(buf + off);
         if (off + 2 + m > len)
             break;
+        if (ahead + 2 <= len) {
+            uint16_t am = rd16(buf + ahead);
+            if (ahead + 2 + am <= len) {
+                prefetch_order(b, buf + ahead + 2, am);
+                ahead += 2u + am;
+            }
+        }
         tw_books_apply(b, buf + off + 2, m);
         off += 2u + m;
         n++;

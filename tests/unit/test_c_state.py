@@ -103,6 +103,19 @@ def test_reference_zero_is_never_an_order():
     assert c.live_orders == 0
 
 
+def test_references_past_47_bits_are_refused_by_name():
+    """An order packs its reference with side and locate in one word; NASDAQ's
+    references stay far below 2^47 (about 1.4e14)."""
+    c = Books(max_locate=4, max_orders=10)
+    lib = c.lib
+    assert c.apply(add(2**47 - 1)) == 0
+    assert c.apply(add(2**47)) == lib.TW_BOOK_EBADFIELD
+    assert c.apply(msg("D", order_reference_number=2**47)) == lib.TW_BOOK_EUNKNOWN
+    assert c.apply(msg("U", original_order_reference_number=2**47 - 1, new_order_reference_number=2**47,
+                       shares=1, price=1)) == lib.TW_BOOK_EBADFIELD
+    assert c.depth(1, "B") == [(1_000_000, 100, 1)] and c.live_orders == 1
+
+
 def packets(n: int) -> tuple[list[bytes], list[bytes]]:
     msgs = [add(i + 1, price=1_000_000 + 100 * (i % 5)) for i in range(n)]
     return msgs, list(moldudp64.packetize(SESSION, 1, msgs, max_payload=200))
