@@ -387,6 +387,13 @@ out:
 
 /* Ask for the order slot a message will touch (its reference's home), so the
  * cache miss overlaps the messages before it. */
+static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len);
+
+void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
+{
+    prefetch_order(b, m, len);
+}
+
 static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len)
 {
     if (len >= 19 && BOOK_LEN[m[0]])

@@ -10,6 +10,8 @@
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);
 void tw_books_set_system_event(struct tw_books *b, uint8_t code);
 void tw_books_raise(struct tw_books *b, const struct tw_event *ev);
+/* Start loading the order slot this message will touch. */
+void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len);
 
 /* mold.c: the session's name, once a packet has told it */
 void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);

@@ -196,6 +196,14 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
             open_gap(f, seq - 1, seq - 1); /* messages we never saw: only a retransmission can bring them */
         return 0;
     }
+    /* a first pass over the blocks starts the order-table loads the second will need */
+    for (uint32_t off = MOLD_HEADER, i = 0; i < count && off + 2 <= len; i++) {
+        uint16_t n = rd16(pkt + off);
+        if (off + 2u + n > len)
+            break;
+        tw_books_prefetch(f->books, pkt + off + 2, n);
+        off += 2u + n;
+    }
     uint32_t off = MOLD_HEADER;
     if (f->unsequenced)
         seq = f->st.next_seq; /* every message is the next one */
