@@ -228,7 +228,8 @@ class WorkerConfig:
     max_held: int = 65536
     join_late: bool = False
     unsequenced: bool = False                   # apply in arrival order (zeroed sequence numbers)
-    mbufs: int = 8191
+    mbufs: int = 16383
+    rx_desc: int = 4096                         # rx ring per port: absorbs the worker's stalls
 
 
 class Worker:
@@ -247,7 +248,7 @@ class Worker:
             pid = ffi.new("uint16_t *")
             _check(lib.tw_port_find(p.name.encode(), pid), f"port {p.name} (is its --vdev given?)")
             p.port_id = pid[0]
-            _check(lib.tw_port_start(p.port_id, self.pool, 2048, 512), f"starting port {p.name}")
+            _check(lib.tw_port_start(p.port_id, self.pool, cfg.rx_desc, 512), f"starting port {p.name}")
             self.started_ports.append(p.port_id)
         self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels)
         self.feed = Feed(self.books, cfg.max_held)

@@ -51,9 +51,11 @@ def feed_messages(count: int, source: pathlib.Path | None) -> Iterator[bytes]:
         yield msgs[i % len(msgs)]
 
 
-def build_packets(session: str, first_seq: int, messages: Iterator[bytes]) -> tuple[np.ndarray, np.ndarray, int]:
+def build_packets(session: str, first_seq: int, messages: Iterator[bytes],
+                  max_payload: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Pack MoldUDP64 packets into one buffer with a fixed stride, as the C sender takes them."""
-    packets = list(moldudp64.packetize(session, first_seq, messages))
+    kw = {"max_payload": max_payload} if max_payload else {}
+    packets = list(moldudp64.packetize(session, first_seq, messages, **kw))
     stride = max(len(p) for p in packets)
     buf = np.zeros((len(packets), stride), dtype=np.uint8)
     lengths = np.zeros(len(packets), dtype=np.uint16)
@@ -66,7 +68,7 @@ def build_packets(session: str, first_seq: int, messages: Iterator[bytes]) -> tu
 def send(args: argparse.Namespace) -> dict:
     ffi, lib = native()
     buf, lengths, stride = build_packets(args.session, args.first_seq,
-                                         feed_messages(args.messages, args.source))
+                                         feed_messages(args.messages, args.source), args.max_payload)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(args.ifaddr))
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
@@ -133,6 +135,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--first-seq", type=int, default=1)
     s.add_argument("--rate", type=int, default=0, help="packets per second (0: as fast as possible)")
     s.add_argument("--batch", type=int, default=64, help="datagrams per sendmmsg (1..1024)")
+    s.add_argument("--max-payload", type=int, default=0, metavar="BYTES",
+                   help="largest MoldUDP64 packet (default 0: MoldUDP64's usual 1400)")
     r.add_argument("--max-packets", type=int, default=0, help="stop after this many (0: no limit)")
     r.add_argument("--idle", type=float, default=1.0, help="stop after this many seconds without a packet")
     r.add_argument("--timeout", type=float, default=30.0, help="stop after this many seconds in all")
