@@ -172,6 +172,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
+        prefault=not getattr(args, "no_prefault", False),
         unsequenced=getattr(args, "unsequenced", False),
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
@@ -336,7 +337,7 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     unsequenced = zeroed_sequences(path)
     args = argparse.Namespace(unsequenced=unsequenced,
         name=f"book{os.getpid()}", pcap=path, group=[f"{k}={g}:{p}" for k, (g, p) in groups.items()],
-        retrans_port=retrans_port, burst=32, give_up=0.2, idle_stop=0.5, idle_sleep_us=0, max_locate=65535,
+        retrans_port=retrans_port, burst=32, give_up=0.2, idle_stop=0.5, no_prefault=True, idle_sleep_us=0, max_locate=65535,
         max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto", duration=0, top=top, books_out=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # --no-huge is fine for a replay

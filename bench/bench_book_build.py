@@ -122,7 +122,7 @@ def main() -> None:
     del probe
     c_ns = []
     for _ in range(args.runs):
-        books = Books(max_locate=n_locates, max_orders=max_orders, levels_per_side=args.levels)
+        books = Books(max_locate=n_locates, max_orders=max_orders, levels_per_side=args.levels, prefault=True)
         t0 = time.perf_counter_ns()
         n = books.apply_binaryfile(data)
         c_ns.append((time.perf_counter_ns() - t0) / n)

@@ -45,9 +45,13 @@ def event_dict(ev: Any) -> dict[str, Any]:
 
 
 class Books:
-    def __init__(self, max_locate: int = 65535, max_orders: int = 1_000_000, levels_per_side: int = 1024):
+    def __init__(self, max_locate: int = 65535, max_orders: int = 1_000_000, levels_per_side: int = 1024,
+                 prefault: bool = False):
+        """``prefault``: touch every page now (the worker and benchmarks: no page
+        fault later); otherwise memory is taken as instruments are first used."""
         self.ffi, self.lib = native()
-        ptr = self.lib.tw_books_create(max_locate, max_orders, levels_per_side)
+        ptr = self.lib.tw_books_create(max_locate, max_orders, levels_per_side,
+                                       self.lib.TW_BOOKS_PREFAULT if prefault else 0)
         if ptr == self.ffi.NULL:
             raise MemoryError(f"tw_books_create({max_locate}, {max_orders}, {levels_per_side}) failed")
         self._b = self.ffi.gc(ptr, self.lib.tw_books_destroy)

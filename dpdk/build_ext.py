@@ -8,6 +8,7 @@ which also builds ``dpdk._native_asan`` (``--asan``: AddressSanitizer, for tests
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import shlex
@@ -105,11 +106,12 @@ def main() -> None:
     asan = "--asan" in sys.argv[1:]
     tmp = ROOT / "build" / ("cffi-asan" if asan else "cffi")
     built = pathlib.Path(builder(asan).compile(tmpdir=str(tmp), verbose=False))
-    shutil.copy2(built, HERE / built.name)
+    # a new file renamed into place: a running process keeps the module it mapped
+    staged = HERE / f".{built.name}.new"
+    shutil.copy2(built, staged)
+    os.replace(staged, HERE / built.name)
 
 
 if __name__ == "__main__":
-    import os
-
     os.chdir(ROOT)
     main()

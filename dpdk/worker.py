@@ -222,9 +222,10 @@ class WorkerConfig:
     burst: int = 32
     idle_stop_ms: float = 0.0
     idle_sleep_us: int = 0
-    max_locate: int = 65535
+    max_locate: int = 16383                     # NASDAQ's stock locates stay below about 12,000
     max_orders: int = 1_000_000
     levels: int = 1024
+    prefault: bool = True                       # no page faults on the hot path (False for replays)
     max_held: int = 65536
     join_late: bool = False
     unsequenced: bool = False                   # apply in arrival order (zeroed sequence numbers)
@@ -250,7 +251,7 @@ class Worker:
             p.port_id = pid[0]
             _check(lib.tw_port_start(p.port_id, self.pool, cfg.rx_desc, 512), f"starting port {p.name}")
             self.started_ports.append(p.port_id)
-        self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels)
+        self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels, prefault=cfg.prefault)
         self.feed = Feed(self.books, cfg.max_held)
         if cfg.join_late:
             lib.tw_feed_join_late(self.feed._f)

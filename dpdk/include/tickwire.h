@@ -99,7 +99,14 @@ struct tw_book_stats {
     uint64_t errors[9];   /* by -tw_book_error (index 0 unused) */
 };
 
-struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side);
+enum tw_books_flags {
+    TW_BOOKS_PREFAULT = 1,  /* touch every page now (the worker: no page fault on the hot path) */
+};
+/* Books for locates 1..max_locate; flags: TW_BOOKS_*. Without PREFAULT the
+ * tables are mapped but filled in by the kernel as they are first touched
+ * (replays and tests: untouched instruments cost nothing). */
+struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side,
+                                 uint32_t flags);
 void tw_books_destroy(struct tw_books *b);
 /* One ITCH message (type byte first): 0, or a negative tw_book_error. */
 int tw_books_apply(struct tw_books *b, const uint8_t *msg, uint32_t len);

@@ -66,16 +66,19 @@ static inline uint64_t hash64(uint64_t x)
     return x;
 }
 
-/* Big tables: anonymous memory on transparent hugepages where the kernel allows
- * it (madvise mode is Debian's default), touched now so no fault comes later.
- * The order table is read at random: 2 MiB pages spare the TLB. */
-static void *big_alloc(size_t bytes)
+/* Big tables: anonymous (zeroed) memory on transparent hugepages where the
+ * kernel allows it (madvise mode is Debian's default); with prefault, touched
+ * now so no fault comes later. The order table is read at random: 2 MiB pages
+ * spare the TLB. */
+static void *big_alloc(size_t bytes, int prefault)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without THP the table still works */
-    memset(p, 0, bytes);
+    if (prefault)
+        for (size_t i = 0; i < bytes; i += 4096)
+            ((volatile uint8_t *)p)[i] = 0;
     return p;
 }
 
@@ -85,8 +88,10 @@ static void big_free(void *p, size_t bytes)
         munmap(p, bytes);
 }
 
-struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side)
+struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side,
+                                 uint32_t flags)
 {
+    int prefault = (flags & TW_BOOKS_PREFAULT) != 0;
     if (max_locate == 0 || max_orders == 0 || levels_per_side == 0)
         return NULL;
     struct tw_books *b = calloc(1, sizeof(*b));
@@ -100,8 +105,8 @@ struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint3
      * stride the best levels of every side would fall in the same cache sets */
     size_t stride = (size_t)levels_per_side + 4;
     b->level_bytes = (size_t)(max_locate + 1) * 2 * stride * sizeof(struct level);
-    b->orders = big_alloc(b->orders_bytes);
-    b->level_mem = big_alloc(b->level_bytes);
+    b->orders = big_alloc(b->orders_bytes, prefault);
+    b->level_mem = big_alloc(b->level_bytes, prefault);
     b->sides = calloc((size_t)(max_locate + 1) * 2, sizeof(struct side_levels));
     b->instruments = calloc((size_t)max_locate + 1, sizeof(struct tw_instrument));
     if (!b->orders || !b->sides || !b->level_mem || !b->instruments) {

@@ -3,9 +3,10 @@
  * retransmission requests. Live (af_xdp) and replay (pcap) ports run this same
  * code. See tickwire.h.
  *
- * Time: the XDP stamp is CLOCK_MONOTONIC; the loop's own stamps are the TSC
- * mapped onto CLOCK_MONOTONIC, recalibrated every second, so a stamp costs a
- * few nanoseconds and not a clock_gettime.
+ * Time: the XDP stamp is CLOCK_MONOTONIC, taken on the CPU that ran the XDP
+ * program; each rx burst reads CLOCK_MONOTONIC once (the same clock, valid
+ * across CPUs). The stages inside a burst are TSC intervals on this CPU, turned
+ * into nanoseconds at the rate the two clocks kept over the last 100 ms.
  */
 #include <errno.h>
 #include <string.h>
@@ -41,12 +42,24 @@ struct tw_worker {
     uint64_t gap_since, asked_ns, asked_first, asked_count;
 };
 
+/* Map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK measured;
+ * later calls (every 100 ms) take the rate the two clocks actually kept since the
+ * last one, so the mapping does not drift away from the XDP stamps. */
 static void calibrate(struct tw_worker *w)
 {
-    w->tsc0 = rte_rdtsc();
-    w->ns0 = tw_mono_ns();
+    uint64_t tsc = rte_rdtsc(), ns = tw_mono_ns();
     if (!w->mult)
         w->mult = (uint64_t)(((__uint128_t)1000000000ull << 32) / rte_get_tsc_hz());
+    else if (tsc > w->tsc0 && ns > w->ns0)
+        w->mult = (uint64_t)(((__uint128_t)(ns - w->ns0) << 32) / (tsc - w->tsc0));
+    w->tsc0 = tsc;
+    w->ns0 = ns;
+}
+
+/* A TSC interval in nanoseconds. */
+static inline uint64_t tsc_ns(const struct tw_worker *w, uint64_t ticks)
+{
+    return (uint64_t)(((__uint128_t)ticks * w->mult) >> 32);
 }
 
 static inline uint64_t now_ns(const struct tw_worker *w)
@@ -157,8 +170,11 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
     return 0; /* any other datagram is taken as line A: foreign sessions are counted by mold.c */
 }
 
+/* t_rx: CLOCK_MONOTONIC when the burst returned (the XDP stamp's clock, read
+ * directly: a mapped TSC on another CPU could be microseconds off); t_rx_tsc:
+ * the TSC then, for the short stages that follow on this CPU. */
 static inline void frame(struct tw_worker *w, const struct tw_worker_port *port, struct rte_mbuf *m,
-                         uint64_t t_rx)
+                         uint64_t t_rx, uint64_t t_rx_tsc)
 {
     struct tw_worker_stats *st = w->st;
     if (m->nb_segs != 1) {
@@ -189,14 +205,15 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     }
     if (line < 0)
         line = line_by_dest(&w->cfg, daddr, dport, sport);
-    uint64_t t_dec = now_ns(w);
+    uint64_t t_dec = rte_rdtsc();
     tw_feed_packet(w->feed, (uint32_t)line, payload, plen);
-    uint64_t t_app = now_ns(w);
-    tw_hist_record(&st->hist[TW_STAGE_QUEUE], t_dec - t_rx);
-    tw_hist_record(&st->hist[TW_STAGE_APPLY], t_app - t_dec);
+    uint64_t t_app = rte_rdtsc();
+    uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
+    tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
+    tw_hist_record(&st->hist[TW_STAGE_APPLY], apply);
     if (t_wire && t_wire <= t_rx) { /* a hardware clock's stamp is on another timescale */
         tw_hist_record(&st->hist[TW_STAGE_WIRE], t_rx - t_wire);
-        tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_app - t_wire);
+        tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_rx - t_wire + queue + apply);
     }
 }
 
@@ -297,13 +314,13 @@ int tw_worker_run(struct tw_worker *w)
             st->polls++;
             if (n == 0)
                 continue;
-            uint64_t t_rx = now_ns(w);
+            uint64_t t_rx_tsc = rte_rdtsc(), t_rx = tw_mono_ns();
             st->busy_polls++;
             st->rx_packets[p] += n;
             for (uint16_t i = 0; i < n; i++) {
                 if (i + 1 < n)
                     rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-                frame(w, port, pkts[i], t_rx);
+                frame(w, port, pkts[i], t_rx, t_rx_tsc);
             }
             rte_pktmbuf_free_bulk(pkts, n);
             got += n;
@@ -321,7 +338,7 @@ int tw_worker_run(struct tw_worker *w)
         }
         if (now - st->heartbeat_ns > 1000000) {
             st->heartbeat_ns = now;
-            if (now - last_cal > 1000000000ull) {
+            if (now - last_cal > 100000000ull) {
                 calibrate(w);
                 last_cal = now;
             }
