@@ -335,10 +335,11 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
 
     groups = lab_feed(topology.DEFAULT_PREFIX).groups
     unsequenced = zeroed_sequences(path)
-    args = argparse.Namespace(unsequenced=unsequenced,
+    args = argparse.Namespace(
         name=f"book{os.getpid()}", pcap=path, group=[f"{k}={g}:{p}" for k, (g, p) in groups.items()],
-        retrans_port=retrans_port, burst=32, give_up=0.2, idle_stop=0.5, no_prefault=True, idle_sleep_us=0, max_locate=65535,
-        max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto", duration=0, top=top, books_out=None)
+        retrans_port=retrans_port, unsequenced=unsequenced, burst=32, give_up=0.2, idle_stop=0.5, no_prefault=True,
+        idle_sleep_us=0, max_locate=65535, max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto",
+        duration=0, top=top, books_out=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # --no-huge is fine for a replay
         report = run(args)
