@@ -889,6 +889,8 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--levels", type=int, default=1024, help="price levels per instrument side"),
                 arg("--top", type=int, default=5, metavar="N", help="levels a side in the report (0: all)"),
                 arg("--books-out", metavar="FILE", help="also write the final books as JSON to FILE"),
+                arg("--record", metavar="FILE.pcap", help="write every frame the worker receives to this capture "
+                    "(DPDK's pcap port; tickwire book replays it)"),
                 arg("--quiet-events", action="store_true", help="do not print events as they come"),
             ), render_feed_run, root=True),
     Command(("feed", "stats"), "a feed worker's counters, gaps, retransmissions and latency percentiles per stage, "

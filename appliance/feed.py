@@ -167,7 +167,16 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         vdevs = [W.af_xdp_vdev(i, iface, obj) for i, iface in enumerate(feed.ifaces.values())]
         ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
 
-    cfg = W.WorkerConfig(
+    record = getattr(args, "record", None)
+    record_name = None
+    if record:
+        index = sum(v.startswith("net_pcap") for v in vdevs)
+        record_path = pathlib.Path(record).resolve()
+        if not record_path.parent.is_dir():
+            raise FeedError(f"--record {record}: the folder {record_path.parent} does not exist")
+        vdevs.append(W.record_vdev(index, str(record_path)))
+        record_name = f"net_pcap{index}"
+    cfg = W.WorkerConfig(record=record_name,
         ports=ports, group=feed.groups, retrans=feed.retrans, retrans_source=feed.retrans_source,
         retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
@@ -204,7 +213,8 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
                     f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
-                    for p, v in zip(ports, vdevs, strict=True)))
+                    for p, v in zip(ports, vdevs[:len(ports)], strict=True))
+                    + (f"; recording to {record}" if record else ""))
                 report["events"] = _watch(worker, args, stop, events_path, on_event)
                 report["stopped_by"] = stop.reason
             finally:

@@ -122,6 +122,11 @@ def pcap_vdev(index: int, path: str) -> str:
     return f"net_pcap{index},rx_pcap={path}"
 
 
+def record_vdev(index: int, path: str) -> str:
+    """A capture port: what the worker transmits on it is written to ``path``."""
+    return f"net_pcap{index},tx_pcap={path}"
+
+
 class SharedStats:
     """The worker's ``struct tw_worker_stats`` in a file both processes map."""
 
@@ -182,7 +187,8 @@ def histogram(h: Any) -> dict[str, Any]:
 FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unrecoverable", "skipped",
                      "malformed", "other_session", "book_errors", "in_gap", "stale", "end_of_session")
 COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta",
-            "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders")
+            "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
+            "recorded", "record_dropped")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
@@ -231,6 +237,7 @@ class WorkerConfig:
     unsequenced: bool = False                   # apply in arrival order (zeroed sequence numbers)
     mbufs: int = 16383
     rx_desc: int = 4096                         # rx ring per port: absorbs the worker's stalls
+    record: str | None = None                   # the vdev name of a pcap port to copy every frame to
 
 
 class Worker:
@@ -251,6 +258,13 @@ class Worker:
             p.port_id = pid[0]
             _check(lib.tw_port_start(p.port_id, self.pool, cfg.rx_desc, 512), f"starting port {p.name}")
             self.started_ports.append(p.port_id)
+        self.record_id: int | None = None
+        if cfg.record:
+            pid = ffi.new("uint16_t *")
+            _check(lib.tw_port_find(cfg.record.encode(), pid), f"record port {cfg.record}")
+            _check(lib.tw_port_start(pid[0], self.pool, 64, 1024), f"starting record port {cfg.record}")
+            self.record_id = pid[0]
+            self.started_ports.append(pid[0])
         self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels, prefault=cfg.prefault)
         self.feed = Feed(self.books, cfg.max_held)
         if cfg.join_late:
@@ -286,6 +300,8 @@ class Worker:
         c.idle_stop_ns = int(cfg.idle_stop_ms * 1e6)
         c.idle_sleep_us = cfg.idle_sleep_us
         c.event_ring_size = 8192
+        if self.record_id is not None:
+            c.record_port, c.record = self.record_id, 1
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])
         if ptr == ffi.NULL:
             raise DpdkError(f"could not create the worker (event ring tw_{name}_ev): is another worker named "

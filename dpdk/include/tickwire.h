@@ -263,9 +263,12 @@ struct tw_worker_config {
     uint64_t retrans_delay_ns;    /* how long the other line may take to fill a gap first */
     uint64_t retrans_interval_ns; /* ask again after this long without progress */
     uint64_t give_up_ns;    /* a gap open this long is skipped and the books stay stale; 0: never */
-    uint64_t idle_stop_ns;  /* stop when nothing came for this long after the first packet (replays); 0: never */
+    uint64_t idle_stop_ns;  /* stop when nothing came for this long after the last packet, or
+                               from the start if none came (replays); 0: never */
     uint32_t idle_sleep_us; /* sleep this long after an empty poll (0: busy-poll, the default) */
     uint32_t event_ring_size; /* a power of two */
+    uint16_t record_port;   /* copy every frame received to this port's tx queue (a pcap port) */
+    uint8_t record;         /* 1: record_port is set */
 };
 
 struct tw_worker_stats {
@@ -288,6 +291,8 @@ struct tw_worker_stats {
     uint64_t retrans_errors; /* send or receive failures on retrans_fd */
     uint64_t events;
     uint64_t events_dropped; /* the ring was full */
+    uint64_t recorded;      /* frames handed to the record port */
+    uint64_t record_dropped; /* frames the record port did not take */
     uint64_t live_orders;
     struct tw_feed_state feed;
     struct tw_book_stats book;

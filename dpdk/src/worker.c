@@ -322,6 +322,15 @@ int tw_worker_run(struct tw_worker *w)
                     rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
                 frame(w, port, pkts[i], t_rx, t_rx_tsc);
             }
+            if (c->record) { /* the capture port frees its references once written */
+                for (uint16_t i = 0; i < n; i++)
+                    rte_mbuf_refcnt_update(pkts[i], 1);
+                uint16_t sent = rte_eth_tx_burst(c->record_port, 0, pkts, n);
+                st->recorded += sent;
+                st->record_dropped += (uint64_t)(n - sent);
+                for (uint16_t i = sent; i < n; i++)
+                    rte_mbuf_refcnt_update(pkts[i], -1);
+            }
             rte_pktmbuf_free_bulk(pkts, n);
             got += n;
         }
@@ -344,7 +353,8 @@ int tw_worker_run(struct tw_worker *w)
             }
         }
         if (!got) {
-            if (c->idle_stop_ns && first_packet && now - st->last_packet_ns > c->idle_stop_ns)
+            /* a replay has run dry: nothing for idle_stop since its last packet (or since the start) */
+            if (c->idle_stop_ns && now - (first_packet ? st->last_packet_ns : st->started_ns) > c->idle_stop_ns)
                 break;
             if (c->idle_sleep_us)
                 usleep(c->idle_sleep_us);

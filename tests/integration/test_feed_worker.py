@@ -191,14 +191,23 @@ def assert_clean(lab) -> None:
 
 
 def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
-    worker = FeedWorker(lab, lab.prefix)
+    """exchange -> XDP -> AF_XDP -> worker; recorded by the worker's pcap port and
+    replayed, the capture builds the same books again."""
+    record = tmp_path / "worker.pcap"
+    worker = FeedWorker(lab, lab.prefix, "--record", str(record))
+    watch = subprocess.Popen([TICKWIRE, "feed", "stats", "--name", lab.prefix, "--watch", "0.2", "--json"],
+                             stdout=subprocess.PIPE, text=True)
     try:
         during = tw_json("feed", "stats", "--name", lab.prefix)
         ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
+        watched = [json.loads(watch.stdout.readline()) for _ in range(3)]
         report = ex.finish()
         rep = worker.result()
     finally:
+        watch.send_signal(signal.SIGINT)
+        watch.communicate(timeout=10)
         worker.kill()
+    assert all(w["running"] and w["pid"] == worker.proc.pid for w in watched)
     assert during["running"] and during["info"]["ifaces"] == {"A": "feed-a", "B": "feed-b"}
     f = rep["stats"]["feed"]
     assert rep["stopped_by"] == "end of session"
@@ -214,6 +223,10 @@ def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
     assert after["running"] is False and after["feed"]["applied"] == f["applied"]
     assert after["recent_events"][-1]["event"] == "end_of_session"
     assert_clean(lab)
+    assert rep["stats"]["recorded"] == f["packets"]["A"] + f["packets"]["B"] and rep["stats"]["record_dropped"] == 0
+    replay = tw_json("book", str(record), "--top", "0")
+    assert replay["feed"]["applied"] == f["applied"] and replay["feed"]["stale"] is False
+    same_books(report, replay)
 
 
 def test_both_lines_lossy_recover_through_retransmission(lab, tmp_path):
