@@ -299,3 +299,45 @@ def test_random_frames_through_the_worker_are_counted_and_never_crash_it(tmp_pat
     udp = f["packets"]["A"] + f["packets"]["B"] + f["packets"]["retransmission"]
     assert udp + rep["frames"]["not_udp"] == frames + 1
     assert f["malformed"] > 1000 and rep["system_event"] is not None and f["applied"] >= 1
+
+
+@pytest.fixture
+def hugepages():
+    """Reserve 2 MiB hugepages for the test, then give back what it took."""
+    import pathlib
+
+    knob = pathlib.Path("/proc/sys/vm/nr_hugepages")
+    before = int(knob.read_text())
+    knob.write_text(str(before + 128))
+    try:
+        if int(pathlib.Path("/proc/sys/vm/nr_hugepages").read_text()) < before + 64:
+            pytest.fail("the kernel reserved too few hugepages (memory too fragmented?)")
+        yield
+    finally:
+        knob.write_text(str(before))
+
+
+def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_path):
+    path, msgs, ref = day
+    pcap = tmp_path / "day.pcap"
+    with capture.CaptureWriter(pcap) as w:
+        for p in moldudp64.packetize(SESSION, 1, msgs, max_payload=1200):
+            w.udp(p, *A)
+    import pathlib
+
+    def run(*extra: str) -> dict:
+        res = subprocess.run([TICKWIRE, "feed", "run", "--pcap", str(pcap), "--name", "hugetest", "--json", "--top",
+                              "0", "--max-locate", "16", "--quiet-events", *extra], capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(res.stdout)
+
+    try:
+        rep = run()
+        assert "--in-memory" in rep["eal"] and "--no-huge" not in rep["eal"] and rep["warnings"] == []
+        assert levels(rep["books"]) == ref_levels(ref, range(1, 6))
+        rep2 = run("--hugepages", "off")
+        assert "--no-huge" in rep2["eal"] and rep2["stats"]["feed"]["applied"] == len(msgs)
+    finally:
+        for suffix in (".stats", ".json", ".events.jsonl"):
+            (pathlib.Path("/run/tickwire/feed") / f"hugetest{suffix}").unlink(missing_ok=True)
