@@ -8,10 +8,15 @@
    sequence numbers, gaps and duplicates arriving at each of the four receivers.
 3. Round "line A impaired": the same with loss on feed-a-app only, which shows
    why a feed has two lines: app's line A has gaps, its line B and standby do not.
-4. The lab is torn down (unless --keep).
+4. Round "order books": the C feed worker runs in app (XDP filter -> AF_XDP ->
+   DPDK -> books), the live exchange trades for --books-seconds with both of
+   app's lines losing --books-loss percent, the worker fills the holes from the
+   exchange's retransmission server; a live view shows its counters and
+   latency, then its books are checked against the exchange's own.
+5. The lab is torn down (unless --keep).
 
-Exit 0 when round one arrived complete everywhere and round two lost only where
-the impairment was.
+Exit 0 when round one arrived complete everywhere, round two lost only where
+the impairment was, and the worker's books equal the exchange's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -130,6 +136,79 @@ def _table(title: str, latest: dict) -> Table:
     return t
 
 
+def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | None) -> dict[str, Any]:
+    """The feed worker in app against the live exchange, both of app's lines lossy."""
+    import yaml
+
+    from appliance import feed
+    from dpdk.worker import DpdkError
+
+    cli = [sys.executable, "-m", "appliance.cli"]
+    name = f"{lab.prefix}-demo"
+    lossy = ("feed-a-app", "feed-b-app") if args.books_loss else ()
+    for seed, link in enumerate(lossy, start=11):
+        impair.apply(lab, link, impair.Impairment(loss=args.books_loss, seed=seed))
+    worker = subprocess.Popen([*cli, "feed", "run", "--prefix", lab.prefix, "--name", name, "--until-end",
+                               "--duration", str(args.books_seconds + 30), "--top", "0", "--max-locate", "64",
+                               "--json", "--quiet-events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    exchange = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if worker.poll() is not None:
+                raise net.LabError(f"the feed worker exited: {worker.communicate()[1][-2000:]}")
+            try:
+                st = feed.stats(name, events=0)
+                if st["running"] and st["pid"] == worker.pid:
+                    break
+            except (feed.FeedError, DpdkError, OSError):  # not written yet
+                pass
+            if time.monotonic() > deadline:
+                raise net.LabError("the feed worker did not start")
+            time.sleep(0.2)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump({"duration": args.books_seconds, "rate": 3000, "symbols": 4}, f)
+        exchange = subprocess.Popen([*cli, "exchange", "run", "--prefix", lab.prefix, "--config", f.name, "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if console:
+            from appliance.cli import feed_stats_view
+
+            with Live(console=console, auto_refresh=False) as live:
+                while worker.poll() is None:
+                    live.update(feed_stats_view(feed.stats(name, events=5)), refresh=True)
+                    time.sleep(0.25)
+            console.print()
+        ex_out, ex_err = exchange.communicate(timeout=args.books_seconds + 60)
+        w_out, w_err = worker.communicate(timeout=60)
+    finally:
+        for proc in (worker, exchange):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        for link in lossy:
+            impair.clear(lab, link)
+        if not args.keep:  # the worker's statistics and events, unless the lab stays for a look
+            for suffix in (".stats", ".json", ".events.jsonl"):
+                (feed.STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+    if exchange.returncode or not w_out:
+        raise net.LabError(f"round 3 failed: exchange {ex_err[-1000:]} worker {w_err[-1000:]}")
+    ex, wr = json.loads(ex_out), json.loads(w_out)
+    got = {b["symbol"]: b for b in wr["books"]}
+    same = all(sym in got and got[sym]["bids"] == b["bids"] and got[sym]["asks"] == b["asks"]
+               for sym, b in ex["books"].items())
+    f = wr["stats"]["feed"]
+    if console:
+        from appliance.cli import render_books
+
+        render_books([{**b, "bids": b["bids"][:3], "asks": b["asks"][:3]} for b in wr["books"]])
+        console.print(f"worker: {f['applied']:,} messages applied (the exchange sent {ex['feed']['messages']:,}); "
+                      f"{f['gaps']} gaps, {f['recovered']} recovered, {wr['stats']['retrans_requests']} "
+                      f"retransmission requests; books {'equal' if same else '[red]DIFFERENT from[/]'} "
+                      f"the exchange's")
+    return {"worker": {k: wr["stats"][k] for k in ("feed", "retrans_requests", "retrans_answers", "latency_ns")},
+            "exchange_messages": ex["feed"]["messages"], "instruments": len(ex["books"]), "books_equal": same}
+
+
 def _complete(rec: dict[str, Any], messages: int) -> bool:
     return rec.get("messages") == messages and rec.get("gaps") == 0
 
@@ -156,6 +235,10 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
                     feed_round(lab, args, console, f"round 2: feed-a-app losing {args.loss:g}%"))
             finally:
                 impair.clear(lab, "feed-a-app")
+        if args.books_seconds:
+            say(f"round 3: the C feed worker in {lab.ns(APP)} builds order books from the live exchange "
+                f"({args.books_seconds:g} s), both of app's lines losing {args.books_loss:g}%")
+            report["books"] = books_round(lab, args, console)
     finally:
         if not args.keep:
             net.down(lab.prefix)
@@ -170,6 +253,11 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
         checks.append(("round 2: app line B and standby unaffected",
                        all(_complete(second[k], args.messages)
                            for k in (f"{APP}/feed-b", f"{STANDBY}/feed-a", f"{STANDBY}/feed-b"))))
+    if args.books_seconds and "books" in report:
+        b = report["books"]
+        f = b["worker"]["feed"]
+        checks.append(("round 3: the worker's books equal the exchange's, every gap recovered",
+                       b["books_equal"] and f["applied"] == b["exchange_messages"] and not f["stale"]))
     report["checks"] = [{"check": c, "ok": ok} for c, ok in checks]
     for c, ok in checks:
         say(("[green]ok[/]   " if ok else "[red]FAIL[/] ") + c)

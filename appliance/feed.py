@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.lab import topology
+from dpdk.worker import STATE_DIR
 
 FEED_ID = 1
 
@@ -340,8 +341,6 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     """A capture through DPDK's pcap port and the worker: the live code path.
     Lines are told apart by the lab's groups; other datagrams count as line A."""
     import argparse
-
-    from dpdk.worker import STATE_DIR
 
     groups = lab_feed(topology.DEFAULT_PREFIX).groups
     unsequenced = zeroed_sequences(path)

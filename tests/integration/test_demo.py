@@ -18,7 +18,11 @@ def test_demo_shows_the_feed_arriving_and_tears_the_lab_down():
         res = tw("demo", "--prefix", prefix, "--messages", "30000", "--json", timeout=300)
         assert res.returncode == 0, res.stderr
         report = json.loads(res.stdout)
-        assert [c["ok"] for c in report["checks"]] == [True, True, True]
+        assert [c["ok"] for c in report["checks"]] == [True, True, True, True]
+        books = report["books"]
+        assert books["books_equal"] and books["instruments"] == 4
+        assert books["worker"]["feed"]["applied"] == books["exchange_messages"] > 0
+        assert books["worker"]["feed"]["gaps"] > 0 and books["worker"]["retrans_requests"] > 0  # lossy lines
         first = report["rounds"][0]["received"]
         assert set(first) == {"app/feed-a", "app/feed-b", "standby/feed-a", "standby/feed-b"}
         assert all(r["messages"] == 30000 for r in first.values())
@@ -35,6 +39,8 @@ def test_demo_human_output_names_each_receiver_and_the_checks():
         assert "app/feed-a" in res.stdout and "standby/feed-b" in res.stdout
         assert "exch sent" in res.stdout
         assert "ok   round 1: every receiver got every message, no gaps" in res.stdout
+        assert "ok   round 3: the worker's books equal the exchange's, every gap recovered" in res.stdout
+        assert "feed worker" in res.stdout and "TAAA" in res.stdout
         assert f"lab {prefix} down" in res.stdout
     finally:
         tw("lab", "down", "--prefix", prefix)
