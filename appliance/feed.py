@@ -177,13 +177,13 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             raise FeedError(f"--record {record}: the folder {record_path.parent} does not exist")
         vdevs.append(W.record_vdev(index, str(record_path)))
         record_name = f"net_pcap{index}"
-    cfg = W.WorkerConfig(record=record_name,
+    cfg = W.WorkerConfig(
         ports=ports, group=feed.groups, retrans=feed.retrans, retrans_source=feed.retrans_source,
         retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
-        prefault=not getattr(args, "no_prefault", False),
-        unsequenced=getattr(args, "unsequenced", False),
+        prefault=not getattr(args, "no_prefault", False), unsequenced=getattr(args, "unsequenced", False),
+        record=record_name,
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
     stop = _Stop()

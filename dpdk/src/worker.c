@@ -374,7 +374,13 @@ static int lcore_main(void *arg)
 int tw_worker_launch(struct tw_worker *w, uint32_t lcore)
 {
     __atomic_store_n(&w->stop, 0, __ATOMIC_RELEASE);
-    return rte_eal_remote_launch(lcore_main, w, lcore);
+    /* running from now, not from when the lcore gets to it: a caller polling
+     * `running` right after this call must not take the worker for finished */
+    __atomic_store_n(&w->st->running, 1, __ATOMIC_RELEASE);
+    int rc = rte_eal_remote_launch(lcore_main, w, lcore);
+    if (rc < 0)
+        __atomic_store_n(&w->st->running, 0, __ATOMIC_RELEASE);
+    return rc;
 }
 
 void tw_worker_stop(struct tw_worker *w)
