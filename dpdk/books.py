@@ -113,7 +113,8 @@ class Books:
 
         return {"locate": locate, "symbol": _text(ins.symbol) or None, "trading_state": code(ins.trading_state),
                 "operational_halt": bool(ins.operational_halt), "reg_sho": code(ins.reg_sho),
-                "market_category": code(ins.market_category), "round_lot": ins.round_lot}
+                "market_category": code(ins.market_category), "round_lot": ins.round_lot,
+                "last_trade": ins.last_trade}
 
     def active(self) -> list[int]:
         """Locates with a name, a state or orders, ascending."""

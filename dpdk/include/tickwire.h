@@ -63,6 +63,7 @@ struct tw_instrument {
     uint8_t reg_sho;        /* from Y: '0', '1' or '2'; 0 unknown */
     uint8_t market_category; /* from R */
     uint32_t round_lot;     /* from R */
+    uint32_t last_trade;    /* price of the last execution (E at the order's price, C, P), 0 before one */
 };
 
 /* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
@@ -95,7 +96,7 @@ struct tw_book_level {
 struct tw_book_stats {
     uint64_t applied;     /* book messages applied */
     uint64_t ignored;     /* other ITCH types (no book effect; state messages among them) */
-    uint64_t state;       /* state messages taken: S R H Y W h */
+    uint64_t state;       /* state messages taken: S R H Y W h P */
     uint64_t errors[9];   /* by -tw_book_error (index 0 unused) */
 };
 

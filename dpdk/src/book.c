@@ -370,9 +370,21 @@ int tw_books_apply(struct tw_books *b, const uint8_t *m, uint32_t len)
     case 'F':
         rc = add(b, m);
         break;
-    case 'E':
-    case 'C':
-    case 'X': /* executed or canceled shares: the same field at the same offset */
+    case 'E': /* executed at the resting order's price */
+    case 'C': { /* executed at the price it carries */
+        struct order *o = find(b, rd64(m + 11));
+        if (!o) {
+            rc = TW_BOOK_EUNKNOWN;
+            break;
+        }
+        uint32_t price = t == 'C' ? rd32(m + 32) : o->price;
+        uint16_t locate = o_locate(o);
+        rc = take(b, o, rd32(m + 19));
+        if (rc == 0)
+            b->instruments[locate].last_trade = price;
+        break;
+    }
+    case 'X': /* canceled shares: the same field at the same offset */
         rc = reduce(b, rd64(m + 11), rd32(m + 19));
         break;
     case 'D':

@@ -17,7 +17,7 @@ void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
 void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);
 
 /* itch.c: an ITCH message that is not a book message; 1 when it was a state
- * message (S R H Y W h) and was taken, 0 otherwise. */
+ * message (S R H Y W h P) and was taken, 0 otherwise. */
 int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len);
 
 static inline uint64_t tw_mono_ns(void)

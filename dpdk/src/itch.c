@@ -63,6 +63,11 @@ int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len)
             return 0;
         raise_event(b, TW_EV_MWCB, 0, m[11], NULL);
         return 1;
+    case 'P': /* a trade against a hidden order: the last trade, no book change */
+        if (len != 44 || !in)
+            return 0;
+        in->last_trade = rd32(m + 32);
+        return 1;
     case 'h':
         if (len != 21 || !in)
             return 0;

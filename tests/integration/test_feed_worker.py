@@ -136,7 +136,7 @@ def test_genuine_captures_replay_through_the_worker_as_the_reference_reads_them(
                 refused += 1
     rep = tw_json("book", str(pcap), "--top", "0")
     assert rep["sequencing"].startswith("arrival order") and rep["messages"] == len(kinds) > 0
-    assert rep["book"]["state"] == sum(k in "SRHYWh" for k in kinds)
+    assert rep["book"]["state"] == sum(k in "SRHYWhP" for k in kinds)
     assert sum(rep["book"]["errors"].values()) == refused
     assert levels(rep["books"]) == ref_levels(ref, {b["locate"] for b in rep["books"]})
 

@@ -38,7 +38,7 @@ def test_state_messages_become_instrument_state_and_events():
     b.apply(msg("S", 0, event_code="Q"))
     assert b.system_event == "Q"
     assert b.instrument(3) == {"locate": 3, "symbol": "ZVZZT", "trading_state": "H", "operational_halt": True,
-                               "reg_sho": "1", "market_category": "Q", "round_lot": 100}
+                               "reg_sho": "1", "market_category": "Q", "round_lot": 100, "last_trade": 0}
     events = [(e["event"], e.get("code"), e.get("symbol")) for e in b.events()]
     assert events == [("system", "O", None), ("trading_action", "H", "ZVZZT"), ("operational_halt", "H", "ZVZZT"),
                       ("reg_sho", "1", "ZVZZT"), ("mwcb", "2", None), ("system", "Q", None)]
@@ -49,6 +49,20 @@ def test_state_messages_become_instrument_state_and_events():
     assert b.active() == [3]
     with pytest.raises(ValueError, match="above max_locate"):
         b.instrument(11)
+
+
+def test_the_last_trade_comes_from_executions_and_trades():
+    b = Books(max_locate=10, max_orders=100)
+    assert b.instrument(1)["last_trade"] == 0
+    b.apply(add(1, "S", 100, 1_000_300))
+    b.apply(msg("E", order_reference_number=1, executed_shares=10))
+    assert b.instrument(1)["last_trade"] == 1_000_300  # at the resting order's price
+    b.apply(msg("C", order_reference_number=1, executed_shares=10, execution_price=1_000_200))
+    assert b.instrument(1)["last_trade"] == 1_000_200
+    b.apply(msg("P", 1, price=999_900, shares=5))
+    assert b.instrument(1)["last_trade"] == 999_900
+    b.apply(msg("E", order_reference_number=99, executed_shares=1))  # unknown: refused, nothing moves
+    assert b.instrument(1)["last_trade"] == 999_900 and b.depth(1, "S") == [(1_000_300, 80, 1)]
 
 
 def test_state_messages_of_the_wrong_length_or_locate_are_not_taken():
@@ -205,7 +219,7 @@ def test_genuine_capture_state_messages_are_taken():
     counts: dict[str, int] = {}
     for raw in binaryfile.iter_messages(data):
         counts[chr(raw[0])] = counts.get(chr(raw[0]), 0) + 1
-    assert b.stats()["state"] == sum(counts.get(t, 0) for t in "SRHYWh")
+    assert b.stats()["state"] == sum(counts.get(t, 0) for t in "SRHYWhP")
     assert len(b.active()) == counts["R"]
     assert b.instrument(1)["symbol"] == "A" and b.system_event == "O"
     assert sum(e["event"] == "trading_action" for e in b.events()) == counts["H"]
