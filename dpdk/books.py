@@ -13,7 +13,7 @@ SIDES = {"B": 0, "S": 1}
 ERRORS = ("", "bad length", "bad locate", "bad field", "duplicate", "unknown order", "overfill", "orders full",
           "levels full")
 EVENTS = ("", "gap", "recovered", "unrecoverable", "end_of_session", "system", "trading_action",
-          "operational_halt", "reg_sho", "mwcb", "retransmission_request")
+          "operational_halt", "reg_sho", "mwcb", "retransmission_request", "risk_denied")
 
 
 def book_stats_dict(st: Any) -> dict[str, Any]:
@@ -37,6 +37,11 @@ def event_dict(ev: Any) -> dict[str, Any]:
         out.update(next_seq=ev.a, messages=ev.b)
     elif kind == "end_of_session":
         out.update(next_seq=ev.a)
+    elif kind == "risk_denied":
+        from dpdk.risk import denial_names
+
+        out.update(denial=denial_names().get(ev.code, ev.code), user_ref=ev.a, qty=ev.b, locate=ev.locate)
+        return out
     if ev.code:
         out["code"] = chr(ev.code) if 32 < ev.code < 127 else ev.code
     if ev.locate:

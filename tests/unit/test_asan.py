@@ -13,7 +13,8 @@ import sys
 import dpdk
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SUITES = ["tests/unit/test_c_book.py", "tests/unit/test_c_feed.py", "tests/unit/test_c_state.py"]
+SUITES = ["tests/unit/test_c_book.py", "tests/unit/test_c_feed.py", "tests/unit/test_c_state.py",
+          "tests/unit/test_risk.py"]
 
 
 def libasan() -> str:

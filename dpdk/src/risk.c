@@ -1,0 +1,394 @@
+/* risk.c — inline pre-trade risk: the checks every order passes before it
+ * leaves, in the fixed order of enum tw_risk_denial, with the positions, open
+ * orders and rate buckets they need. See tickwire.h.
+ *
+ * The limits table is written by Python (any thread) under a sequence counter
+ * and copied by the checking thread when the counter moved: the checks always
+ * use one whole table, never half of two.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tickwire.h"
+
+#define NS_PER_S 1000000000ull
+
+struct own_order { /* one of our open orders; user_ref 0: empty slot */
+    uint64_t user_ref;
+    uint32_t open;  /* shares still open */
+    uint32_t price;
+    uint16_t locate;
+    uint8_t side;   /* 0 buy, 1 sell */
+};
+
+struct instrument_risk {
+    int64_t position;
+    uint64_t open_qty[2];   /* by side */
+    uint64_t exposure;      /* max(|position + open buys|, |position - open sells|) */
+    uint32_t own_best[2];   /* our best open buy price, our best open sell price (0: none) */
+    uint32_t own_count[2];
+    uint8_t killed;
+};
+
+struct bucket {
+    uint64_t tokens; /* token-nanoseconds: one token is NS_PER_S */
+    uint64_t last_ns;
+};
+
+struct tw_risk {
+    /* the table as Python publishes it */
+    volatile uint64_t shared_version;
+    struct tw_risk_limits shared;
+    /* the checking thread's copy */
+    uint64_t version;
+    struct tw_risk_limits lim;
+    struct instrument_risk *ins;
+    uint32_t max_locate;
+    struct own_order *own;
+    uint64_t own_mask;
+    uint64_t open_count;
+    uint64_t gross;
+    struct bucket orders, messages;
+    struct tw_risk_stats st;
+};
+
+struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
+{
+    if (max_own_orders == 0)
+        return NULL;
+    struct tw_risk *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    uint64_t size = 1;
+    while (size < (uint64_t)max_own_orders * 2)
+        size <<= 1;
+    r->ins = calloc((size_t)max_locate + 1, sizeof(*r->ins));
+    r->own = calloc(size, sizeof(*r->own));
+    if (!r->ins || !r->own) {
+        tw_risk_destroy(r);
+        return NULL;
+    }
+    r->own_mask = size - 1;
+    r->max_locate = max_locate;
+    r->lim.state = TW_TRADING_HALTED; /* nothing trades before Python has published limits */
+    r->lim.kill = 1;
+    return r;
+}
+
+void tw_risk_destroy(struct tw_risk *r)
+{
+    if (!r)
+        return;
+    free(r->ins);
+    free(r->own);
+    free(r);
+}
+
+void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits)
+{
+    uint64_t v = r->shared_version;
+    __atomic_store_n(&r->shared_version, v + 1, __ATOMIC_RELEASE); /* odd: being written */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    memcpy((void *)&r->shared, limits, sizeof(*limits));
+    __atomic_store_n(&r->shared_version, v + 2, __ATOMIC_RELEASE);
+}
+
+/* Take the published table when it changed (cheap when it did not). */
+static inline void reload(struct tw_risk *r)
+{
+    uint64_t v = __atomic_load_n(&r->shared_version, __ATOMIC_ACQUIRE);
+    if (v == r->version || (v & 1))
+        return; /* unchanged, or being written: the next check takes it */
+    struct tw_risk_limits copy;
+    memcpy(&copy, (const void *)&r->shared, sizeof(copy));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&r->shared_version, __ATOMIC_ACQUIRE) != v)
+        return;
+    r->lim = copy;
+    r->version = v;
+    r->st.limits_version = v / 2;
+}
+
+int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill)
+{
+    if (locate > r->max_locate)
+        return -1;
+    __atomic_store_n(&r->ins[locate].killed, kill ? 1 : 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* ---- own orders ----------------------------------------------------------------------- */
+
+static inline uint64_t ref_hash(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+static struct own_order *own_find(struct tw_risk *r, uint64_t ref)
+{
+    for (uint64_t i = ref_hash(ref) & r->own_mask;; i = (i + 1) & r->own_mask) {
+        if (r->own[i].user_ref == ref)
+            return &r->own[i];
+        if (r->own[i].user_ref == 0)
+            return NULL;
+    }
+}
+
+static void own_erase(struct tw_risk *r, struct own_order *o)
+{
+    uint64_t i = (uint64_t)(o - r->own), j = i;
+    for (;;) {
+        j = (j + 1) & r->own_mask;
+        if (r->own[j].user_ref == 0)
+            break;
+        uint64_t home = ref_hash(r->own[j].user_ref) & r->own_mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            r->own[i] = r->own[j];
+            i = j;
+        }
+    }
+    r->own[i].user_ref = 0;
+}
+
+static inline int better(uint8_t side, uint32_t a, uint32_t b) /* a better than b for our side */
+{
+    return side == 0 ? a > b : a < b;
+}
+
+static void rescan_best(struct tw_risk *r, uint16_t locate, uint8_t side)
+{
+    uint32_t best = 0;
+    for (uint64_t i = 0; i <= r->own_mask; i++) {
+        const struct own_order *o = &r->own[i];
+        if (o->user_ref && o->locate == locate && o->side == side && (!best || better(side, o->price, best)))
+            best = o->price;
+    }
+    r->ins[locate].own_best[side] = best;
+}
+
+static inline uint64_t exposure(int64_t pos, uint64_t open_buy, uint64_t open_sell)
+{
+    int64_t up = pos + (int64_t)open_buy, down = pos - (int64_t)open_sell;
+    uint64_t a = (uint64_t)(up < 0 ? -up : up), b = (uint64_t)(down < 0 ? -down : down);
+    return a > b ? a : b;
+}
+
+static void update_exposure(struct tw_risk *r, struct instrument_risk *in)
+{
+    uint64_t e = exposure(in->position, in->open_qty[0], in->open_qty[1]);
+    r->gross = r->gross - in->exposure + e;
+    in->exposure = e;
+}
+
+/* ---- rate buckets ------------------------------------------------------------------------- */
+
+static inline void refill(struct bucket *k, uint32_t rate, uint32_t burst, uint64_t now)
+{
+    uint64_t cap = (uint64_t)burst * NS_PER_S;
+    if (k->last_ns == 0) {
+        k->tokens = cap; /* a bucket starts full */
+    } else if (now > k->last_ns) {
+        uint64_t add = (now - k->last_ns) * rate;
+        k->tokens = cap - k->tokens < add ? cap : k->tokens + add;
+    }
+    if (k->tokens > cap)
+        k->tokens = cap; /* the burst was lowered */
+    k->last_ns = now;
+}
+
+static inline int has_token(struct bucket *k, uint32_t rate, uint32_t burst, uint64_t now)
+{
+    if (rate == 0)
+        return 1; /* no limit */
+    refill(k, rate, burst, now);
+    return k->tokens >= NS_PER_S;
+}
+
+static inline void spend(struct bucket *k, uint32_t rate)
+{
+    if (rate)
+        k->tokens -= NS_PER_S;
+}
+
+/* ---- the chain ------------------------------------------------------------------------------ */
+
+static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now)
+{
+    const struct tw_risk_limits *l = &r->lim;
+    if (o->qty == 0 || o->price == 0 || (o->side != 'B' && o->side != 'S') || o->locate == 0 ||
+        o->locate > r->max_locate || o->user_ref == 0 || own_find(r, o->user_ref))
+        return TW_RISK_BAD_ORDER;
+    struct instrument_risk *in = &r->ins[o->locate];
+    uint8_t side = o->side == 'S';
+    if (l->kill || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE))
+        return TW_RISK_KILLED;
+    if (l->state == TW_TRADING_HALTED)
+        return TW_RISK_HALTED;
+    if (l->state == TW_TRADING_REDUCE_ONLY) {
+        int64_t after = side == 0 ? in->position + (int64_t)(in->open_qty[0] + o->qty)
+                                  : in->position - (int64_t)(in->open_qty[1] + o->qty);
+        if (side == 0 ? (in->position >= 0 || after > 0) : (in->position <= 0 || after < 0))
+            return TW_RISK_REDUCE_ONLY;
+    }
+    struct tw_instrument state;
+    if (stale || tw_books_instrument(b, o->locate, &state) < 0 || state.trading_state != 'T' ||
+        state.operational_halt)
+        return TW_RISK_NOT_TRADING;
+    if (o->qty > l->max_order_qty)
+        return TW_RISK_MAX_QTY;
+    if ((uint64_t)o->price * o->qty > l->max_order_notional)
+        return TW_RISK_MAX_NOTIONAL;
+    uint64_t open_buy = in->open_qty[0] + (side == 0 ? o->qty : 0);
+    uint64_t open_sell = in->open_qty[1] + (side == 1 ? o->qty : 0);
+    uint64_t e = exposure(in->position, open_buy, open_sell);
+    if (e > l->max_position)
+        return TW_RISK_MAX_POSITION;
+    if (r->gross - in->exposure + e > l->max_gross)
+        return TW_RISK_MAX_GROSS;
+    if (l->collar_bps) {
+        struct tw_book_level far, near;
+        int has_far = tw_books_depth(b, o->locate, side ^ 1, &far, 1) == 1;
+        int has_near = tw_books_depth(b, o->locate, side, &near, 1) == 1;
+        if (!has_far && !has_near)
+            return TW_RISK_COLLAR_BBO;
+        uint64_t ref = has_far ? far.price : near.price;
+        uint64_t slack = ref * l->collar_bps / 10000;
+        if (side == 0 ? o->price > ref + slack : o->price + slack < ref)
+            return TW_RISK_COLLAR_BBO;
+        if (state.last_trade) {
+            uint64_t last = state.last_trade;
+            uint64_t diff = o->price > last ? o->price - last : last - o->price;
+            if (diff * 10000 > last * l->collar_bps)
+                return TW_RISK_COLLAR_LAST;
+        }
+    }
+    if (r->open_count + 1 > l->max_open_orders)
+        return TW_RISK_MAX_OPEN_ORDERS;
+    if (!has_token(&r->orders, l->order_rate, l->order_burst, now))
+        return TW_RISK_ORDER_RATE;
+    if (!has_token(&r->messages, l->message_rate, l->message_burst, now))
+        return TW_RISK_MESSAGE_RATE;
+    uint32_t theirs = in->own_best[side ^ 1]; /* our own best on the other side */
+    if (theirs && (side == 0 ? o->price >= theirs : o->price <= theirs))
+        return TW_RISK_SELF_MATCH;
+    return TW_RISK_OK;
+}
+
+int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now_ns)
+{
+    reload(r);
+    r->st.checked++;
+    int rc = chain(r, b, stale, o, now_ns);
+    if (rc) {
+        r->st.denied[rc]++;
+        struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
+                               .a = o->user_ref, .b = o->qty };
+        tw_books_raise(b, &ev);
+        return rc;
+    }
+    /* it goes: spend its tokens, open it */
+    spend(&r->orders, r->lim.order_rate);
+    spend(&r->messages, r->lim.message_rate);
+    uint8_t side = o->side == 'S';
+    struct own_order *slot = NULL;
+    for (uint64_t i = ref_hash(o->user_ref) & r->own_mask;; i = (i + 1) & r->own_mask) {
+        if (r->own[i].user_ref == 0) {
+            slot = &r->own[i];
+            break;
+        }
+    }
+    *slot = (struct own_order){ .user_ref = o->user_ref, .open = o->qty, .price = o->price, .locate = o->locate,
+                                .side = side };
+    struct instrument_risk *in = &r->ins[o->locate];
+    in->open_qty[side] += o->qty;
+    in->own_count[side]++;
+    if (!in->own_best[side] || better(side, o->price, in->own_best[side]))
+        in->own_best[side] = o->price;
+    update_exposure(r, in);
+    r->open_count++;
+    r->st.passed++;
+    return 0;
+}
+
+int tw_risk_message(struct tw_risk *r, uint64_t now_ns)
+{
+    reload(r);
+    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now_ns))
+        return TW_RISK_MESSAGE_RATE;
+    spend(&r->messages, r->lim.message_rate);
+    return 0;
+}
+
+static void close_order(struct tw_risk *r, struct own_order *o)
+{
+    struct instrument_risk *in = &r->ins[o->locate];
+    uint8_t side = o->side;
+    uint32_t price = o->price;
+    in->open_qty[side] -= o->open;
+    in->own_count[side]--;
+    uint16_t locate = o->locate;
+    own_erase(r, o);
+    r->open_count--;
+    if (in->own_count[side] == 0)
+        in->own_best[side] = 0;
+    else if (price == in->own_best[side])
+        rescan_best(r, locate, side);
+    update_exposure(r, in);
+}
+
+int tw_risk_on_execution(struct tw_risk *r, uint64_t user_ref, uint32_t qty)
+{
+    struct own_order *o = user_ref ? own_find(r, user_ref) : NULL;
+    if (!o)
+        return -1;
+    if (qty > o->open)
+        qty = o->open;
+    struct instrument_risk *in = &r->ins[o->locate];
+    in->position += o->side == 0 ? (int64_t)qty : -(int64_t)qty;
+    in->open_qty[o->side] -= qty;
+    o->open -= qty;
+    update_exposure(r, in);
+    if (o->open == 0) {
+        o->open = 0;
+        close_order(r, o);
+    }
+    return 0;
+}
+
+int tw_risk_on_done(struct tw_risk *r, uint64_t user_ref)
+{
+    struct own_order *o = user_ref ? own_find(r, user_ref) : NULL;
+    if (!o)
+        return -1;
+    close_order(r, o);
+    return 0;
+}
+
+int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate)
+{
+    return locate <= r->max_locate ? r->ins[locate].position : 0;
+}
+
+void tw_risk_stats(const struct tw_risk *r, struct tw_risk_stats *out)
+{
+    *out = r->st;
+    out->open_orders = r->open_count;
+    out->gross = r->gross;
+}
+
+uint64_t tw_risk_check_many(struct tw_risk *r, struct tw_books *b, const struct tw_order_intent *o, uint32_t n,
+                            uint64_t now_ns)
+{
+    uint64_t passed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (tw_risk_check(r, b, 0, &o[i], now_ns + i) == 0) {
+            passed++;
+            tw_risk_on_done(r, o[i].user_ref);
+        }
+    }
+    return passed;
+}
