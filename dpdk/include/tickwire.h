@@ -355,6 +355,88 @@ void tw_strategy_on_timer(struct tw_strategy *s, struct tw_books *b, int stale, 
                           struct tw_actions *out);
 void tw_strategy_stats(const struct tw_strategy *s, struct tw_strategy_stats *out);
 
+/* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
+ * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
+ * its loop (never blocking): connect, login asking for the next sequenced
+ * message it has not seen (the server replays from there), client heartbeats,
+ * link timeout, reconnect. The exchange's messages come back parsed. */
+
+enum tw_ouch_state {
+    TW_OUCH_DOWN = 0,        /* not connected; reconnects after reconnect_ns */
+    TW_OUCH_CONNECTING = 1,
+    TW_OUCH_LOGIN_SENT = 2,
+    TW_OUCH_UP = 3,          /* logged in: orders may go */
+    TW_OUCH_ENDED = 4,       /* the server ended the session (Z): no reconnect */
+    TW_OUCH_REJECTED = 5,    /* the login was refused (J): no reconnect */
+};
+
+struct tw_ouch_config {
+    uint32_t addr;           /* the exchange's IPv4 address, network order */
+    uint16_t port;
+    uint16_t _pad;
+    char username[6];
+    char password[10];
+    char session[10];        /* the session asked for; spaces: the current one */
+    uint8_t _pad2[6];
+    uint64_t heartbeat_ns;   /* send a heartbeat after this long without sending (1 s) */
+    uint64_t timeout_ns;     /* the link is dead after this long without hearing (15 s) */
+    uint64_t reconnect_ns;   /* between connection attempts */
+};
+
+struct tw_ouch_msg {         /* one OUCH message from the exchange */
+    uint64_t seq;            /* its SoupBinTCP sequence number */
+    uint64_t timestamp;      /* the exchange's, ns since midnight */
+    uint64_t order_ref;      /* A U: the exchange's order reference */
+    uint64_t price;          /* A U: the order's price; E: the execution's */
+    uint64_t match;          /* E: match number */
+    uint32_t user_ref;       /* the order (U: the new UserRefNum) */
+    uint32_t orig_user_ref;  /* U: the replaced order */
+    uint32_t qty;            /* A U: shares; E: executed; C: canceled */
+    uint16_t reason;         /* C: reason character; J: reject code */
+    uint8_t type;            /* 'A' 'U' 'C' 'E' 'J' 'S' 'P' 'I' 'M' 'B' ... */
+    uint8_t side;            /* A U */
+    uint8_t state;           /* A U: 'L' live, 'D' dead; S: the event code */
+    uint8_t liquidity;       /* E */
+    uint8_t _pad[6];
+};
+
+struct tw_ouch_stats {
+    uint64_t state;          /* enum tw_ouch_state */
+    uint64_t next_seq;       /* the next sequenced message expected */
+    uint64_t connects;       /* TCP connections made */
+    uint64_t logins;
+    uint64_t disconnects;    /* connections lost (closed, reset, timed out) */
+    uint64_t timeouts;
+    uint64_t heartbeats_sent;
+    uint64_t heartbeats_heard;
+    uint64_t messages;       /* sequenced messages received */
+    uint64_t orders_sent;
+    uint64_t cancels_sent;
+    uint64_t send_errors;    /* an order or cancel that could not be written (not logged in, buffer full) */
+    uint64_t protocol_errors;
+    uint64_t reject_reason;  /* the login reject's reason character */
+    char session[10];        /* the session the server named */
+    uint8_t _pad[6];
+};
+
+struct tw_ouch;
+
+struct tw_ouch *tw_ouch_create(const struct tw_ouch_config *cfg);
+void tw_ouch_destroy(struct tw_ouch *o);
+/* Drive the session; parsed sequenced messages go to out (up to max, the rest
+ * wait for the next call). Returns how many. */
+uint32_t tw_ouch_poll(struct tw_ouch *o, uint64_t now_ns, struct tw_ouch_msg *out, uint32_t max);
+/* Enter Order: 0, or -1 (not logged in, or the send buffer is full). tif: '0' day, '3' IOC. */
+int tw_ouch_enter(struct tw_ouch *o, uint32_t user_ref, uint8_t side, uint32_t qty, const char *symbol,
+                  uint64_t price, uint8_t tif, uint64_t now_ns);
+/* Cancel Order (qty: the new size, 0 cancels the rest). */
+int tw_ouch_cancel(struct tw_ouch *o, uint32_t user_ref, uint32_t qty, uint64_t now_ns);
+/* Close the connection as a broken link would (tests; the session reconnects). */
+void tw_ouch_drop(struct tw_ouch *o);
+/* Log out and stay down. */
+void tw_ouch_logout(struct tw_ouch *o);
+void tw_ouch_stats(const struct tw_ouch *o, struct tw_ouch_stats *out);
+
 /* ---- HDR-style histograms (dpdk/src/histogram.c) -----------------------------------
  * Log-linear buckets: values below 32 exactly, then 16 buckets per power of two
  * (about 6 % wide) up to 2^40 ns. One writer (the worker); readers copy the

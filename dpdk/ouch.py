@@ -1,0 +1,77 @@
+"""The worker's OUCH 5.0 / SoupBinTCP session (dpdk/src/ouch.c) from Python:
+for tests and tools. The worker drives the same C session from its loop; the
+socket is made by the C code, in the calling thread's network namespace."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from dpdk import native
+
+STATES = ("down", "connecting", "login_sent", "up", "ended", "rejected")
+STAT_FIELDS = ("next_seq", "connects", "logins", "disconnects", "timeouts", "heartbeats_sent", "heartbeats_heard",
+               "messages", "orders_sent", "cancels_sent", "send_errors", "protocol_errors")
+
+
+def _field(value: str, width: int, what: str) -> bytes:
+    raw = value.encode("ascii")
+    if len(raw) > width:
+        raise ValueError(f"{what} {value!r}: at most {width} characters")
+    return raw.ljust(width)
+
+
+class OuchSession:
+    def __init__(self, address: tuple[str, int], username: str, password: str, session: str = "",
+                 heartbeat_s: float = 1.0, timeout_s: float = 15.0, reconnect_s: float = 0.1):
+        self.ffi, self.lib = ffi, lib = native()
+        c = ffi.new("struct tw_ouch_config *")
+        c.addr = int.from_bytes(socket.inet_aton(address[0]), "little")  # network order in memory
+        c.port = address[1]
+        ffi.memmove(c.username, _field(username, 6, "username"), 6)
+        ffi.memmove(c.password, _field(password, 10, "password"), 10)
+        ffi.memmove(c.session, _field(session, 10, "session"), 10)
+        c.heartbeat_ns, c.timeout_ns, c.reconnect_ns = (int(x * 1e9) for x in (heartbeat_s, timeout_s, reconnect_s))
+        ptr = lib.tw_ouch_create(c)
+        if ptr == ffi.NULL:
+            raise MemoryError("tw_ouch_create failed")
+        self._o = ffi.gc(ptr, lib.tw_ouch_destroy)
+        self._out = ffi.new("struct tw_ouch_msg[]", 256)
+
+    def poll(self, now_ns: int) -> list[dict[str, Any]]:
+        n = self.lib.tw_ouch_poll(self._o, now_ns, self._out, len(self._out))
+        out = []
+        for i in range(n):
+            m = self._out[i]
+            d = {k: getattr(m, k) for k in ("seq", "timestamp", "order_ref", "price", "match", "user_ref",
+                                             "orig_user_ref", "qty", "reason")}
+            d.update(type=chr(m.type), side=chr(m.side) if m.side else None, state=chr(m.state) if m.state else None,
+                     liquidity=chr(m.liquidity) if m.liquidity else None)
+            out.append(d)
+        return out
+
+    def enter(self, user_ref: int, side: str, qty: int, symbol: str, price: int, now_ns: int, tif: str = "0") -> bool:
+        return self.lib.tw_ouch_enter(self._o, user_ref, ord(side), qty, _field(symbol, 8, "symbol"), price,
+                                      ord(tif), now_ns) == 0
+
+    def cancel(self, user_ref: int, now_ns: int, qty: int = 0) -> bool:
+        return self.lib.tw_ouch_cancel(self._o, user_ref, qty, now_ns) == 0
+
+    def drop(self) -> None:
+        self.lib.tw_ouch_drop(self._o)
+
+    def logout(self) -> None:
+        self.lib.tw_ouch_logout(self._o)
+
+    @property
+    def state(self) -> str:
+        return self.stats()["state"]
+
+    def stats(self) -> dict[str, Any]:
+        st = self.ffi.new("struct tw_ouch_stats *")
+        self.lib.tw_ouch_stats(self._o, st)
+        out = {k: getattr(st, k) for k in STAT_FIELDS}
+        out["state"] = STATES[st.state]
+        out["session"] = self.ffi.unpack(st.session, 10).decode("ascii", "replace").strip()
+        out["reject_reason"] = chr(st.reject_reason) if st.reject_reason else None
+        return out

@@ -1,0 +1,398 @@
+/* ouch.c — the worker's order-entry session: OUCH 5.0 over SoupBinTCP 3.00 on a
+ * non-blocking kernel TCP socket, driven from the loop by tw_ouch_poll. See
+ * tickwire.h.
+ *
+ * Sequenced messages are numbered from the login's "next sequence"; a reconnect
+ * logs in asking for the first one not yet seen, so the server's replay brings
+ * exactly the missed ones: no gap, no duplicate.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "tickwire.h"
+
+#define BUF 65536
+
+struct tw_ouch {
+    struct tw_ouch_config cfg;
+    int fd;
+    uint64_t last_attempt, last_sent, last_heard;
+    uint8_t in[BUF];
+    uint32_t in_len;
+    uint8_t out[BUF];
+    uint32_t out_len;
+    struct tw_ouch_stats st;
+};
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
+static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void wr64(uint8_t *p, uint64_t v) { wr32(p, (uint32_t)(v >> 32)); wr32(p + 4, (uint32_t)v); }
+
+struct tw_ouch *tw_ouch_create(const struct tw_ouch_config *cfg)
+{
+    struct tw_ouch *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->cfg = *cfg;
+    o->fd = -1;
+    o->st.next_seq = 1;
+    return o;
+}
+
+static void disconnect(struct tw_ouch *o, enum tw_ouch_state next)
+{
+    if (o->fd >= 0) {
+        close(o->fd);
+        o->fd = -1;
+        if (o->st.state == TW_OUCH_UP || o->st.state == TW_OUCH_LOGIN_SENT)
+            o->st.disconnects++;
+    }
+    o->in_len = o->out_len = 0;
+    o->st.state = next;
+}
+
+void tw_ouch_destroy(struct tw_ouch *o)
+{
+    if (!o)
+        return;
+    disconnect(o, TW_OUCH_DOWN);
+    free(o);
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void flush(struct tw_ouch *o, uint64_t now)
+{
+    while (o->out_len && o->fd >= 0) {
+        ssize_t n = send(o->fd, o->out, o->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                disconnect(o, TW_OUCH_DOWN);
+            return;
+        }
+        memmove(o->out, o->out + n, o->out_len - (uint32_t)n);
+        o->out_len -= (uint32_t)n;
+        o->last_sent = now;
+    }
+}
+
+/* Queue one SoupBinTCP packet (type + payload) and try to send it now. */
+static int packet(struct tw_ouch *o, uint8_t type, const uint8_t *payload, uint16_t len, uint64_t now)
+{
+    if (o->fd < 0 || o->out_len + 3u + len > BUF)
+        return -1;
+    uint8_t *p = o->out + o->out_len;
+    wr16(p, (uint16_t)(len + 1));
+    p[2] = type;
+    if (len)
+        memcpy(p + 3, payload, len);
+    o->out_len += 3u + len;
+    flush(o, now);
+    return 0;
+}
+
+static void send_login(struct tw_ouch *o, uint64_t now)
+{
+    uint8_t p[46];
+    memcpy(p, o->cfg.username, 6);
+    memcpy(p + 6, o->cfg.password, 10);
+    memcpy(p + 16, o->cfg.session, 10);
+    for (int i = 0; i < 26; i++)
+        if (p[i] == 0)
+            p[i] = ' ';
+    char seq[21];
+    snprintf(seq, sizeof(seq), "%20llu", (unsigned long long)o->st.next_seq);
+    memcpy(p + 26, seq, 20);
+    packet(o, 'L', p, sizeof(p), now);
+    o->st.state = TW_OUCH_LOGIN_SENT;
+}
+
+int tw_ouch_enter(struct tw_ouch *o, uint32_t user_ref, uint8_t side, uint32_t qty, const char *symbol,
+                  uint64_t price, uint8_t tif, uint64_t now_ns)
+{
+    if (o->st.state != TW_OUCH_UP) {
+        o->st.send_errors++;
+        return -1;
+    }
+    uint8_t m[47];
+    memset(m, 0, sizeof(m));
+    m[0] = 'O';
+    wr32(m + 1, user_ref);
+    m[5] = side;
+    wr32(m + 6, qty);
+    memcpy(m + 10, symbol, 8);
+    for (int i = 10; i < 18; i++)
+        if (m[i] == 0)
+            m[i] = ' ';
+    wr64(m + 18, price);
+    m[26] = tif;
+    m[27] = 'Y'; /* displayed */
+    m[28] = 'A'; /* agency */
+    m[29] = 'N'; /* not an intermarket sweep */
+    m[30] = 'N'; /* no cross */
+    memset(m + 31, ' ', 14);
+    wr16(m + 45, 0); /* no appendage */
+    if (packet(o, 'U', m, sizeof(m), now_ns) < 0) {
+        o->st.send_errors++;
+        return -1;
+    }
+    o->st.orders_sent++;
+    return 0;
+}
+
+int tw_ouch_cancel(struct tw_ouch *o, uint32_t user_ref, uint32_t qty, uint64_t now_ns)
+{
+    if (o->st.state != TW_OUCH_UP) {
+        o->st.send_errors++;
+        return -1;
+    }
+    uint8_t m[9] = { 'X' };
+    wr32(m + 1, user_ref);
+    wr32(m + 5, qty);
+    if (packet(o, 'U', m, sizeof(m), now_ns) < 0) {
+        o->st.send_errors++;
+        return -1;
+    }
+    o->st.cancels_sent++;
+    return 0;
+}
+
+void tw_ouch_drop(struct tw_ouch *o)
+{
+    if (o->fd >= 0) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* a reset, as a broken link looks */
+        setsockopt(o->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    disconnect(o, TW_OUCH_DOWN);
+    o->last_attempt = 0;
+}
+
+void tw_ouch_logout(struct tw_ouch *o)
+{
+    if (o->fd >= 0 && o->st.state == TW_OUCH_UP)
+        packet(o, 'O', NULL, 0, o->last_sent);
+    disconnect(o, TW_OUCH_ENDED);
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+static uint64_t ascii_number(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        if (p[i] >= '0' && p[i] <= '9')
+            v = v * 10 + (uint64_t)(p[i] - '0');
+    return v;
+}
+
+static void parse_ouch(struct tw_ouch_msg *m, const uint8_t *p, uint32_t len)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = len ? p[0] : 0;
+    if (len >= 9)
+        m->timestamp = rd64(p + 1);
+    switch (m->type) {
+    case 'A':
+        if (len < 64)
+            break;
+        m->user_ref = rd32(p + 9);
+        m->side = p[13];
+        m->qty = rd32(p + 14);
+        m->price = rd64(p + 26);
+        m->order_ref = rd64(p + 36);
+        m->state = p[47];
+        break;
+    case 'U':
+        if (len < 68)
+            break;
+        m->orig_user_ref = rd32(p + 9);
+        m->user_ref = rd32(p + 13);
+        m->side = p[17];
+        m->qty = rd32(p + 18);
+        m->price = rd64(p + 30);
+        m->order_ref = rd64(p + 40);
+        m->state = p[51];
+        break;
+    case 'C':
+        if (len < 18)
+            break;
+        m->user_ref = rd32(p + 9);
+        m->qty = rd32(p + 13);
+        m->reason = p[17];
+        break;
+    case 'E':
+        if (len < 36)
+            break;
+        m->user_ref = rd32(p + 9);
+        m->qty = rd32(p + 13);
+        m->price = rd64(p + 17);
+        m->liquidity = p[25];
+        m->match = rd64(p + 26);
+        break;
+    case 'J':
+        if (len < 29)
+            break;
+        m->user_ref = rd32(p + 9);
+        m->reason = rd16(p + 13);
+        break;
+    case 'S':
+        if (len >= 10)
+            m->state = p[9];
+        break;
+    default: /* P I M B F D T R: the order it concerns, when it says */
+        if (len >= 13)
+            m->user_ref = rd32(p + 9);
+        break;
+    }
+}
+
+/* Parse what has arrived; returns messages written to out. */
+static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out, uint32_t max)
+{
+    uint32_t n = 0, off = 0;
+    while (off + 2 <= o->in_len) {
+        uint16_t len = rd16(o->in + off);
+        if (len == 0) {
+            o->st.protocol_errors++;
+            disconnect(o, TW_OUCH_DOWN);
+            return n;
+        }
+        if (off + 2u + len > o->in_len)
+            break;
+        const uint8_t *p = o->in + off + 2;
+        uint8_t type = p[0];
+        if (type == 'S' && n == max)
+            break; /* no room: it waits for the next call */
+        switch (type) {
+        case 'A': /* login accepted */
+            if (len >= 31) {
+                memcpy(o->st.session, p + 1, 10);
+                o->st.next_seq = ascii_number(p + 11, 20);
+                o->st.state = TW_OUCH_UP;
+                o->st.logins++;
+            }
+            break;
+        case 'J':
+            o->st.reject_reason = len >= 2 ? p[1] : 0;
+            disconnect(o, TW_OUCH_REJECTED);
+            return n;
+        case 'S':
+            parse_ouch(&out[n], p + 1, len - 1u);
+            out[n].seq = o->st.next_seq++;
+            o->st.messages++;
+            n++;
+            break;
+        case 'H':
+            o->st.heartbeats_heard++;
+            break;
+        case 'Z':
+            disconnect(o, TW_OUCH_ENDED);
+            return n;
+        default: /* '+' debug and anything new: skipped */
+            break;
+        }
+        off += 2u + len;
+    }
+    memmove(o->in, o->in + off, o->in_len - off);
+    o->in_len -= off;
+    (void)now;
+    return n;
+}
+
+uint32_t tw_ouch_poll(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out, uint32_t max)
+{
+    switch (o->st.state) {
+    case TW_OUCH_ENDED:
+    case TW_OUCH_REJECTED:
+        return 0;
+    case TW_OUCH_DOWN: {
+        if (o->last_attempt && now - o->last_attempt < o->cfg.reconnect_ns)
+            return 0;
+        o->last_attempt = now;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return 0;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(o->cfg.port) };
+        sa.sin_addr.s_addr = o->cfg.addr;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+            close(fd);
+            return 0;
+        }
+        o->fd = fd;
+        o->st.state = TW_OUCH_CONNECTING;
+        return 0;
+    }
+    case TW_OUCH_CONNECTING: {
+        struct pollfd pfd = { .fd = o->fd, .events = POLLOUT };
+        if (poll(&pfd, 1, 0) <= 0) {
+            if (now - o->last_attempt > o->cfg.timeout_ns)
+                disconnect(o, TW_OUCH_DOWN);
+            return 0;
+        }
+        int err = 0;
+        socklen_t l = sizeof(err);
+        getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            disconnect(o, TW_OUCH_DOWN);
+            return 0;
+        }
+        o->st.connects++;
+        o->last_heard = now;
+        send_login(o, now);
+        return 0;
+    }
+    default:
+        break;
+    }
+    /* logged in, or waiting for the answer to the login */
+    flush(o, now);
+    int closed = 0;
+    for (;;) {
+        if (o->fd < 0 || o->in_len == BUF)
+            break;
+        ssize_t r = recv(o->fd, o->in + o->in_len, BUF - o->in_len, MSG_DONTWAIT);
+        if (r > 0) {
+            o->in_len += (uint32_t)r;
+            o->last_heard = now;
+            continue;
+        }
+        closed = r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        break;
+    }
+    uint32_t n = consume(o, now, out, max); /* what came before a close still counts (a J, a Z) */
+    if (closed && o->fd >= 0)
+        disconnect(o, TW_OUCH_DOWN); /* the exchange closed, or the link broke */
+    if (o->fd >= 0 && now - o->last_heard > o->cfg.timeout_ns) {
+        o->st.timeouts++;
+        disconnect(o, TW_OUCH_DOWN);
+    } else if (o->st.state == TW_OUCH_UP && now - o->last_sent >= o->cfg.heartbeat_ns) {
+        if (packet(o, 'R', NULL, 0, now) == 0)
+            o->st.heartbeats_sent++;
+        o->last_sent = now;
+    }
+    return n;
+}
+
+void tw_ouch_stats(const struct tw_ouch *o, struct tw_ouch_stats *out)
+{
+    *out = o->st;
+}
