@@ -892,6 +892,8 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--record", metavar="FILE.pcap", help="write every frame the worker receives to this capture "
                     "(DPDK's pcap port; tickwire book replays it)"),
                 arg("--quiet-events", action="store_true", help="do not print events as they come"),
+                arg("--trade", metavar="FILE.yaml", help="also trade: a strategy, risk limits and the order-entry "
+                    "session (see examples/trading.yaml)"),
             ), render_feed_run, root=True),
     Command(("feed", "stats"), "a feed worker's counters, gaps, retransmissions and latency percentiles per stage, "
             "read from its shared statistics while it runs (or after it stopped)",

@@ -177,7 +177,18 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             raise FeedError(f"--record {record}: the folder {record_path.parent} does not exist")
         vdevs.append(W.record_vdev(index, str(record_path)))
         record_name = f"net_pcap{index}"
+    trading = None
+    if getattr(args, "trade", None):
+        from dpdk.trading import Trading, TradingConfigError
+
+        if pcap:
+            raise FeedError("--trade needs a live feed, not --pcap")
+        try:
+            trading = Trading.load(args.trade)
+        except TradingConfigError as exc:
+            raise FeedError(str(exc)) from exc
     cfg = W.WorkerConfig(
+        trading=trading,
         ports=ports, group=feed.groups, retrans=feed.retrans, retrans_source=feed.retrans_source,
         retrans_port=args.retrans_port if pcap else 0, burst=args.burst, give_up_s=args.give_up,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
@@ -225,6 +236,8 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 report["books"] = worker.books.report(args.top)
                 report["system_event"] = worker.books.system_event
                 report["memory"] = process_memory()
+                if trading is not None:
+                    report["trading"] = trading.report()
                 worker.close()
         finally:
             if undo:

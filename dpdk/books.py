@@ -13,7 +13,7 @@ SIDES = {"B": 0, "S": 1}
 ERRORS = ("", "bad length", "bad locate", "bad field", "duplicate", "unknown order", "overfill", "orders full",
           "levels full")
 EVENTS = ("", "gap", "recovered", "unrecoverable", "end_of_session", "system", "trading_action",
-          "operational_halt", "reg_sho", "mwcb", "retransmission_request", "risk_denied")
+          "operational_halt", "reg_sho", "mwcb", "retransmission_request", "risk_denied", "order")
 
 
 def book_stats_dict(st: Any) -> dict[str, Any]:
@@ -37,6 +37,11 @@ def event_dict(ev: Any) -> dict[str, Any]:
         out.update(next_seq=ev.a, messages=ev.b)
     elif kind == "end_of_session":
         out.update(next_seq=ev.a)
+    elif kind == "order":  # code: O sent, then the exchange's OUCH type (A E C J ...)
+        out.update(type=chr(ev.code), user_ref=ev.a, qty=ev.b)
+        if ev.locate:
+            out["locate"] = ev.locate
+        return out
     elif kind == "risk_denied":
         from dpdk.risk import denial_names
 

@@ -25,12 +25,16 @@ from dpdk import native
 from dpdk.books import Books, Feed, event_dict
 
 STATE_DIR = pathlib.Path("/run/tickwire/feed")
-STAGES = ("wire", "queue", "apply", "total")
+STAGES = ("wire", "queue", "apply", "total", "decide", "risk", "send", "tick_to_trade")
 STAGE_HELP = {
     "wire": "XDP arrival stamp -> rx burst returned",
     "queue": "rx burst returned -> packet decoded",
     "apply": "decoded -> messages applied to the books",
     "total": "XDP arrival stamp -> books applied",
+    "decide": "books applied -> the strategy's answer",
+    "risk": "the risk chain, per new order",
+    "send": "the order's send()",
+    "tick_to_trade": "XDP arrival stamp of the triggering packet -> send() returned",
 }
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 _eal_done: list[str] = []
@@ -188,7 +192,8 @@ FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "
                      "malformed", "other_session", "book_errors", "in_gap", "stale", "end_of_session")
 COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta",
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
-            "recorded", "record_dropped")
+            "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
+            "send_failed", "order_events", "executed", "unknown_orders")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
@@ -238,6 +243,7 @@ class WorkerConfig:
     mbufs: int = 16383
     rx_desc: int = 4096                         # rx ring per port: absorbs the worker's stalls
     record: str | None = None                   # the vdev name of a pcap port to copy every frame to
+    trading: Any = None                         # a Trading: strategy, risk limits, order-entry session
 
 
 class Worker:
@@ -300,6 +306,10 @@ class Worker:
         c.idle_stop_ns = int(cfg.idle_stop_ms * 1e6)
         c.idle_sleep_us = cfg.idle_sleep_us
         c.event_ring_size = 8192
+        self.trading = cfg.trading
+        if cfg.trading is not None:
+            c.strategy, c.risk, c.ouch = cfg.trading.pointers(cfg.max_locate)
+            c.ouch_poll_ns = 20_000
         if self.record_id is not None:
             c.record_port, c.record = self.record_id, 1
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])

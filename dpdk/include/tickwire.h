@@ -31,7 +31,9 @@ enum tw_event_type {
     TW_EV_MWCB = 9,           /* code: market-wide circuit breaker level breached (1 2 3) */
     TW_EV_RETRANS_REQUEST = 10, /* a: first sequence number asked for, b: count */
     TW_EV_RISK_DENIED = 11,   /* locate, code: enum tw_risk_denial, a: user_ref, b: qty */
-    TW_EV_NTYPES = 12
+    TW_EV_ORDER = 12,         /* the exchange on one of our orders: code the OUCH type, a user_ref,
+                                 b qty; locate set when sent; ts_ns the XDP stamp that triggered it */
+    TW_EV_NTYPES = 13
 };
 
 struct tw_event {
@@ -65,6 +67,7 @@ struct tw_instrument {
     uint8_t market_category; /* from R */
     uint32_t round_lot;     /* from R */
     uint32_t last_trade;    /* price of the last execution (E at the order's price, C, P), 0 before one */
+    uint32_t updates;       /* book changes so far (wraps): a change tells a strategy to look */
 };
 
 /* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
@@ -125,6 +128,8 @@ void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
 void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx);
 /* The state messages' view of one instrument: 0, or -1 for a locate out of range. */
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out);
+/* How many times the instrument's book changed (wraps). */
+uint32_t tw_books_updates(const struct tw_books *b, uint16_t locate);
 /* The last ITCH system event code (O S Q M E C), 0 before the first. */
 uint8_t tw_books_system_event(const struct tw_books *b);
 /* Instruments that have a name, levels or state: locates in ascending order into
@@ -503,7 +508,11 @@ enum tw_stage {
     TW_STAGE_QUEUE = 1,   /* rx burst returned -> this packet decoded (waits behind the burst) */
     TW_STAGE_APPLY = 2,   /* decoded -> every message of the packet applied to the books */
     TW_STAGE_TOTAL = 3,   /* XDP arrival stamp -> books applied */
-    TW_NSTAGES = 4
+    TW_STAGE_DECIDE = 4,  /* books applied -> the strategy's answer */
+    TW_STAGE_RISK = 5,    /* the risk chain, per new order */
+    TW_STAGE_SEND = 6,    /* the order's send() */
+    TW_STAGE_TICK_TO_TRADE = 7, /* XDP arrival stamp of the triggering packet -> send() returned */
+    TW_NSTAGES = 8
 };
 
 struct tw_worker_port {
@@ -531,6 +540,12 @@ struct tw_worker_config {
     uint32_t event_ring_size; /* a power of two */
     uint16_t record_port;   /* copy every frame received to this port's tx queue (a pcap port) */
     uint8_t record;         /* 1: record_port is set */
+    /* trading (all three, or none): the strategy decides on each change of its
+     * instrument's book, the risk chain passes each new order, the session sends it */
+    struct tw_strategy *strategy;
+    struct tw_risk *risk;
+    struct tw_ouch *ouch;
+    uint64_t ouch_poll_ns;  /* read the session's answers at most this often (default 20 us) */
 };
 
 struct tw_worker_stats {
@@ -555,10 +570,18 @@ struct tw_worker_stats {
     uint64_t events_dropped; /* the ring was full */
     uint64_t recorded;      /* frames handed to the record port */
     uint64_t record_dropped; /* frames the record port did not take */
+    uint64_t decisions;     /* book changes handed to the strategy */
+    uint64_t orders_sent;
+    uint64_t cancels_sent;
+    uint64_t orders_denied; /* by the risk chain (counted by code in the risk stats) */
+    uint64_t send_failed;   /* the session was not up, or its buffer full */
+    uint64_t order_events;  /* the exchange's answers read */
+    uint64_t executed;      /* shares */
+    uint64_t unknown_orders; /* answers about an order the risk chain does not hold open */
     uint64_t live_orders;
     struct tw_feed_state feed;
     struct tw_book_stats book;
-    struct tw_hist hist[4];  /* by tw_stage */
+    struct tw_hist hist[8];  /* by tw_stage */
 };
 
 struct tw_worker;

@@ -266,6 +266,7 @@ static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side
         erase(b, o);
         return TW_BOOK_ELEVELS;
     }
+    b->instruments[locate].updates++;
     return 0;
 }
 
@@ -277,6 +278,7 @@ static int take(struct tw_books *b, struct order *o, uint32_t shares)
     o->shares -= shares;
     int gone = o->shares == 0;
     level_sub(b, o_locate(o), o_side(o), o->price, shares, gone);
+    b->instruments[o_locate(o)].updates++;
     if (gone)
         erase(b, o);
     return 0;
@@ -531,4 +533,9 @@ uint32_t tw_books_active(const struct tw_books *b, uint16_t *out, uint32_t max)
         }
     }
     return n;
+}
+
+uint32_t tw_books_updates(const struct tw_books *b, uint16_t locate)
+{
+    return locate <= b->max_locate ? b->instruments[locate].updates : 0;
 }

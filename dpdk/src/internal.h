@@ -16,6 +16,15 @@ void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
 /* mold.c: the session's name, once a packet has told it */
 void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);
 
+/* mold.c: the books are stale (a gap is open or was given up) */
+int tw_feed_is_stale(const struct tw_feed *f);
+
+/* strategy.c: the instrument the strategy trades (0: none) */
+uint16_t tw_strategy_locate(struct tw_strategy *s);
+
+/* ouch.c: logged in, orders may go */
+int tw_ouch_is_up(const struct tw_ouch *o);
+
 /* itch.c: an ITCH message that is not a book message; 1 when it was a state
  * message (S R H Y W h P) and was taken, 0 otherwise. */
 int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len);

@@ -287,3 +287,8 @@ void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known)
     memcpy(out, f->session, 10);
     *known = f->have_session;
 }
+
+int tw_feed_is_stale(const struct tw_feed *f)
+{
+    return f->st.stale;
+}

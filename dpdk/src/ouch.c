@@ -396,3 +396,8 @@ void tw_ouch_stats(const struct tw_ouch *o, struct tw_ouch_stats *out)
 {
     *out = o->st;
 }
+
+int tw_ouch_is_up(const struct tw_ouch *o)
+{
+    return o->st.state == TW_OUCH_UP;
+}

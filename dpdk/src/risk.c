@@ -69,6 +69,11 @@ struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
         tw_risk_destroy(r);
         return NULL;
     }
+    /* touch the tables now: no page fault on the order path */
+    for (size_t i = 0; i < ((size_t)max_locate + 1) * sizeof(*r->ins); i += 4096)
+        ((volatile uint8_t *)r->ins)[i] = 0;
+    for (size_t i = 0; i < size * sizeof(*r->own); i += 4096)
+        ((volatile uint8_t *)r->own)[i] = 0;
     r->own_mask = size - 1;
     r->max_locate = max_locate;
     r->lim.state = TW_TRADING_HALTED; /* nothing trades before Python has published limits */

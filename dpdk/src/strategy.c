@@ -271,3 +271,9 @@ void tw_strategy_stats(const struct tw_strategy *s, struct tw_strategy_stats *ou
 {
     *out = s->st;
 }
+
+uint16_t tw_strategy_locate(struct tw_strategy *s)
+{
+    reload(s);
+    return s->p.kind == TW_STRATEGY_NONE ? 0 : (uint16_t)s->p.locate;
+}

@@ -40,6 +40,8 @@ struct tw_worker {
     uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
     /* retransmission */
     uint64_t gap_since, asked_ns, asked_first, asked_count;
+    /* trading */
+    uint64_t last_ouch_poll;
 };
 
 /* Map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK measured;
@@ -81,6 +83,9 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
 {
     if (!cfg || !books || !feed || cfg->nports > TW_WORKER_MAX_PORTS || cfg->burst == 0 || cfg->burst > 64)
         return NULL;
+    int trading = (cfg->strategy != NULL) + (cfg->risk != NULL) + (cfg->ouch != NULL);
+    if (trading != 0 && trading != 3)
+        return NULL; /* a strategy trades through risk and a session, or not at all */
     struct tw_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
@@ -170,6 +175,108 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
     return 0; /* any other datagram is taken as line A: foreign sessions are counted by mold.c */
 }
 
+/* ---- trading: strategy -> risk -> order entry ----------------------------------------------- */
+
+static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_t qty, uint16_t locate, uint64_t ts)
+{
+    struct tw_event ev = { .ts_ns = ts, .type = TW_EV_ORDER, .code = code, .locate = locate, .a = ref, .b = qty };
+    ring_emit(w, &ev);
+}
+
+/* Carry out a strategy's actions: each new order through the risk chain, then out. */
+static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, uint64_t now, uint64_t t_wire,
+                uint64_t t_rx, uint64_t t_rx_tsc)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    struct tw_worker_stats *st = w->st;
+    struct tw_actions none;
+    for (uint32_t i = 0; i < acts->n; i++) {
+        const struct tw_strategy_action *a = &acts->a[i];
+        if (a->kind == TW_ACTION_CANCEL) {
+            tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
+            if (tw_ouch_cancel(c->ouch, (uint32_t)a->user_ref, 0, now) == 0)
+                st->cancels_sent++;
+            else
+                st->send_failed++;
+            continue;
+        }
+        struct tw_order_intent in = { .user_ref = a->user_ref, .qty = a->qty, .price = a->price,
+                                      .locate = a->locate, .side = a->side };
+        uint64_t r0 = rte_rdtsc();
+        int rc = tw_risk_check(c->risk, w->books, stale, &in, now);
+        uint64_t r1 = rte_rdtsc();
+        tw_hist_record(&st->hist[TW_STAGE_RISK], tsc_ns(w, r1 - r0));
+        if (rc) {
+            st->orders_denied++;
+            tw_strategy_on_order(c->strategy, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            continue;
+        }
+        struct tw_instrument ins;
+        tw_books_instrument(w->books, a->locate, &ins);
+        int sent = tw_ouch_enter(c->ouch, (uint32_t)a->user_ref, a->side, a->qty, ins.symbol, a->price,
+                                 a->ioc ? '3' : '0', now);
+        uint64_t r2 = rte_rdtsc();
+        if (sent < 0) {
+            st->send_failed++;
+            tw_risk_on_done(c->risk, a->user_ref);
+            tw_strategy_on_order(c->strategy, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            continue;
+        }
+        st->orders_sent++;
+        tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, r2 - r1));
+        if (t_wire)
+            tw_hist_record(&st->hist[TW_STAGE_TICK_TO_TRADE], t_rx - t_wire + tsc_ns(w, r2 - t_rx_tsc));
+        order_event(w, 'O', a->user_ref, a->qty, a->locate, t_wire ? t_wire : now);
+    }
+}
+
+/* The strategy's instrument changed in this packet: ask the strategy, act on its answer. */
+static void decide(struct tw_worker *w, uint16_t locate, uint64_t t_wire, uint64_t t_rx, uint64_t t_rx_tsc)
+{
+    struct tw_actions acts;
+    int stale = tw_feed_is_stale(w->feed);
+    uint64_t t0 = rte_rdtsc();
+    uint64_t now = now_ns(w);
+    tw_strategy_on_book(w->cfg.strategy, w->books, stale, locate, now, &acts);
+    tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, rte_rdtsc() - t0));
+    w->st->decisions++;
+    act(w, &acts, stale, now, t_wire, t_rx, t_rx_tsc);
+}
+
+/* The exchange's answers: positions (risk) and the strategy's own orders follow them. */
+static void answers(struct tw_worker *w, uint64_t now)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    struct tw_ouch_msg msgs[32];
+    struct tw_actions none;
+    uint32_t n = tw_ouch_poll(c->ouch, now, msgs, 32);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct tw_ouch_msg *m = &msgs[i];
+        w->st->order_events++;
+        switch (m->type) {
+        case 'A': /* live or dead ('D': it will not rest), its executions and cancels still follow */
+            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
+            break;
+        case 'E':
+            if (tw_risk_on_execution(c->risk, m->user_ref, m->qty) < 0)
+                w->st->unknown_orders++;
+            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
+            w->st->executed += m->qty;
+            break;
+        case 'C':
+        case 'J':
+            if (tw_risk_on_done(c->risk, m->user_ref) < 0)
+                w->st->unknown_orders++;
+            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_DONE, 0, now, &none);
+            break;
+        default:
+            break;
+        }
+        if (m->user_ref)
+            order_event(w, m->type, m->user_ref, m->qty, 0, now);
+    }
+}
+
 /* t_rx: CLOCK_MONOTONIC when the burst returned (the XDP stamp's clock, read
  * directly: a mapped TSC on another CPU could be microseconds off); t_rx_tsc:
  * the TSC then, for the short stages that follow on this CPU. */
@@ -205,9 +312,13 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     }
     if (line < 0)
         line = line_by_dest(&w->cfg, daddr, dport, sport);
+    uint16_t watch = w->cfg.strategy ? tw_strategy_locate(w->cfg.strategy) : 0;
+    uint32_t before = watch ? tw_books_updates(w->books, watch) : 0;
     uint64_t t_dec = rte_rdtsc();
     tw_feed_packet(w->feed, (uint32_t)line, payload, plen);
     uint64_t t_app = rte_rdtsc();
+    if (watch && tw_books_updates(w->books, watch) != before && tw_ouch_is_up(w->cfg.ouch))
+        decide(w, watch, t_wire <= t_rx ? t_wire : 0, t_rx, t_rx_tsc); /* no session: nothing to decide */
     uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
     tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
     tw_hist_record(&st->hist[TW_STAGE_APPLY], apply);
@@ -345,8 +456,18 @@ int tw_worker_run(struct tw_worker *w)
             service_gap(w, now);
             publish(w);
         }
+        if (c->ouch && now - w->last_ouch_poll >= c->ouch_poll_ns) {
+            w->last_ouch_poll = now;
+            answers(w, now);
+        }
         if (now - st->heartbeat_ns > 1000000) {
             st->heartbeat_ns = now;
+            if (c->strategy && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
+                struct tw_actions acts;
+                int stale = tw_feed_is_stale(w->feed);
+                tw_strategy_on_timer(c->strategy, w->books, stale, now, &acts);
+                act(w, &acts, stale, now, 0, 0, 0);
+            }
             if (now - last_cal > 100000000ull) {
                 calibrate(w);
                 last_cal = now;

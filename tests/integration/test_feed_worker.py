@@ -341,3 +341,52 @@ def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_
     finally:
         for suffix in (".stats", ".json", ".events.jsonl"):
             (pathlib.Path("/run/tickwire/feed") / f"hugetest{suffix}").unlink(missing_ok=True)
+
+
+def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path):
+    """exchange -> XDP -> worker -> market maker -> risk -> OUCH -> exchange: orders
+    accepted and filled; the worker's position equals the exchange's fill records;
+    no UserRefNum is used twice."""
+    import pathlib
+
+    import yaml
+
+    trade = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text())
+    trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)  # at the touch: fills come quickly
+    path = tmp_path / "trading.yaml"
+    path.write_text(yaml.safe_dump(trade))
+    worker = FeedWorker(lab, lab.prefix, "--trade", str(path))
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=6, rate=3000)
+        report = ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    st, tr = rep["stats"], rep["trading"]
+    assert st["orders_sent"] > 10 and st["executed"] > 0 and st["unknown_orders"] == 0 and st["send_failed"] == 0
+    assert tr["order_entry"]["logins"] == 1 and tr["order_entry"]["protocol_errors"] == 0
+    account = report["order_entry"]["accounts"]["TWAPP1"]
+    assert tr["position"] == account["position"].get("TAAA", 0) == tr["strategy"]["position"]
+    assert report["order_entry"]["rejects"] == {}
+    log = [json.loads(x) for x in (ex.record / "orders.jsonl").read_text().splitlines()]
+    refs = [m["user_ref_num"] for m in log if m.get("name") == "enter_order"]
+    assert len(refs) == len(set(refs)) == st["orders_sent"] and refs == sorted(refs)
+    fills = sum(m["quantity"] if ours["side"] == "B" else -m["quantity"]
+                for m in log if m.get("name") == "order_executed"
+                for ours in [next(o for o in log if o.get("name") == "enter_order"
+                                  and o["user_ref_num"] == m["user_ref_num"])])
+    assert fills == tr["position"]
+    assert abs(tr["position"]) <= trade["risk"]["max_position"]
+    lat = st["latency_ns"]
+    assert lat["decide"]["count"] == st["decisions"] and lat["tick_to_trade"]["count"] > 0
+    assert rep["events"]["order"] >= st["orders_sent"]
+
+
+def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("strategy: {kind: market_maker, locate: 1, spread: 3}\nrisk: {}\n")
+    r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
+    assert r.returncode == 2 and "strategy.spread: no such setting" in r.stderr
+    bad.write_text("strategy: {kind: market_maker}\nrisk: {}\n")
+    r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
+    assert r.returncode == 2 and "strategy.locate 0" in r.stderr
