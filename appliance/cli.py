@@ -689,6 +689,14 @@ def feed_stats_view(r: Report) -> Table:
         ("events (dropped)", f"{r['events']:,} ({r['events_dropped']:,})"),
         ("end of session", "yes" if f["end_of_session"] else "no"),
     ]
+    if r.get("decisions"):
+        rows += [
+            ("strategy decisions", f"{r['decisions']:,}"),
+            ("orders sent / denied by risk / send failed",
+             f"{r['orders_sent']:,} / {r['orders_denied']:,} / {r['send_failed']:,}"),
+            ("cancels sent; exchange answers; shares executed",
+             f"{r['cancels_sent']:,}; {r['order_events']:,}; {r['executed']:,}"),
+        ]
     for k, v in rows:
         t.add_row(k, v)
     for stage, h in r["latency_ns"].items():
