@@ -234,8 +234,27 @@ def down(prefix: str) -> dict[str, Any]:
                 link.unlink()
         for root in (pins, pathlib.Path("/run/tickwire/xdp") / name):
             _remove_tree(root)
+    _remove_feed_state(set(names))
     state.remove_lab_dir(prefix)
     return {"prefix": prefix, "removed_namespaces": removed, "stopped_processes": stopped}
+
+
+def _remove_feed_state(namespaces: set[str]) -> None:
+    """Feed workers that ran in these namespaces leave their statistics, status and
+    events in /run/tickwire/feed (for `tickwire feed stats` after they stop): with
+    the namespaces gone, so are they."""
+    feed_dir = pathlib.Path("/run/tickwire/feed")
+    if not namespaces or not feed_dir.is_dir():
+        return
+    for info in feed_dir.glob("*.json"):
+        try:
+            netns = json.loads(info.read_text()).get("netns")
+        except (OSError, ValueError):
+            continue
+        if netns in namespaces:
+            name = info.name.removesuffix(".json")
+            for suffix in (".stats", ".json", ".events.jsonl"):
+                (feed_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def _remove_tree(root: pathlib.Path) -> None:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from appliance import paths
+from appliance.lab import net
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, capture, itch, moldudp64
 from appliance.protocols.itchbook import ItchBook
@@ -223,6 +224,8 @@ def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
     assert after["running"] is False and after["feed"]["applied"] == f["applied"]
     assert after["recent_events"][-1]["event"] == "end_of_session"
     assert_clean(lab)
+    net.down(lab.prefix)  # the lab gone, the worker's statistics go with it
+    assert tw("feed", "stats", "--name", lab.prefix).returncode == 2
     assert rep["stats"]["recorded"] == f["packets"]["A"] + f["packets"]["B"] and rep["stats"]["record_dropped"] == 0
     replay = tw_json("book", str(record), "--top", "0")
     assert replay["feed"]["applied"] == f["applied"] and replay["feed"]["stale"] is False
