@@ -61,6 +61,8 @@ def _actions(out: Any) -> list[dict[str, Any]]:
 class Strategy:
     def __init__(self, params: Params, user_ref_base: int = 1):
         self.ffi, self.lib = native()
+        if not 0 <= user_ref_base <= 0xFFFFFFFF:
+            raise ValueError(f"user_ref_base {user_ref_base}: OUCH carries a UserRefNum in 4 bytes (1..4294967295)")
         ptr = self.lib.tw_strategy_create(user_ref_base)
         if ptr == self.ffi.NULL:
             raise MemoryError("tw_strategy_create failed")

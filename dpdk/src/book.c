@@ -470,6 +470,8 @@ int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate)
         return -1;
     /* size-weighted mid: the bid's price weighs with the ask's size and back */
     uint64_t w = bid.shares + ask.shares;
+    if (w == 0)
+        return -1; /* zero-share levels: no weights to mix */
     return (int64_t)(((__uint128_t)bid.price * ask.shares + (__uint128_t)ask.price * bid.shares) / w);
 }
 

@@ -35,7 +35,8 @@ struct tw_feed {
     uint8_t session[10];
     int have_session;
     uint64_t gap_first; /* the first sequence number missing when the gap opened */
-    int join_late;      /* start from the first packet's sequence number, not 1 */
+    int join_late;      /* start from the first packet's sequence number, not 1 (pending) */
+    int late;           /* the feed was asked to join late */
     int unsequenced;    /* apply every message in arrival order (captures with zeroed sequence numbers) */
     struct tw_feed_state st;
 };
@@ -116,7 +117,7 @@ static void drain(struct tw_feed *f, int given_up)
         s->seq = 0;
         f->held--;
     }
-    if (f->held == 0 && f->st.in_gap) {
+    if (f->held == 0 && f->st.in_gap && f->st.next_seq > f->st.gap_to) {
         f->st.in_gap = 0;
         f->st.gap_to = 0;
         if (given_up)
@@ -132,16 +133,31 @@ static void drain(struct tw_feed *f, int given_up)
 static int hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
 {
     if (seq - f->st.next_seq >= f->ring_size) {
-        /* the gap is wider than what can be held: give the missing messages up */
+        /* the gap is wider than what can be held: give the missing messages up,
+         * applying what was held, in sequence order, first */
+        uint64_t first = f->st.next_seq, applied_held = 0;
+        for (uint64_t q = first; q < seq && q < first + f->ring_size && f->held; q++) {
+            struct slot *h = &f->ring[q & (f->ring_size - 1)];
+            if (h->seq == q) {
+                if (tw_books_apply(f->books, h->data, h->len) < 0)
+                    f->st.book_errors++;
+                f->st.applied++;
+                applied_held++;
+                h->seq = 0;
+                f->held--;
+            }
+        }
         for (uint64_t i = 0; i < f->ring_size; i++)
             f->ring[i].seq = 0;
         f->held = 0;
-        raise_event(f, TW_EV_UNRECOVERABLE, f->st.next_seq, seq - f->st.next_seq);
-        f->st.skipped += seq - f->st.next_seq;
+        uint64_t missing = seq - first - applied_held;
+        raise_event(f, TW_EV_UNRECOVERABLE, first, missing);
+        f->st.skipped += missing;
         f->st.unrecoverable++;
         f->st.stale = 1;
         f->st.next_seq = seq;
         f->st.in_gap = 0;
+        f->st.gap_to = 0;
         apply(f, msg, len);
         return 1;
     }
@@ -178,8 +194,14 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         memcpy(f->session, pkt, 10);
         f->have_session = 1;
     } else if (memcmp(f->session, pkt, 10) != 0) {
+        if (f->st.applied || f->held) {
+            f->st.other_session++;
+            return -EINVAL;
+        }
+        /* nothing taken from the first session yet: it was a stray datagram, this one decides */
         f->st.other_session++;
-        return -EINVAL;
+        memcpy(f->session, pkt, 10);
+        f->join_late = f->late;
     }
     uint64_t seq = rd64(pkt + 10);
     uint16_t count = rd16(pkt + 18);
@@ -194,6 +216,8 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         }
         if (seq > f->st.next_seq + f->held && !f->st.in_gap)
             open_gap(f, seq - 1, seq - 1); /* messages we never saw: only a retransmission can bring them */
+        else if (f->st.in_gap && seq - 1 > f->st.gap_to)
+            f->st.gap_to = seq - 1; /* the hole reaches further than we knew */
         return 0;
     }
     /* a first pass over the blocks starts the order-table loads the second will need */
@@ -279,7 +303,7 @@ void tw_feed_unsequenced(struct tw_feed *f)
 
 void tw_feed_join_late(struct tw_feed *f)
 {
-    f->join_late = 1;
+    f->join_late = f->late = 1;
 }
 
 void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known)

@@ -20,12 +20,13 @@
 #include "tickwire.h"
 
 #define BUF 65536
+#define IN_BUF (65535 + 2) /* the largest SoupBinTCP packet fits whole */
 
 struct tw_ouch {
     struct tw_ouch_config cfg;
     int fd;
     uint64_t last_attempt, last_sent, last_heard;
-    uint8_t in[BUF];
+    uint8_t in[IN_BUF];
     uint32_t in_len;
     uint8_t out[BUF];
     uint32_t out_len;
@@ -105,7 +106,7 @@ static int packet(struct tw_ouch *o, uint8_t type, const uint8_t *payload, uint1
         memcpy(p + 3, payload, len);
     o->out_len += 3u + len;
     flush(o, now);
-    return 0;
+    return o->fd >= 0 ? 0 : -1; /* the link broke while sending: it did not go */
 }
 
 static void send_login(struct tw_ouch *o, uint64_t now)
@@ -367,9 +368,9 @@ uint32_t tw_ouch_poll(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out, 
     flush(o, now);
     int closed = 0;
     for (;;) {
-        if (o->fd < 0 || o->in_len == BUF)
+        if (o->fd < 0 || o->in_len == IN_BUF)
             break;
-        ssize_t r = recv(o->fd, o->in + o->in_len, BUF - o->in_len, MSG_DONTWAIT);
+        ssize_t r = recv(o->fd, o->in + o->in_len, IN_BUF - o->in_len, MSG_DONTWAIT);
         if (r > 0) {
             o->in_len += (uint32_t)r;
             o->last_heard = now;

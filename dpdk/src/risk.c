@@ -47,6 +47,8 @@ struct tw_risk {
     uint32_t max_locate;
     struct own_order *own;
     uint64_t own_mask;
+    uint64_t capacity;      /* open orders the own table takes (half its slots) */
+    int writer;             /* a spin lock for tw_risk_set_limits callers */
     uint64_t open_count;
     uint64_t gross;
     struct bucket orders, messages;
@@ -75,6 +77,7 @@ struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
     for (size_t i = 0; i < size * sizeof(*r->own); i += 4096)
         ((volatile uint8_t *)r->own)[i] = 0;
     r->own_mask = size - 1;
+    r->capacity = max_own_orders;
     r->max_locate = max_locate;
     r->lim.state = TW_TRADING_HALTED; /* nothing trades before Python has published limits */
     r->lim.kill = 1;
@@ -92,11 +95,14 @@ void tw_risk_destroy(struct tw_risk *r)
 
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits)
 {
+    while (__atomic_exchange_n(&r->writer, 1, __ATOMIC_ACQUIRE)) /* one writer at a time */
+        ;
     uint64_t v = r->shared_version;
     __atomic_store_n(&r->shared_version, v + 1, __ATOMIC_RELEASE); /* odd: being written */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     memcpy((void *)&r->shared, limits, sizeof(*limits));
     __atomic_store_n(&r->shared_version, v + 2, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->writer, 0, __ATOMIC_RELEASE);
 }
 
 /* Take the published table when it changed (cheap when it did not). */
@@ -271,8 +277,8 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
                 return TW_RISK_COLLAR_LAST;
         }
     }
-    if (r->open_count + 1 > l->max_open_orders)
-        return TW_RISK_MAX_OPEN_ORDERS;
+    if (r->open_count + 1 > l->max_open_orders || r->open_count + 1 > r->capacity)
+        return TW_RISK_MAX_OPEN_ORDERS; /* the limit, or what the own-order table holds */
     if (!has_token(&r->orders, l->order_rate, l->order_burst, now))
         return TW_RISK_ORDER_RATE;
     if (!has_token(&r->messages, l->message_rate, l->message_burst, now))

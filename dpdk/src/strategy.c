@@ -25,6 +25,7 @@ struct own { /* an order of ours not yet done */
 
 struct tw_strategy {
     volatile uint64_t shared_version;
+    int writer;
     struct tw_strategy_params shared;
     uint64_t version;
     struct tw_strategy_params p;
@@ -37,6 +38,8 @@ struct tw_strategy {
 
 struct tw_strategy *tw_strategy_create(uint64_t user_ref_base)
 {
+    if (user_ref_base > UINT32_MAX)
+        return NULL; /* OUCH carries a UserRefNum in 4 bytes */
     struct tw_strategy *s = calloc(1, sizeof(*s));
     if (s)
         s->next_ref = user_ref_base ? user_ref_base : 1;
@@ -50,11 +53,14 @@ void tw_strategy_destroy(struct tw_strategy *s)
 
 void tw_strategy_set_params(struct tw_strategy *s, const struct tw_strategy_params *p)
 {
+    while (__atomic_exchange_n(&s->writer, 1, __ATOMIC_ACQUIRE)) /* one writer at a time */
+        ;
     uint64_t v = s->shared_version;
     __atomic_store_n(&s->shared_version, v + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     memcpy((void *)&s->shared, p, sizeof(*p));
     __atomic_store_n(&s->shared_version, v + 2, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->writer, 0, __ATOMIC_RELEASE);
 }
 
 static void reload(struct tw_strategy *s)
@@ -105,6 +111,8 @@ static int new_order(struct tw_strategy *s, struct tw_actions *out, uint8_t side
             slot = &s->own[i];
     if (!slot || out->n == sizeof(out->a) / sizeof(out->a[0]))
         return -1; /* too much in flight: wait for answers */
+    if (s->next_ref > UINT32_MAX)
+        return -1; /* the day's UserRefNums are used up */
     uint64_t ref = s->next_ref++;
     *slot = (struct own){ .ref = ref, .price = price, .open = qty, .side = side, .quote = (uint8_t)is_quote };
     push(out, (struct tw_strategy_action){ .user_ref = ref, .qty = qty, .price = price, .locate = (uint16_t)s->p.locate,
@@ -235,10 +243,12 @@ void tw_strategy_on_timer(struct tw_strategy *s, struct tw_books *b, int stale, 
                           struct tw_actions *out)
 {
     reload(s);
-    if (s->p.kind == TW_STRATEGY_MARKET_MAKER) /* quotes the throttle held back */
+    if (s->p.kind == TW_STRATEGY_MARKET_MAKER) { /* quotes the throttle held back */
         tw_strategy_on_book(s, b, stale, (uint16_t)s->p.locate, now_ns, out);
-    else
+    } else { /* no longer a market maker: its quotes must not stay behind */
         out->n = 0;
+        pull_quotes(s, out);
+    }
 }
 
 void tw_strategy_on_order(struct tw_strategy *s, uint64_t user_ref, uint32_t event, uint32_t qty, uint64_t now_ns,

@@ -90,6 +90,8 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     if (!w)
         return NULL;
     w->cfg = *cfg;
+    if (w->cfg.retrans_max == 0 || w->cfg.retrans_max > 65534)
+        w->cfg.retrans_max = 65534; /* a MoldUDP64 count; 0xFFFF means end of session */
     w->books = books;
     w->feed = feed;
     w->own_stats = stats == NULL;
@@ -151,9 +153,11 @@ static inline const uint8_t *udp_payload(const uint8_t *p, uint32_t len, uint32_
         return NULL;
     if (be16(ip + 6) & 0x3fff) /* MF or a fragment offset */
         return NULL;
+    if (ihl + 8 > total)
+        return NULL;
     const uint8_t *udp = ip + ihl;
     uint32_t ulen = be16(udp + 4);
-    if (ihl + 8 > total || ulen < 8 || ulen > total - ihl)
+    if (ulen < 8 || ulen > total - ihl)
         return NULL;
     memcpy(daddr, ip + 16, 4); /* network order, as the config holds it */
     *dport = be16(udp + 2);

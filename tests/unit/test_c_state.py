@@ -223,3 +223,49 @@ def test_genuine_capture_state_messages_are_taken():
     assert len(b.active()) == counts["R"]
     assert b.instrument(1)["symbol"] == "A" and b.system_event == "O"
     assert sum(e["event"] == "trading_action" for e in b.events()) == counts["H"]
+
+
+def test_zero_share_levels_have_no_micro_price():
+    c = Books(max_locate=4, max_orders=10)
+    c.apply(add(1, "B", 0, 1_000_000))
+    c.apply(add(2, "S", 0, 1_000_100))
+    assert c.micro_price(1) is None  # no weights: not a division by zero
+
+
+def test_a_heartbeat_announced_hole_stays_open_until_every_message_came():
+    msgs, pk = packets(30)
+    b = Books(max_locate=4, max_orders=1000)
+    f = Feed(b)
+    f.packet("A", moldudp64.pack(SESSION, 1, msgs[:1]))
+    f.packet("A", moldudp64.heartbeat(SESSION, 20))  # 2..19 went by
+    f.packet("retransmission", moldudp64.pack(SESSION, 2, msgs[1:2]))  # only 2 comes back
+    s = f.state()
+    assert s["in_gap"] == 1 and s["stale"] == 1 and f.missing() == (3, 17)
+    f.packet("A", moldudp64.heartbeat(SESSION, 25))  # and the hole grows to 24
+    f.packet("retransmission", moldudp64.pack(SESSION, 3, msgs[2:24]))
+    s = f.state()
+    assert s["in_gap"] == 0 and s["stale"] == 0 and s["applied"] == 24 and s["recovered"] == 1
+
+
+def test_a_stray_datagram_first_does_not_take_the_session():
+    msgs, pk = packets(10)
+    b = Books(max_locate=4, max_orders=1000)
+    f = Feed(b)
+    f.packet("A", moldudp64.heartbeat("STRAY00001", 7))
+    for p in pk:
+        assert f.packet("A", p) == 0
+    s = f.state()
+    assert s["applied"] == 10 and s["other_session"] == 1
+    assert f.packet("A", moldudp64.heartbeat("STRAY00001", 7)) < 0  # now it is foreign
+
+
+def test_a_gap_wider_than_the_ring_applies_what_was_held_first():
+    msgs, pk = packets(40)
+    b = Books(max_locate=4, max_orders=1000)
+    f = Feed(b, max_held=4)
+    f.packet("A", moldudp64.pack(SESSION, 1, msgs[:1]))
+    f.packet("A", moldudp64.pack(SESSION, 3, msgs[2:4]))   # 3, 4 held; 2 missing
+    f.packet("A", moldudp64.pack(SESSION, 10, msgs[9:10]))  # 10: past the ring
+    s = f.state()
+    assert s["applied"] == 4 and s["skipped"] == 6 and s["unrecoverable"] == 1 and s["stale"] == 1
+    assert s["next_seq"] == 11 and b.live_orders == 4

@@ -276,3 +276,10 @@ def test_random_order_flow_keeps_positions_and_exposure_consistent(ops):
         gross += max(abs(pos[loc] + buys), abs(pos[loc] - sells))
         assert max(abs(pos[loc] + buys), abs(pos[loc] - sells)) <= 600
     assert r.stats()["gross"] == gross <= 1200
+
+
+def test_the_own_order_table_is_never_overfilled(books):
+    r = Risk(max_locate=8, max_own_orders=2)
+    r.set_limits(WIDE)  # max_open_orders 100: the table is the tighter bound
+    assert check(r, books, price=BID - 100) is None and check(r, books, price=BID - 200) is None
+    assert check(r, books, price=BID - 300) == "max_open_orders"  # refused, not a hang

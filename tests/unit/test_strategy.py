@@ -165,3 +165,13 @@ def test_random_flow_never_reuses_a_reference_nor_trades_a_stale_or_halted_book(
             seen.add(a["user_ref"])
             mine.append(a["user_ref"])
     assert abs(s.stats()["position"]) <= 1000
+
+
+def test_references_must_fit_ouch_and_a_market_maker_switched_off_pulls_its_quotes(books):
+    with pytest.raises(ValueError, match="4 bytes"):
+        Strategy(MM, user_ref_base=2**32)
+    s = Strategy(MM)
+    quotes = new(s.on_book(books, 1, now_ns=1))
+    s.set_params(dataclasses.replace(MM, kind="taker"))
+    pulled = s.on_timer(books, now_ns=2)
+    assert sorted(a["user_ref"] for a in pulled if a["action"] == "cancel") == sorted(q["user_ref"] for q in quotes)
