@@ -10,7 +10,7 @@ import functools
 import os
 from typing import Any
 
-__all__ = ["native", "NativeMissing", "dpdk_version"]
+__all__ = ["native", "NativeMissing", "dpdk_version", "to_struct"]
 
 
 class NativeMissing(ImportError):
@@ -36,3 +36,22 @@ def native() -> tuple[Any, Any]:
 def dpdk_version() -> str:
     ffi, lib = native()
     return ffi.string(lib.tw_dpdk_version()).decode()
+
+
+def to_struct(ffi: Any, cdecl: str, table: Any, names: dict[str, dict[str, int]] | None = None) -> Any:
+    """A dataclass of settings as a new C struct, field by field: named values
+    (``names[field]``) become their codes, booleans 0/1; negatives are refused."""
+    import dataclasses
+
+    c = ffi.new(cdecl)
+    for f in dataclasses.fields(table):
+        v = getattr(table, f.name)
+        if names and f.name in names:
+            if v not in names[f.name]:
+                raise ValueError(f"{f.name} {v!r}: must be one of {', '.join(names[f.name])}")
+            v = names[f.name][v]
+        v = int(v)
+        if v < 0:
+            raise ValueError(f"{f.name} {v}: must not be negative")
+        setattr(c, f.name, v)
+    return c

@@ -9,7 +9,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from dpdk import native
+from dpdk import native, to_struct
 from dpdk.books import Books
 
 TRADING_STATES = {"active": 0, "reduce_only": 1, "halted": 2}
@@ -42,19 +42,7 @@ class Limits:
     message_burst: int = 0
 
     def to_c(self, ffi: Any) -> Any:
-        if self.state not in TRADING_STATES:
-            raise ValueError(f"state {self.state!r}: must be one of {', '.join(TRADING_STATES)}")
-        c = ffi.new("struct tw_risk_limits *")
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name == "state":
-                v = TRADING_STATES[v]
-            elif isinstance(v, bool):
-                v = int(v)
-            elif v < 0:
-                raise ValueError(f"{f.name} {v}: must not be negative")
-            setattr(c, f.name, v)
-        return c
+        return to_struct(ffi, "struct tw_risk_limits *", self, {"state": TRADING_STATES})
 
 
 class Risk:

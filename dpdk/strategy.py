@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from dpdk import native
+from dpdk import native, to_struct
 from dpdk.books import Books
 
 KINDS = {"none": 0, "market_maker": 1, "taker": 2}
@@ -34,16 +34,7 @@ class Params:
     cooldown_ns: int = 0
 
     def to_c(self, ffi: Any) -> Any:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind {self.kind!r}: must be one of {', '.join(KINDS)}")
-        c = ffi.new("struct tw_strategy_params *")
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            v = KINDS[v] if f.name == "kind" else int(v)
-            if v < 0:
-                raise ValueError(f"{f.name} {v}: must not be negative")
-            setattr(c, f.name, v)
-        return c
+        return to_struct(ffi, "struct tw_strategy_params *", self, {"kind": KINDS})
 
 
 def _actions(out: Any) -> list[dict[str, Any]]:

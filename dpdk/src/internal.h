@@ -2,6 +2,7 @@
 #ifndef TW_INTERNAL_H
 #define TW_INTERNAL_H
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "tickwire.h"
@@ -28,6 +29,44 @@ int tw_ouch_is_up(const struct tw_ouch *o);
 /* itch.c: an ITCH message that is not a book message; 1 when it was a state
  * message (S R H Y W h P) and was taken, 0 otherwise. */
 int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len);
+
+/* A table another thread publishes whole (risk limits, strategy parameters):
+ * writers take turns and mark the table odd while they copy; the reader takes a
+ * copy only when the version moved and stayed even across its copy. */
+struct tw_published {
+    volatile uint64_t version;
+    int writer;
+};
+
+static inline void tw_publish(struct tw_published *p, void *shared, const void *table, size_t size)
+{
+    while (__atomic_exchange_n(&p->writer, 1, __ATOMIC_ACQUIRE))
+        ;
+    uint64_t v = p->version;
+    __atomic_store_n(&p->version, v + 1, __ATOMIC_RELEASE); /* odd: being written */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    memcpy(shared, table, size);
+    __atomic_store_n(&p->version, v + 2, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->writer, 0, __ATOMIC_RELEASE);
+}
+
+/* Copy the table into local when it changed since *seen: 1 when it did. */
+static inline int tw_take(struct tw_published *p, uint64_t *seen, const void *shared, void *local, size_t size)
+{
+    uint64_t v = __atomic_load_n(&p->version, __ATOMIC_ACQUIRE);
+    if (v == *seen || (v & 1))
+        return 0; /* unchanged, or being written: the next call takes it */
+    unsigned char copy[256];
+    if (size > sizeof(copy))
+        return 0;
+    memcpy(copy, shared, size);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&p->version, __ATOMIC_ACQUIRE) != v)
+        return 0;
+    memcpy(local, copy, size);
+    *seen = v;
+    return 1;
+}
 
 static inline uint64_t tw_mono_ns(void)
 {

@@ -14,6 +14,8 @@
 
 #define NS_PER_S 1000000000ull
 
+_Static_assert(sizeof(struct tw_risk_limits) <= 256, "tw_take copies tables of up to 256 bytes");
+
 struct own_order { /* one of our open orders; user_ref 0: empty slot */
     uint64_t user_ref;
     uint32_t open;  /* shares still open */
@@ -38,7 +40,7 @@ struct bucket {
 
 struct tw_risk {
     /* the table as Python publishes it */
-    volatile uint64_t shared_version;
+    struct tw_published pub;
     struct tw_risk_limits shared;
     /* the checking thread's copy */
     uint64_t version;
@@ -48,7 +50,6 @@ struct tw_risk {
     struct own_order *own;
     uint64_t own_mask;
     uint64_t capacity;      /* open orders the own table takes (half its slots) */
-    int writer;             /* a spin lock for tw_risk_set_limits callers */
     uint64_t open_count;
     uint64_t gross;
     struct bucket orders, messages;
@@ -95,30 +96,14 @@ void tw_risk_destroy(struct tw_risk *r)
 
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits)
 {
-    while (__atomic_exchange_n(&r->writer, 1, __ATOMIC_ACQUIRE)) /* one writer at a time */
-        ;
-    uint64_t v = r->shared_version;
-    __atomic_store_n(&r->shared_version, v + 1, __ATOMIC_RELEASE); /* odd: being written */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    memcpy((void *)&r->shared, limits, sizeof(*limits));
-    __atomic_store_n(&r->shared_version, v + 2, __ATOMIC_RELEASE);
-    __atomic_store_n(&r->writer, 0, __ATOMIC_RELEASE);
+    tw_publish(&r->pub, &r->shared, limits, sizeof(*limits));
 }
 
 /* Take the published table when it changed (cheap when it did not). */
 static inline void reload(struct tw_risk *r)
 {
-    uint64_t v = __atomic_load_n(&r->shared_version, __ATOMIC_ACQUIRE);
-    if (v == r->version || (v & 1))
-        return; /* unchanged, or being written: the next check takes it */
-    struct tw_risk_limits copy;
-    memcpy(&copy, (const void *)&r->shared, sizeof(copy));
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&r->shared_version, __ATOMIC_ACQUIRE) != v)
-        return;
-    r->lim = copy;
-    r->version = v;
-    r->st.limits_version = v / 2;
+    if (tw_take(&r->pub, &r->version, &r->shared, &r->lim, sizeof(r->lim)))
+        r->st.limits_version = r->version / 2;
 }
 
 int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill)

@@ -15,6 +15,8 @@
 
 #define MAX_OWN 16
 
+_Static_assert(sizeof(struct tw_strategy_params) <= 256, "tw_take copies tables of up to 256 bytes");
+
 struct own { /* an order of ours not yet done */
     uint64_t ref;
     uint32_t price;
@@ -24,8 +26,7 @@ struct own { /* an order of ours not yet done */
 };
 
 struct tw_strategy {
-    volatile uint64_t shared_version;
-    int writer;
+    struct tw_published pub;
     struct tw_strategy_params shared;
     uint64_t version;
     struct tw_strategy_params p;
@@ -53,29 +54,13 @@ void tw_strategy_destroy(struct tw_strategy *s)
 
 void tw_strategy_set_params(struct tw_strategy *s, const struct tw_strategy_params *p)
 {
-    while (__atomic_exchange_n(&s->writer, 1, __ATOMIC_ACQUIRE)) /* one writer at a time */
-        ;
-    uint64_t v = s->shared_version;
-    __atomic_store_n(&s->shared_version, v + 1, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    memcpy((void *)&s->shared, p, sizeof(*p));
-    __atomic_store_n(&s->shared_version, v + 2, __ATOMIC_RELEASE);
-    __atomic_store_n(&s->writer, 0, __ATOMIC_RELEASE);
+    tw_publish(&s->pub, &s->shared, p, sizeof(*p));
 }
 
 static void reload(struct tw_strategy *s)
 {
-    uint64_t v = __atomic_load_n(&s->shared_version, __ATOMIC_ACQUIRE);
-    if (v == s->version || (v & 1))
-        return;
-    struct tw_strategy_params copy;
-    memcpy(&copy, (const void *)&s->shared, sizeof(copy));
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&s->shared_version, __ATOMIC_ACQUIRE) != v)
-        return;
-    s->p = copy;
-    s->version = v;
-    s->st.params_version = v / 2;
+    if (tw_take(&s->pub, &s->version, &s->shared, &s->p, sizeof(s->p)))
+        s->st.params_version = s->version / 2;
 }
 
 /* ---- actions and our own orders ---------------------------------------------------------- */

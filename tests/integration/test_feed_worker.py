@@ -174,6 +174,17 @@ class FeedWorker:
             self.proc.communicate(timeout=30)
 
 
+def run_day(lab, tmp_path, *worker_args: str, expect: int = 0, **exchange: object) -> tuple[dict, dict]:
+    """The worker first, then a day of the live exchange; both final reports."""
+    worker = FeedWorker(lab, lab.prefix, *worker_args)
+    try:
+        ex = ExchangeProcess(lab, tmp_path, **exchange)
+        report = ex.finish()
+        return report, worker.result(expect)
+    finally:
+        worker.kill()
+
+
 def same_books(exchange: dict, worker: dict) -> None:
     got = {b["symbol"]: b for b in worker["books"]}
     assert set(exchange["books"]) <= set(got)
@@ -235,13 +246,7 @@ def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
 def test_both_lines_lossy_recover_through_retransmission(lab, tmp_path):
     for link, seed in (("feed-a-app", 3), ("feed-b-app", 4)):
         tw("lab", "impair", "--prefix", lab.prefix, link, "--loss", "5", "--seed", str(seed))
-    worker = FeedWorker(lab, lab.prefix)
-    try:
-        ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
-        report = ex.finish()
-        rep = worker.result()
-    finally:
-        worker.kill()
+    report, rep = run_day(lab, tmp_path, duration=5, rate=3000)
     f = rep["stats"]["feed"]
     assert f["gaps"] > 0 and f["recovered"] == f["gaps"] and f["stale"] is False
     assert f["first_copy"]["retransmission"] > 0 and rep["stats"]["retrans_requests"] > 0
@@ -254,13 +259,8 @@ def test_a_gap_nobody_can_fill_is_given_up_and_reported_stale(lab, tmp_path):
     for link, seed in (("feed-a-app", 5), ("feed-b-app", 6)):
         tw("lab", "impair", "--prefix", lab.prefix, link, "--loss", "5", "--seed", str(seed))
     # nothing answers on port 9: the gaps cannot be recovered
-    worker = FeedWorker(lab, lab.prefix, "--retrans", "198.18.1.1:9", "--give-up", "0.3")
-    try:
-        ex = ExchangeProcess(lab, tmp_path, duration=4, rate=2000)
-        ex.finish()
-        rep = worker.result(expect=1)
-    finally:
-        worker.kill()
+    _, rep = run_day(lab, tmp_path, "--retrans", "198.18.1.1:9", "--give-up", "0.3", expect=1, duration=4,
+                     rate=2000)
     f = rep["stats"]["feed"]
     assert f["stale"] is True and f["unrecoverable"] > 0 and f["skipped"] > 0
     assert rep["events"]["unrecoverable"] == f["unrecoverable"]
@@ -358,20 +358,14 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
     trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)  # at the touch: fills come quickly
     path = tmp_path / "trading.yaml"
     path.write_text(yaml.safe_dump(trade))
-    worker = FeedWorker(lab, lab.prefix, "--trade", str(path))
-    try:
-        ex = ExchangeProcess(lab, tmp_path, duration=6, rate=3000)
-        report = ex.finish()
-        rep = worker.result()
-    finally:
-        worker.kill()
+    report, rep = run_day(lab, tmp_path, "--trade", str(path), duration=6, rate=3000)
     st, tr = rep["stats"], rep["trading"]
     assert st["orders_sent"] > 10 and st["executed"] > 0 and st["unknown_orders"] == 0 and st["send_failed"] == 0
     assert tr["order_entry"]["logins"] == 1 and tr["order_entry"]["protocol_errors"] == 0
     account = report["order_entry"]["accounts"]["TWAPP1"]
     assert tr["position"] == account["position"].get("TAAA", 0) == tr["strategy"]["position"]
     assert report["order_entry"]["rejects"] == {}
-    log = [json.loads(x) for x in (ex.record / "orders.jsonl").read_text().splitlines()]
+    log = [json.loads(x) for x in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
     refs = [m["user_ref_num"] for m in log if m.get("name") == "enter_order"]
     assert len(refs) == len(set(refs)) == st["orders_sent"] and refs == sorted(refs)
     fills = sum(m["quantity"] if ours["side"] == "B" else -m["quantity"]
