@@ -666,6 +666,19 @@ def cmd_feed_stats(args: argparse.Namespace) -> tuple[int, Report]:
     return 0, _feed(feed.stats, args.name, args.events)
 
 
+def cmd_feed_kill(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    need_root("tickwire feed kill")
+    return 0, _feed(feed.kill, args.name, args.release)
+
+
+def render_feed_kill(r: Report) -> None:
+    what = "thrown: no new orders, quotes cancelled" if r["kill"] else "released: quoting resumes"
+    console.print(f"kill switch of {r['name']} {what}; the worker acted {r['acted_after_us']:,} µs after the request "
+                  f"({r['orders_sent']:,} orders and {r['cancels_sent']:,} cancels sent so far)")
+
+
 def feed_stats_view(r: Report) -> Table:
     f = r["feed"]
     state = ("[green]running[/]" if r["running"] else "[yellow]stopped[/]")
@@ -911,6 +924,12 @@ COMMANDS: tuple[Command, ...] = (
                     help="refresh every SECONDS until Ctrl-C (with --json: a JSON line each time)"),
                 arg("--events", type=int, default=10, metavar="N", help="recent events to include (default 10)"),
             ), render_feed_stats),
+    Command(("feed", "kill"), "throw a trading worker's kill switch: its loop refuses every new order and "
+            "cancels the strategy's quotes before its next rx burst (--release to resume)",
+            cmd_feed_kill, (
+                arg("--name", default="tw", help="the worker's name (default tw)"),
+                arg("--release", action="store_true", help="release the switch: quoting resumes"),
+            ), render_feed_kill, root=True),
     Command(("book",), "replay a BinaryFILE or a pcap/pcapng through the C path and print each instrument's final "
             "book (top N levels a side: shares and order counts)",
             cmd_book, (

@@ -221,6 +221,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
                                       "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
                                       "ports": [p.name for p in ports], "started": time.time(),
+                                      "trading": trading is not None,
                                       "stats": str(worker.stats_path), "events": str(events_path)})
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
@@ -310,6 +311,39 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     ev_path = pathlib.Path(info.get("events", W.STATE_DIR / f"{name}.events.jsonl"))
     out["recent_events"] = [json.loads(x) for x in ev_path.read_text().splitlines()[-events:]] \
         if events and ev_path.exists() else []
+    return out
+
+
+def kill(name: str, release: bool = False, timeout: float = 2.0) -> dict[str, Any]:
+    """Throw (or release) a running worker's kill switch through its shared
+    statistics, and wait for the worker's loop to act on it."""
+    import mmap
+
+    from dpdk import native
+
+    ffi, _ = native()
+    path = STATE_DIR / f"{name}.stats"
+    if not path.exists():
+        raise FeedError(f"no feed worker named {name} has run on this host ({path} is missing)")
+    info = stats(name, events=0)
+    if not info["running"]:
+        raise FeedError(f"feed worker {name} is not running (pid {info['pid']})")
+    if not info.get("info", {}).get("trading", False):
+        raise FeedError(f"feed worker {name} does not trade (start it with --trade): there is nothing to kill")
+    want = 0 if release else 1
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+        st = ffi.cast("struct tw_worker_stats *", ffi.from_buffer(m))
+        asked = time.monotonic_ns()
+        st.kill = want
+        deadline = time.monotonic() + timeout
+        while st.killed != want:
+            if time.monotonic() > deadline:
+                raise FeedError(f"feed worker {name} did not act on the kill switch within {timeout:g} s")
+            time.sleep(0.0005)
+        acted = st.killed_ns
+        out = {"name": name, "kill": bool(want), "acted_after_us": round(max(0, acted - asked) / 1000, 1),
+               "orders_sent": st.orders_sent, "cancels_sent": st.cancels_sent}
+        del st
     return out
 
 

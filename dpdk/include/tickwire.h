@@ -254,6 +254,8 @@ struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders);
 void tw_risk_destroy(struct tw_risk *r);
 /* Publish a whole new table (any thread); the checks take it from their next call. */
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits);
+/* The kill switch over whatever the table says (1 kills, 0 releases). */
+void tw_risk_kill_all(struct tw_risk *r, uint8_t kill);
 /* Kill (1) or release (0) one instrument. */
 int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill);
 /* The chain, in the order of enum tw_risk_denial; 0 when the order may go (it is
@@ -359,6 +361,8 @@ void tw_strategy_on_order(struct tw_strategy *s, uint64_t user_ref, uint32_t eve
 void tw_strategy_on_timer(struct tw_strategy *s, struct tw_books *b, int stale, uint64_t now_ns,
                           struct tw_actions *out);
 void tw_strategy_stats(const struct tw_strategy *s, struct tw_strategy_stats *out);
+/* Stop quoting (1): the next update or timer pulls the quotes and nothing new goes; 0 resumes. */
+void tw_strategy_halt(struct tw_strategy *s, uint8_t halt);
 
 /* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
@@ -578,6 +582,10 @@ struct tw_worker_stats {
     uint64_t order_events;  /* the exchange's answers read */
     uint64_t executed;      /* shares */
     uint64_t unknown_orders; /* answers about an order the risk chain does not hold open */
+    uint64_t kill;          /* written by another process (tickwire feed kill): 1 stops new orders and
+                               pulls the quotes, 0 releases; the loop reads it once per iteration */
+    uint64_t killed;        /* what the loop has acted on */
+    uint64_t killed_ns;     /* CLOCK_MONOTONIC when it acted */
     uint64_t live_orders;
     struct tw_feed_state feed;
     struct tw_book_stats book;

@@ -52,6 +52,7 @@ struct tw_risk {
     uint64_t capacity;      /* open orders the own table takes (half its slots) */
     uint64_t open_count;
     uint64_t gross;
+    uint8_t kill_all;       /* the kill switch, besides the table's flag */
     struct bucket orders, messages;
     struct tw_risk_stats st;
 };
@@ -104,6 +105,11 @@ static inline void reload(struct tw_risk *r)
 {
     if (tw_take(&r->pub, &r->version, &r->shared, &r->lim, sizeof(r->lim)))
         r->st.limits_version = r->version / 2;
+}
+
+void tw_risk_kill_all(struct tw_risk *r, uint8_t kill)
+{
+    __atomic_store_n(&r->kill_all, kill ? 1 : 0, __ATOMIC_RELEASE);
 }
 
 int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill)
@@ -220,7 +226,7 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
         return TW_RISK_BAD_ORDER;
     struct instrument_risk *in = &r->ins[o->locate];
     uint8_t side = o->side == 'S';
-    if (l->kill || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE))
+    if (l->kill || __atomic_load_n(&r->kill_all, __ATOMIC_ACQUIRE) || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE))
         return TW_RISK_KILLED;
     if (l->state == TW_TRADING_HALTED)
         return TW_RISK_HALTED;

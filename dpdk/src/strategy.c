@@ -34,6 +34,7 @@ struct tw_strategy {
     struct own own[MAX_OWN];
     uint64_t last_quote_ns[2];
     uint64_t last_take_ns;
+    uint8_t halted;         /* tw_strategy_halt */
     struct tw_strategy_stats st;
 };
 
@@ -212,7 +213,7 @@ void tw_strategy_on_book(struct tw_strategy *s, struct tw_books *b, int stale, u
     reload(s);
     if (s->p.kind == TW_STRATEGY_NONE || locate != s->p.locate)
         return;
-    if (!s->p.enabled || !tradable(b, stale, locate)) {
+    if (!s->p.enabled || __atomic_load_n(&s->halted, __ATOMIC_ACQUIRE) || !tradable(b, stale, locate)) {
         s->st.skipped += s->p.enabled != 0;
         pull_quotes(s, out); /* a stale or halted book is never traded on */
         return;
@@ -271,4 +272,9 @@ uint16_t tw_strategy_locate(struct tw_strategy *s)
 {
     reload(s);
     return s->p.kind == TW_STRATEGY_NONE ? 0 : (uint16_t)s->p.locate;
+}
+
+void tw_strategy_halt(struct tw_strategy *s, uint8_t halt)
+{
+    __atomic_store_n(&s->halted, halt ? 1 : 0, __ATOMIC_RELEASE);
 }

@@ -234,6 +234,22 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
     }
 }
 
+/* Thrown (1): risk refuses every new order and the strategy's quotes are
+ * cancelled now; released (0): it quotes again from the next update. */
+static void kill_switch(struct tw_worker *w, uint64_t kill)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    tw_risk_kill_all(c->risk, (uint8_t)kill);
+    tw_strategy_halt(c->strategy, (uint8_t)kill);
+    if (kill) {
+        struct tw_actions acts;
+        tw_strategy_on_timer(c->strategy, w->books, 1, now_ns(w), &acts); /* pulls the quotes */
+        act(w, &acts, 1, now_ns(w), 0, 0, 0);
+    }
+    w->st->killed = kill;
+    w->st->killed_ns = tw_mono_ns();
+}
+
 /* The strategy's instrument changed in this packet: ask the strategy, act on its answer. */
 static void decide(struct tw_worker *w, uint16_t locate, uint64_t t_wire, uint64_t t_rx, uint64_t t_rx_tsc)
 {
@@ -423,6 +439,9 @@ int tw_worker_run(struct tw_worker *w)
     __atomic_store_n(&st->running, 1, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
         uint32_t got = 0;
+        uint64_t kill = __atomic_load_n(&st->kill, __ATOMIC_ACQUIRE);
+        if (kill != st->killed && c->strategy) /* the kill switch, before the next burst */
+            kill_switch(w, kill);
         for (uint32_t p = 0; p < c->nports; p++) {
             const struct tw_worker_port *port = &c->ports[p];
             uint16_t n = rte_eth_rx_burst(port->port_id, 0, pkts, c->burst);

@@ -387,3 +387,47 @@ def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
     bad.write_text("strategy: {kind: market_maker}\nrisk: {}\n")
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
     assert r.returncode == 2 and "strategy.locate 0" in r.stderr
+
+
+def test_the_kill_switch_stops_new_orders_and_cancels_the_quotes_before_the_next_burst(lab, tmp_path):
+    import pathlib
+    import time
+
+    import yaml
+
+    trade = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text())
+    trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)
+    path = tmp_path / "trading.yaml"
+    path.write_text(yaml.safe_dump(trade))
+    worker = FeedWorker(lab, lab.prefix, "--trade", str(path))
+    status = tmp_path / "record" / "status.json"
+
+    def open_orders() -> int:
+        return json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"]
+
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=10, rate=3000)
+        deadline = time.monotonic() + 10
+        while tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"] < 5:
+            assert time.monotonic() < deadline, "the worker sent no orders"
+            time.sleep(0.2)
+        killed = tw_json("feed", "kill", "--name", lab.prefix)
+        print("kill switch acted after", killed["acted_after_us"], "us")
+        assert killed["kill"] and killed["acted_after_us"] < 100_000  # the loop's next iteration, not a poll
+        time.sleep(1.5)
+        after = tw_json("feed", "stats", "--name", lab.prefix)
+        assert after["orders_sent"] == killed["orders_sent"]  # nothing new since the switch
+        deadline = time.monotonic() + 5
+        while open_orders():  # the quotes were cancelled at the exchange
+            assert time.monotonic() < deadline, "quotes still open after the kill"
+            time.sleep(0.2)
+        released = tw_json("feed", "kill", "--name", lab.prefix, "--release")
+        assert released["kill"] is False
+        time.sleep(1.5)
+        assert tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"] > killed["orders_sent"]
+        ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    assert rep["stats"]["unknown_orders"] == 0 and rep["trading"]["order_entry"]["protocol_errors"] == 0
+    assert tw("feed", "kill", "--name", "no-such-worker").returncode == 2
