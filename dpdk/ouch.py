@@ -39,7 +39,9 @@ class OuchSession:
         self._out = ffi.new("struct tw_ouch_msg[]", 256)
 
     def poll(self, now_ns: int) -> list[dict[str, Any]]:
-        n = self.lib.tw_ouch_poll(self._o, now_ns, self._out, len(self._out))
+        return self._messages(self.lib.tw_ouch_poll(self._o, now_ns, self._out, len(self._out)))
+
+    def _messages(self, n: int) -> list[dict[str, Any]]:
         out = []
         for i in range(n):
             m = self._out[i]
@@ -56,6 +58,11 @@ class OuchSession:
 
     def cancel(self, user_ref: int, now_ns: int, qty: int = 0) -> bool:
         return self.lib.tw_ouch_cancel(self._o, user_ref, qty, now_ns) == 0
+
+    def inject(self, data: bytes) -> list[dict[str, Any]]:
+        """Parse bytes as if the exchange had sent them (tests and fuzzing)."""
+        n = self.lib.tw_ouch_inject(self._o, data, len(data), self._out, len(self._out))
+        return self._messages(n)
 
     def drop(self) -> None:
         self.lib.tw_ouch_drop(self._o)

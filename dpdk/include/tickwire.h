@@ -444,6 +444,10 @@ int tw_ouch_cancel(struct tw_ouch *o, uint32_t user_ref, uint32_t qty, uint64_t 
 void tw_ouch_drop(struct tw_ouch *o);
 /* Log out and stay down. */
 void tw_ouch_logout(struct tw_ouch *o);
+/* Parse bytes as if the exchange had sent them on a logged-in session (tests and
+ * fuzzing: the parser without a socket). Returns the messages written to out. */
+uint32_t tw_ouch_inject(struct tw_ouch *o, const uint8_t *data, uint32_t len, struct tw_ouch_msg *out,
+                        uint32_t max);
 void tw_ouch_stats(const struct tw_ouch *o, struct tw_ouch_stats *out);
 
 /* ---- HDR-style histograms (dpdk/src/histogram.c) -----------------------------------

@@ -402,3 +402,24 @@ int tw_ouch_is_up(const struct tw_ouch *o)
 {
     return o->st.state == TW_OUCH_UP;
 }
+
+uint32_t tw_ouch_inject(struct tw_ouch *o, const uint8_t *data, uint32_t len, struct tw_ouch_msg *out,
+                        uint32_t max)
+{
+    if (o->st.state != TW_OUCH_UP && o->st.state != TW_OUCH_LOGIN_SENT)
+        o->st.state = TW_OUCH_LOGIN_SENT; /* as if connected and logged in */
+    uint32_t n = 0;
+    while (len && o->st.state != TW_OUCH_ENDED && o->st.state != TW_OUCH_REJECTED) {
+        uint32_t room = IN_BUF - o->in_len, take = len < room ? len : room;
+        memcpy(o->in + o->in_len, data, take);
+        o->in_len += take;
+        data += take;
+        len -= take;
+        n += consume(o, 0, out + n, max - n);
+        if (o->in_len == IN_BUF || n == max)
+            break; /* a packet larger than the buffer cannot come (the length is 16 bits), or out is full */
+        if (o->st.state == TW_OUCH_DOWN)
+            break;
+    }
+    return n;
+}
