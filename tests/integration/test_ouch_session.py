@@ -26,8 +26,19 @@ def pump(o: OuchSession, got: list, until, timeout: float = 5.0) -> None:
         time.sleep(0.001)
 
 
+def wait_for_books(ex: ExchangeProcess, events: int = 500) -> None:
+    """Until the exchange's flow has built books (so an IOC finds offers to take)."""
+    import json
+
+    deadline = time.monotonic() + 20
+    while json.loads((ex.record / "status.json").read_text())["events"] < events:
+        assert time.monotonic() < deadline, "the exchange's flow did not start"
+        time.sleep(0.1)
+
+
 def test_orders_go_out_and_a_dropped_connection_resumes_without_gap_or_duplicate(lab, tmp_path):
     ex = ExchangeProcess(lab, tmp_path, duration=30, rate=2000)
+    wait_for_books(ex)
     got: list[dict] = []
     with in_netns(lab.ns("app")):
         o = OuchSession(OE, "TWAPP1", "lab-secret", heartbeat_s=0.2, reconnect_s=0.05)
