@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "bytes.h"
 #include "tickwire.h"
 
 /* 16 bytes, four to a cache line: the reference (below 2^47; 0 marks an empty
@@ -77,8 +78,7 @@ static void *big_alloc(size_t bytes, int prefault)
         return NULL;
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without THP the table still works */
     if (prefault)
-        for (size_t i = 0; i < bytes; i += 4096)
-            ((volatile uint8_t *)p)[i] = 0;
+        tw_prefault(p, bytes);
     return p;
 }
 
@@ -244,13 +244,6 @@ static void level_sub(struct tw_books *b, uint16_t locate, uint8_t side, uint32_
 
 /* ---- ITCH ------------------------------------------------------------------------- */
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) << 32 | rd32(p + 4); }
-
 /* A new resting order: into the table, then onto its level (undone if the level is full). */
 static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
 {
@@ -406,17 +399,15 @@ out:
 
 /* Ask for the order slot a message will touch (its reference's home), so the
  * cache miss overlaps the messages before it. */
-static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len);
-
-void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
-{
-    prefetch_order(b, m, len);
-}
-
 static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len)
 {
     if (len >= 19 && BOOK_LEN[m[0]])
         __builtin_prefetch(&b->orders[hash64(rd64(m + 11)) & b->mask], 1);
+}
+
+void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
+{
+    prefetch_order(b, m, len);
 }
 
 uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len)

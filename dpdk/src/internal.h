@@ -68,6 +68,15 @@ static inline int tw_take(struct tw_published *p, uint64_t *seen, const void *sh
     return 1;
 }
 
+/* Touch every page of a fresh zeroed allocation now, so the hot path takes no
+ * page fault later. (A memset after calloc does not do it: the compiler may
+ * drop it, knowing the memory is zero already.) */
+static inline void tw_prefault(void *p, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i += 4096)
+        ((volatile uint8_t *)p)[i] = 0;
+}
+
 static inline uint64_t tw_mono_ns(void)
 {
     struct timespec ts;

@@ -7,13 +7,8 @@
  */
 #include <string.h>
 
+#include "bytes.h"
 #include "internal.h"
-
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void raise_event(struct tw_books *b, uint32_t type, uint16_t locate, uint8_t code, const uint8_t *symbol)
 {

@@ -6,19 +6,15 @@
  */
 #include <string.h>
 
+#include "bytes.h"
 #include "tickwire.h"
-
-static inline uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
 
 uint64_t tw_itch_census(const uint8_t *buf, uint64_t len, const uint16_t *expected,
                         uint64_t *counts, uint64_t *malformed)
 {
     uint64_t off = 0;
     while (off + 2 <= len) {
-        uint16_t n = be16(buf + off);
+        uint16_t n = rd16(buf + off);
         if (off + 2 + n > len)
             break;
         if (n && expected[buf[off + 2]] == n)
@@ -36,7 +32,7 @@ uint64_t tw_itch_split(const uint8_t *buf, uint64_t len, const uint16_t *expecte
 {
     uint64_t off = 0;
     while (off + 2 <= len) {
-        uint16_t n = be16(buf + off);
+        uint16_t n = rd16(buf + off);
         if (off + 2 + n > len)
             break;
         uint8_t t = n ? buf[off + 2] : 0;

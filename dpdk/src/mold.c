@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "internal.h"
 #include "tickwire.h"
 
@@ -58,15 +59,6 @@ static void open_gap(struct tw_feed *f, uint64_t gap_to, uint64_t missing_to)
     raise_event(f, TW_EV_GAP, f->st.next_seq, missing_to - f->st.next_seq + 1);
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held)
 {
     if (!books || max_held == 0)
@@ -82,7 +74,7 @@ struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held)
         free(f);
         return NULL;
     }
-    memset(f->ring, 0, size * sizeof(struct slot)); /* touched now, not on the first gap */
+    tw_prefault(f->ring, size * sizeof(struct slot)); /* touched now, not on the first gap */
     f->ring_size = size;
     f->books = books;
     f->st.next_seq = 1;

@@ -73,11 +73,8 @@ struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
         tw_risk_destroy(r);
         return NULL;
     }
-    /* touch the tables now: no page fault on the order path */
-    for (size_t i = 0; i < ((size_t)max_locate + 1) * sizeof(*r->ins); i += 4096)
-        ((volatile uint8_t *)r->ins)[i] = 0;
-    for (size_t i = 0; i < size * sizeof(*r->own); i += 4096)
-        ((volatile uint8_t *)r->own)[i] = 0;
+    tw_prefault(r->ins, ((size_t)max_locate + 1) * sizeof(*r->ins)); /* no page fault on the order path */
+    tw_prefault(r->own, size * sizeof(*r->own));
     r->own_mask = size - 1;
     r->capacity = max_own_orders;
     r->max_locate = max_locate;

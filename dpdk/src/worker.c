@@ -22,6 +22,7 @@
 
 #include <linux/types.h>
 
+#include "bytes.h"
 #include "internal.h"
 #include "tickwire.h"
 #include "tw_meta.h"
@@ -127,8 +128,6 @@ void tw_worker_destroy(struct tw_worker *w)
 
 /* ---- one frame ---------------------------------------------------------------------- */
 
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
 /* The UDP payload of an IPv4 frame (up to two VLAN tags), or NULL. */
 static inline const uint8_t *udp_payload(const uint8_t *p, uint32_t len, uint32_t *plen, uint32_t *daddr,
                                          uint16_t *dport, uint16_t *sport)
@@ -136,32 +135,32 @@ static inline const uint8_t *udp_payload(const uint8_t *p, uint32_t len, uint32_
     uint32_t off = 12;
     if (len < 14)
         return NULL;
-    uint16_t type = be16(p + off);
+    uint16_t type = rd16(p + off);
     for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
         off += 4;
         if (off + 2 > len)
             return NULL;
-        type = be16(p + off);
+        type = rd16(p + off);
     }
     off += 2;
     if (type != 0x0800 || off + 20 > len)
         return NULL;
     const uint8_t *ip = p + off;
     uint32_t ihl = (ip[0] & 0x0f) * 4u;
-    uint32_t total = be16(ip + 2);
+    uint32_t total = rd16(ip + 2);
     if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || off + total > len || ip[9] != 17)
         return NULL;
-    if (be16(ip + 6) & 0x3fff) /* MF or a fragment offset */
+    if (rd16(ip + 6) & 0x3fff) /* MF or a fragment offset */
         return NULL;
     if (ihl + 8 > total)
         return NULL;
     const uint8_t *udp = ip + ihl;
-    uint32_t ulen = be16(udp + 4);
+    uint32_t ulen = rd16(udp + 4);
     if (ulen < 8 || ulen > total - ihl)
         return NULL;
     memcpy(daddr, ip + 16, 4); /* network order, as the config holds it */
-    *dport = be16(udp + 2);
-    *sport = be16(udp);
+    *dport = rd16(udp + 2);
+    *sport = rd16(udp);
     *plen = ulen - 8;
     return udp + 8;
 }
@@ -337,24 +336,20 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     uint64_t t_dec = rte_rdtsc();
     tw_feed_packet(w->feed, (uint32_t)line, payload, plen);
     uint64_t t_app = rte_rdtsc();
+    if (t_wire > t_rx)
+        t_wire = 0; /* a hardware clock's stamp is on another timescale: no wire figures from it */
     if (watch && tw_books_updates(w->books, watch) != before && tw_ouch_is_up(w->cfg.ouch))
-        decide(w, watch, t_wire <= t_rx ? t_wire : 0, t_rx, t_rx_tsc); /* no session: nothing to decide */
+        decide(w, watch, t_wire, t_rx, t_rx_tsc); /* no session: nothing to decide */
     uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
     tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
     tw_hist_record(&st->hist[TW_STAGE_APPLY], apply);
-    if (t_wire && t_wire <= t_rx) { /* a hardware clock's stamp is on another timescale */
+    if (t_wire) {
         tw_hist_record(&st->hist[TW_STAGE_WIRE], t_rx - t_wire);
         tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_rx - t_wire + queue + apply);
     }
 }
 
 /* ---- retransmission ------------------------------------------------------------------ */
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
 
 /* A gap is open, or answers may still come: read them, give up a gap that has
  * lasted too long, ask (again) when the other line has had its chance. */
@@ -403,9 +398,8 @@ static void service_gap(struct tw_worker *w, uint64_t now)
         count = w->cfg.retrans_max;
     uint8_t req[20];
     memcpy(req, session, 10);
-    put64(req + 10, first);
-    req[18] = (uint8_t)(count >> 8);
-    req[19] = (uint8_t)count;
+    wr64(req + 10, first);
+    wr16(req + 18, (uint16_t)count);
     if (send(fd, req, sizeof(req), MSG_DONTWAIT) != (ssize_t)sizeof(req)) {
         st->retrans_errors++;
         return;
