@@ -141,7 +141,7 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
     import yaml
 
     from appliance import feed
-    from dpdk.worker import DpdkError
+    from dpdk.worker import DpdkError, remove_state
 
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-demo"
@@ -188,8 +188,7 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
         for link in lossy:
             impair.clear(lab, link)
         if not args.keep:  # the worker's statistics and events, unless the lab stays for a look
-            for suffix in (".stats", ".json", ".events.jsonl"):
-                (feed.STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+            remove_state(name)
     if exchange.returncode or not w_out:
         raise net.LabError(f"round 3 failed: exchange {ex_err[-1000:]} worker {w_err[-1000:]}")
     ex, wr = json.loads(ex_out), json.loads(w_out)

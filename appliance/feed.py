@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.lab import topology
-from dpdk.worker import STATE_DIR
+from dpdk.worker import STATE_DIR, remove_state
 
 FEED_ID = 1
 
@@ -399,8 +399,7 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # --no-huge is fine for a replay
         report = run(args)
-    for suffix in (".stats", ".json", ".events.jsonl"):  # a one-off replay leaves no worker state behind
-        (STATE_DIR / f"{args.name}{suffix}").unlink(missing_ok=True)
+    remove_state(args.name)  # a one-off replay leaves no worker state behind
     st = report["stats"]
     return {"file": path, "mode": "pcap", "packets": sum(st["rx_packets"]), "messages": st["feed"]["applied"],
             "sequencing": "arrival order (the capture's sequence numbers are 0)" if unsequenced else "MoldUDP64",

@@ -22,6 +22,8 @@ import sys
 
 import numpy as np
 
+from dpdk.worker import remove_state
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "bench"
 TICKWIRE = str(pathlib.Path(sys.executable).parent / "tickwire")
@@ -82,8 +84,7 @@ def worker(pcap: pathlib.Path, name: str, instruments: int, orders: int) -> dict
     res = subprocess.run([TICKWIRE, "feed", "run", "--pcap", str(pcap), "--name", name, "--json", "--top", "1",
                           "--max-locate", str(instruments), "--max-orders", str(orders), "--levels", "128",
                           "--idle-stop", "1", "--quiet-events"], capture_output=True, text=True, timeout=900)
-    for suffix in (".stats", ".json", ".events.jsonl"):
-        (pathlib.Path("/run/tickwire/feed") / f"{name}{suffix}").unlink(missing_ok=True)
+    remove_state(name)
     if res.returncode:
         sys.exit(f"the worker failed: {res.stderr[-3000:]}")
     rep = json.loads(res.stdout)

@@ -373,6 +373,12 @@ class Worker:
         self.shared.close()
 
 
+def remove_state(name: str) -> None:
+    """A worker's statistics, status and events in STATE_DIR (when it is not wanted after it stopped)."""
+    for suffix in (".stats", ".json", ".events.jsonl"):
+        (STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+
+
 def write_status(name: str, info: dict[str, Any]) -> pathlib.Path:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     path = STATE_DIR / f"{name}.json"

@@ -243,18 +243,17 @@ def _remove_feed_state(namespaces: set[str]) -> None:
     """Feed workers that ran in these namespaces leave their statistics, status and
     events in /run/tickwire/feed (for `tickwire feed stats` after they stop): with
     the namespaces gone, so are they."""
-    feed_dir = pathlib.Path("/run/tickwire/feed")
-    if not namespaces or not feed_dir.is_dir():
+    from dpdk.worker import STATE_DIR, remove_state
+
+    if not namespaces or not STATE_DIR.is_dir():
         return
-    for info in feed_dir.glob("*.json"):
+    for info in STATE_DIR.glob("*.json"):
         try:
             netns = json.loads(info.read_text()).get("netns")
         except (OSError, ValueError):
             continue
         if netns in namespaces:
-            name = info.name.removesuffix(".json")
-            for suffix in (".stats", ".json", ".events.jsonl"):
-                (feed_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            remove_state(info.name.removesuffix(".json"))
 
 
 def _remove_tree(root: pathlib.Path) -> None:

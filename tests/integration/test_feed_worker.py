@@ -16,6 +16,7 @@ from appliance.lab import net
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, capture, itch, moldudp64
 from appliance.protocols.itchbook import ItchBook
+from dpdk.worker import remove_state
 from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
 from xdp import commands
 
@@ -326,7 +327,6 @@ def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_
     with capture.CaptureWriter(pcap) as w:
         for p in moldudp64.packetize(SESSION, 1, msgs, max_payload=1200):
             w.udp(p, *A)
-    import pathlib
 
     def run(*extra: str) -> dict:
         res = subprocess.run([TICKWIRE, "feed", "run", "--pcap", str(pcap), "--name", "hugetest", "--json", "--top",
@@ -342,8 +342,7 @@ def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_
         rep2 = run("--hugepages", "off")
         assert "--no-huge" in rep2["eal"] and rep2["stats"]["feed"]["applied"] == len(msgs)
     finally:
-        for suffix in (".stats", ".json", ".events.jsonl"):
-            (pathlib.Path("/run/tickwire/feed") / f"hugetest{suffix}").unlink(missing_ok=True)
+        remove_state("hugetest")
 
 
 def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path):
