@@ -73,6 +73,11 @@ def parse_line_map(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def parse_groups(items: list[str]) -> dict[str, tuple[str, int]]:
+    """--group LINE=ADDR:PORT options: line -> (address, port)."""
+    return {k: parse_endpoint(v, "--group") for k, v in parse_line_map(items, "--group").items()}
+
+
 def _share_filter(feed: LiveFeed, pin_root: pathlib.Path) -> Callable[[], None]:
     """Pin the filter's maps once for every feed interface (one rules map: the
     line rules differ by group), link them where the af_xdp driver's libbpf
@@ -143,7 +148,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             raise FeedError(f"--pcap {pcap}: no such file")
         feed = LiveFeed(None, {}, {}, None, None)
         if args.group:
-            feed.groups = {k: parse_endpoint(v, "--group") for k, v in parse_line_map(args.group, "--group").items()}
+            feed.groups = parse_groups(args.group)
         vdevs = [W.pcap_vdev(0, str(pathlib.Path(pcap).resolve()))]
         ports = [W.Port("net_pcap0", "dest", False)]
     else:
@@ -154,7 +159,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         if args.iface:
             feed.ifaces = parse_line_map(args.iface, "--iface")
         if args.group:
-            feed.groups = {k: parse_endpoint(v, "--group") for k, v in parse_line_map(args.group, "--group").items()}
+            feed.groups = parse_groups(args.group)
         if args.retrans:
             feed.retrans = parse_endpoint(args.retrans, "--retrans")
         if args.netns:
