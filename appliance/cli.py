@@ -613,7 +613,21 @@ EVENT_TEXT = {
     "unrecoverable": lambda e: f"[red]unrecoverable gap[/]: {e['count']:,} skipped from {e['first']:,}; books stale",
     "end_of_session": lambda e: f"end of session at {e['next_seq']:,}",
     "retransmission_request": lambda e: f"asked for {e['count']:,} from {e['first']:,}",
+    "risk_denied": lambda e: f"risk denied order {e['user_ref']} ({e['qty']:,} shares, locate {e['locate']}): "
+                             f"{e['denial']}",
+    "order": lambda e: order_text(e),
 }
+OUCH_ANSWERS = {"A": "accepted", "E": "executed", "C": "canceled", "J": "rejected", "U": "replaced"}
+
+
+def order_text(e: dict[str, Any]) -> str:
+    if e["type"] == "O":
+        after = (f", {e['tick_to_trade_ns'] / 1000:.1f} µs after the arrival of line {e['line']} packet {e['seq']:,}"
+                 if "tick_to_trade_ns" in e else "")
+        return f"order {e['user_ref']} sent: {e['qty']:,} {e.get('symbol', '')}{after}"
+    if e["type"] == "N":
+        return f"order {e['user_ref']} [red]not sent[/]: the link broke before it was written"
+    return f"order {e['user_ref']} {OUCH_ANSWERS.get(e['type'], e['type'])}: {e['qty']:,}"
 
 
 def event_text(e: dict[str, Any]) -> str:
@@ -697,7 +711,7 @@ def feed_stats_view(r: Report) -> Table:
         ("malformed / other session", f"{f['malformed']:,} / {f['other_session']:,}"),
         ("book errors", ", ".join(f"{k} {v:,}" for k, v in r["book"]["errors"].items()) or "0"),
         ("live orders", f"{r['live_orders']:,}"),
-        ("not UDP / no metadata", f"{r['not_udp']:,} / {r['no_meta']:,}"),
+        ("not UDP / no arrival stamp / socket errors", f"{r['not_udp']:,} / {r['no_meta']:,} / {r['sock_errors']:,}"),
         ("polls (with packets)", f"{r['polls']:,} ({r['busy_polls']:,})"),
         ("events (dropped)", f"{r['events']:,} ({r['events_dropped']:,})"),
         ("end of session", "yes" if f["end_of_session"] else "no"),
@@ -891,6 +905,11 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--give-up", type=float, default=5.0, metavar="SECONDS",
                     help="skip a gap still open after this long; the books stay stale (default 5; 0: never)"),
                 arg("--pcap", metavar="FILE", help="replay this capture instead (DPDK's pcap port)"),
+                arg("--input", choices=("af_xdp", "socket", "asyncio"), default="af_xdp",
+                    help="how a live feed is read: af_xdp (default: DPDK's AF_XDP ports behind our XDP filter), "
+                    "socket (kernel UDP sockets read with recvmmsg by the same C worker: for a box without "
+                    "AF_XDP), asyncio (Python reads the sockets and hands each datagram to the C path: the "
+                    "tick-to-trade benchmark's baseline, not for trading)"),
                 arg("--retrans-port", type=int, default=26401, metavar="PORT",
                     help="with --pcap: source port of retransmission answers (default 26401)"),
                 arg("--name", default="tw", help="the worker's name, for feed stats (default tw)"),
@@ -913,6 +932,9 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--record", metavar="FILE.pcap", help="write every frame the worker receives to this capture "
                     "(DPDK's pcap port; tickwire book replays it)"),
                 arg("--quiet-events", action="store_true", help="do not print events as they come"),
+                arg("--cpu-latency-us", type=int, metavar="US",
+                    help="hold PM QoS (/dev/cpu_dma_latency) at US while running: idle CPUs wake within US "
+                    "µs (0: they poll, as tuned's latency-performance holds); machine-wide, dropped on exit"),
                 arg("--trade", metavar="FILE.yaml", help="also trade: a strategy, risk limits and the order-entry "
                     "session (see examples/trading.yaml)"),
             ), render_feed_run, root=True),

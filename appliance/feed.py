@@ -10,6 +10,7 @@ Python drains the worker's events and writes its status; packets stay in C.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -142,6 +143,10 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
     say = progress or (lambda _m: None)
     name = args.name
     pcap = getattr(args, "pcap", None)
+    source = getattr(args, "input", "af_xdp")
+    sockets = source in ("socket", "asyncio")
+    if pcap and sockets:
+        raise FeedError(f"--input {source} reads a live feed; --pcap replays a capture: give one of them")
     undo: Callable[[], None] | None = None
     if pcap:
         if not pathlib.Path(pcap).is_file():
@@ -169,12 +174,17 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         missing = [line for line in feed.ifaces if line not in feed.groups]
         if missing:
             raise FeedError(f"line {missing[0]} has an interface but no --group {missing[0]}=ADDRESS:PORT")
-        obj = str(object_path("feed_filter"))
-        vdevs = [W.af_xdp_vdev(i, iface, obj) for i, iface in enumerate(feed.ifaces.values())]
-        ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
+        if sockets:
+            vdevs, ports = [], []  # the lines are kernel sockets, opened in the namespace below
+        else:
+            obj = str(object_path("feed_filter"))
+            vdevs = [W.af_xdp_vdev(i, iface, obj) for i, iface in enumerate(feed.ifaces.values())]
+            ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
 
     record = getattr(args, "record", None)
     record_name = None
+    if record and sockets:
+        raise FeedError(f"--record copies the frames of DPDK ports; --input {source} has none (use --input af_xdp)")
     if record:
         index = sum(v.startswith("net_pcap") for v in vdevs)
         record_path = pathlib.Path(record).resolve()
@@ -199,16 +209,32 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
         prefault=not getattr(args, "no_prefault", False), unsequenced=getattr(args, "unsequenced", False),
-        record=record_name,
+        record=record_name, driver="asyncio" if source == "asyncio" else "lcore",
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
     stop = _Stop()
     events_path = W.STATE_DIR / f"{name}.events.jsonl"
-    report: dict[str, Any] = {"name": name, "mode": "replay" if pcap else "live"}
+    report: dict[str, Any] = {"name": name, "mode": "replay" if pcap else "live", "input": "pcap" if pcap else source}
     pin_root = PIN_ROOT / feed.netns if feed.netns else PIN_ROOT
-    with in_netns(feed.netns):
+    qos = getattr(args, "cpu_latency_us", None)
+    with contextlib.ExitStack() as held:
+        if qos is not None:
+            from tuning.pmqos import PmQosError, hold_cpu_latency
+
+            try:
+                held.enter_context(hold_cpu_latency(qos))
+            except PmQosError as exc:
+                raise FeedError(f"--cpu-latency-us {qos}: {exc}") from exc
+            say(f"holding PM QoS at {qos} µs: idle CPUs {'poll' if qos == 0 else f'wake within {qos} µs'}")
+            report["cpu_latency_us"] = qos
+        held.enter_context(in_netns(feed.netns))
         try:
-            if not pcap:
+            if sockets:
+                for line, iface in feed.ifaces.items():
+                    cfg.sockets[line] = W.line_socket(*feed.groups[line], iface)
+                say(f"reading lines {', '.join(feed.ifaces)} from kernel UDP sockets "
+                    + ("in C (recvmmsg)" if source == "socket" else "in Python (asyncio), the C path after that"))
+            elif not pcap:
                 say(f"pinning the feed filter's maps under {pin_root} with redirect rules for lines "
                     + ", ".join(f"{k} {g}:{p}" for k, (g, p) in feed.groups.items()))
                 undo = _share_filter(feed, pin_root)
@@ -230,8 +256,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "stats": str(worker.stats_path), "events": str(events_path)})
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
-                    f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
-                    for p, v in zip(ports, vdevs[:len(ports)], strict=True))
+                    [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
+                     for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
+                    + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; recording to {record}" if record else ""))
                 report["events"] = _watch(worker, args, stop, events_path, on_event)
                 report["stopped_by"] = stop.reason

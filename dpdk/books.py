@@ -27,6 +27,10 @@ def _text(raw: Any) -> str:
     return ffi.unpack(raw, 8).split(b"\0", 1)[0].decode("ascii", "replace").rstrip()
 
 
+# what an order event's stage_ns holds, in order (enum tw_order_stage): they add up to its tick-to-trade
+ORDER_STAGES = ("wire", "queue", "apply", "decide", "risk", "send")
+
+
 def event_dict(ev: Any) -> dict[str, Any]:
     """A ``struct tw_event`` as plain data, with only the fields its type uses."""
     kind = EVENTS[ev.type] if ev.type < len(EVENTS) else f"type {ev.type}"
@@ -37,10 +41,15 @@ def event_dict(ev: Any) -> dict[str, Any]:
         out.update(next_seq=ev.a, messages=ev.b)
     elif kind == "end_of_session":
         out.update(next_seq=ev.a)
-    elif kind == "order":  # code: O sent, then the exchange's OUCH type (A E C J ...)
+    elif kind == "order":  # code: O sent, N not sent (the link broke), or the exchange's OUCH type (A E C J ...)
         out.update(type=chr(ev.code), user_ref=ev.a, qty=ev.b)
         if ev.locate:
-            out["locate"] = ev.locate
+            out.update(locate=ev.locate, symbol=_text(ev.symbol))
+        if ev.seq:  # a packet triggered it: which, and where the time went from its arrival to the send
+            out.update(line="AB"[ev.line] if ev.line < 2 else "retransmission", seq=ev.seq)
+            if any(ev.stage_ns):
+                out["stages_ns"] = dict(zip(ORDER_STAGES, list(ev.stage_ns), strict=True))
+                out["tick_to_trade_ns"] = sum(ev.stage_ns)
         return out
     elif kind == "risk_denied":
         from dpdk.risk import denial_names

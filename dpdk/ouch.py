@@ -11,7 +11,7 @@ from dpdk import native
 
 STATES = ("down", "connecting", "login_sent", "up", "ended", "rejected")
 STAT_FIELDS = ("next_seq", "connects", "logins", "disconnects", "timeouts", "heartbeats_sent", "heartbeats_heard",
-               "messages", "orders_sent", "cancels_sent", "send_errors", "protocol_errors")
+               "messages", "orders_sent", "cancels_sent", "send_errors", "orders_lost", "protocol_errors")
 
 
 def _field(value: str, width: int, what: str) -> bytes:
@@ -47,7 +47,8 @@ class OuchSession:
             m = self._out[i]
             d = {k: getattr(m, k) for k in ("seq", "timestamp", "order_ref", "price", "match", "user_ref",
                                              "orig_user_ref", "qty", "reason")}
-            d.update(type=chr(m.type), side=chr(m.side) if m.side else None, state=chr(m.state) if m.state else None,
+            d.update(type="not_sent" if m.type == self.lib.TW_OUCH_MSG_NOT_SENT else chr(m.type),
+                     side=chr(m.side) if m.side else None, state=chr(m.state) if m.state else None,
                      liquidity=chr(m.liquidity) if m.liquidity else None)
             out.append(d)
         return out
@@ -58,6 +59,15 @@ class OuchSession:
 
     def cancel(self, user_ref: int, now_ns: int, qty: int = 0) -> bool:
         return self.lib.tw_ouch_cancel(self._o, user_ref, qty, now_ns) == 0
+
+    def cork(self) -> None:
+        """Hold what is queued from now on until :meth:`flush` (one send for several orders)."""
+        self.lib.tw_ouch_cork(self._o)
+
+    def flush(self, now_ns: int) -> bool:
+        """Write what is queued; False when the link broke (the orders come back from
+        :meth:`poll` as ``not_sent``)."""
+        return self.lib.tw_ouch_flush(self._o, now_ns) == 0
 
     def inject(self, data: bytes) -> list[dict[str, Any]]:
         """Parse bytes as if the exchange had sent them (tests and fuzzing)."""

@@ -2,6 +2,9 @@
 statistics and its events. Python sets up and reads; the packets never come
 here: the lcore runs ``tw_worker_run`` (dpdk/src/worker.c) over af_xdp ports
 (live, behind our XDP filter) or a pcap port (replay), the same code for both.
+It can also read kernel UDP sockets (``recvmmsg``, the input a box without
+AF_XDP has), and, as the benchmarks' Python baseline only, an asyncio loop can
+read them and hand each datagram to the same C path (:class:`AsyncioDriver`).
 
 The worker's counters and histograms live in a file under ``/run/tickwire/feed``
 mapped into the process, so ``tickwire feed stats`` in another process reads
@@ -10,11 +13,14 @@ them while the worker runs, and the last figures stay after it stops.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mmap
 import os
 import pathlib
 import socket
+import struct
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,15 +33,17 @@ from dpdk.books import Books, Feed, event_dict
 STATE_DIR = pathlib.Path("/run/tickwire/feed")
 STAGES = ("wire", "queue", "apply", "total", "decide", "risk", "send", "tick_to_trade")
 STAGE_HELP = {
-    "wire": "XDP arrival stamp -> rx burst returned",
+    "wire": "arrival stamp (XDP, or the kernel's for sockets) -> rx burst returned",
     "queue": "rx burst returned -> packet decoded",
     "apply": "decoded -> messages applied to the books",
-    "total": "XDP arrival stamp -> books applied",
+    "total": "arrival stamp -> books applied",
     "decide": "books applied -> the strategy's answer",
     "risk": "the risk chain, per new order",
-    "send": "the order's send()",
-    "tick_to_trade": "XDP arrival stamp of the triggering packet -> send() returned",
+    "send": "an order passed risk -> its decision's one send() returned",
+    "tick_to_trade": "arrival stamp of the triggering packet -> send() returned",
 }
+INPUTS = ("af_xdp", "socket", "asyncio")
+SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; the socket module does not name it
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
 _eal_done: list[str] = []
 
@@ -190,7 +198,7 @@ def histogram(h: Any) -> dict[str, Any]:
 
 FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unrecoverable", "skipped",
                      "malformed", "other_session", "book_errors", "in_gap", "stale", "end_of_session")
-COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta",
+COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta", "sock_errors",
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
             "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
             "send_failed", "order_events", "executed", "unknown_orders")
@@ -244,6 +252,8 @@ class WorkerConfig:
     rx_desc: int = 4096                         # rx ring per port: absorbs the worker's stalls
     record: str | None = None                   # the vdev name of a pcap port to copy every frame to
     trading: Any = None                         # a Trading: strategy, risk limits, order-entry session
+    sockets: dict[str, socket.socket] = field(default_factory=dict)  # line -> a line_socket()
+    driver: str = "lcore"                       # lcore: tw_worker_run reads; asyncio: Python reads the sockets
 
 
 class Worker:
@@ -306,6 +316,9 @@ class Worker:
         c.idle_stop_ns = int(cfg.idle_stop_ms * 1e6)
         c.idle_sleep_us = cfg.idle_sleep_us
         c.event_ring_size = 8192
+        if cfg.driver == "lcore":
+            for line, sock in cfg.sockets.items():
+                c.sock_fd[{"A": 0, "B": 1}[line]] = sock.fileno()
         self.trading = cfg.trading
         if cfg.trading is not None:
             c.strategy, c.risk, c.ouch = cfg.trading.pointers(cfg.max_locate)
@@ -319,13 +332,20 @@ class Worker:
         self._w = ptr
         self._ev = ffi.new("struct tw_event[]", 256)
         self.lcore: int | None = None
+        self.driver: AsyncioDriver | None = None
 
     def launch(self, lcore: int | None = None) -> int:
+        """Run the worker on a worker lcore (or, with driver asyncio, an asyncio
+        thread on that lcore's CPU); returns the lcore."""
         lcores = worker_lcores()
         if lcore is None:
             if not lcores:
                 raise DpdkError("no worker lcore: give EAL at least two (--lcores 0,1)")
             lcore = lcores[0]
+        if self.cfg.driver == "asyncio":
+            self.driver = AsyncioDriver(self, lcore)
+            self.driver.start()
+            return lcore
         _check(self.lib.tw_worker_launch(self._w, lcore), f"launching the worker on lcore {lcore}")
         self.lcore = lcore
         return lcore
@@ -334,6 +354,9 @@ class Worker:
         return bool(self.shared.ptr.running)
 
     def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+            self.driver = None
         self.lib.tw_worker_stop(self._w)
         if self.lcore is not None:
             self.lib.tw_worker_wait(self.lcore)
@@ -360,7 +383,7 @@ class Worker:
 
     def close(self) -> None:
         """Stop, destroy and close the ports (the af_xdp driver detaches its XDP program)."""
-        if self.lcore is not None:
+        if self.lcore is not None or self.driver is not None:
             self.stop()
         if self._w is not None:
             self.lib.tw_worker_destroy(self._w)
@@ -370,7 +393,99 @@ class Worker:
         self.started_ports = []
         if self.sock:
             self.sock.close()
+        for s in self.cfg.sockets.values():
+            s.close()
         self.shared.close()
+
+
+def line_socket(group: str, port: int, iface: str) -> socket.socket:
+    """A feed line as a kernel UDP socket: bound to the group and port, joined on
+    ``iface`` (in the calling thread's network namespace), with the kernel's
+    receive timestamp on every datagram (SO_TIMESTAMPNS) as its arrival stamp."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE (root): no drops in bursts
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+        sock.bind((group, port))
+        mreqn = socket.inet_aton(group) + socket.inet_aton("0.0.0.0") + struct.pack("=i", socket.if_nametoindex(iface))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise DpdkError(f"line socket {group}:{port} on {iface}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class AsyncioDriver:
+    """The tick-to-trade benchmark's Python baseline: an asyncio event loop on the
+    worker lcore's CPU reads the line sockets (``add_reader``, ``recvmsg`` with the
+    kernel's receive stamp) and hands each datagram to the same C path the lcore
+    runs from the books on (``tw_worker_datagram``): only the reading is Python.
+    Not for trading: a packet waits for the event loop's wake-up and the interpreter."""
+
+    SERVICE_S = 0.0005  # the session's answers, the strategy's timer, retransmission
+
+    def __init__(self, worker: Worker, lcore: int):
+        self.worker, self.lcore = worker, lcore
+        self.lib = worker.lib
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"tw-asyncio-{worker.name}", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.lib.tw_worker_service(self.worker._w)  # running from now, before the thread gets going
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.error is not None:
+            raise DpdkError(f"the asyncio driver failed: {self.error!r}") from self.error
+
+    def _run(self) -> None:
+        cpus = _lcore_cpus(self.lcore)
+        if cpus:
+            os.sched_setaffinity(0, cpus)  # this thread, where the lcore would run
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+            self.error = exc
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        w, lib = self.worker._w, self.lib
+        for line, sock in self.worker.cfg.sockets.items():
+            loop.add_reader(sock.fileno(), self._readable, {"A": 0, "B": 1}[line], sock)
+        while not self._stop.is_set():
+            await asyncio.sleep(self.SERVICE_S)
+            lib.tw_worker_service(w)
+        for sock in self.worker.cfg.sockets.values():
+            loop.remove_reader(sock.fileno())
+
+    def _readable(self, line: int, sock: socket.socket) -> None:
+        w, lib = self.worker._w, self.lib
+        anc_size = socket.CMSG_SPACE(16)
+        while True:
+            try:
+                data, anc, _flags, _addr = sock.recvmsg(2048, anc_size)
+            except BlockingIOError:
+                return
+            stamp = 0
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = struct.unpack_from("=qq", raw)
+                    stamp = sec * 1_000_000_000 + nsec
+            lib.tw_worker_datagram(w, line, data, len(data), stamp)
+
+
+def _lcore_cpus(lcore: int) -> set[int]:
+    """The CPU an EAL lcore runs on (-l maps lcore i to CPU i)."""
+    return {lcore} if lcore < (os.cpu_count() or 1) else set()
 
 
 def remove_state(name: str) -> None:

@@ -31,20 +31,37 @@ enum tw_event_type {
     TW_EV_MWCB = 9,           /* code: market-wide circuit breaker level breached (1 2 3) */
     TW_EV_RETRANS_REQUEST = 10, /* a: first sequence number asked for, b: count */
     TW_EV_RISK_DENIED = 11,   /* locate, code: enum tw_risk_denial, a: user_ref, b: qty */
-    TW_EV_ORDER = 12,         /* the exchange on one of our orders: code the OUCH type, a user_ref,
-                                 b qty; locate set when sent; ts_ns the XDP stamp that triggered it */
+    TW_EV_ORDER = 12,         /* one of our orders: code 'O' sent (locate, symbol, and for an order a
+                                 packet triggered: ts_ns its arrival stamp, line, seq, stage_ns), 'N' not
+                                 sent (a broken link took it from the buffer), or the exchange's OUCH
+                                 type (A E C J ...); a user_ref, b qty */
     TW_EV_NTYPES = 13
 };
 
+/* Where an order's tick-to-trade went, stage by stage (tw_event.stage_ns); the
+ * stages follow each other, so they add up to the whole. */
+enum tw_order_stage {
+    TW_OS_WIRE = 0,    /* the triggering packet's arrival stamp -> its burst (or datagram) read */
+    TW_OS_QUEUE = 1,   /* -> the packet's turn in the burst */
+    TW_OS_APPLY = 2,   /* -> its messages applied to the books */
+    TW_OS_DECIDE = 3,  /* -> the strategy's answer */
+    TW_OS_RISK = 4,    /* -> this order passed the risk chain (after the decision's earlier actions) */
+    TW_OS_SEND = 5,    /* -> the decision's one send() returned */
+    TW_OS_N = 6
+};
+
 struct tw_event {
-    uint64_t ts_ns;   /* CLOCK_MONOTONIC when raised */
+    uint64_t ts_ns;   /* CLOCK_MONOTONIC when raised (an order a packet triggered: its arrival stamp) */
     uint32_t type;    /* enum tw_event_type */
     uint16_t locate;  /* the instrument, 0 for session-wide events */
     uint8_t code;     /* the ITCH code of the change, when it has one */
-    uint8_t _pad;
+    uint8_t line;     /* an order sent: the triggering packet's feed line (0 A, 1 B, 2 retransmission) */
     uint64_t a;
     uint64_t b;
     char symbol[8];   /* space-padded, as ITCH sends it */
+    uint64_t seq;     /* an order sent: the MoldUDP64 sequence number of the triggering packet (its
+                         first message), 0 when no packet triggered it (a timer, the kill switch) */
+    uint32_t stage_ns[6]; /* an order sent: ns in each enum tw_order_stage (0 without an arrival stamp) */
 };
 
 typedef void (*tw_event_fn)(void *ctx, const struct tw_event *ev);
@@ -392,7 +409,12 @@ struct tw_ouch_config {
     uint64_t reconnect_ns;   /* between connection attempts */
 };
 
-struct tw_ouch_msg {         /* one OUCH message from the exchange */
+enum tw_ouch_msg_consts {
+    TW_OUCH_MSG_NOT_SENT = 1, /* a tw_ouch_msg type of our own: the order user_ref was queued, but the link
+                                 broke before it was written to the socket; it never reached the exchange */
+};
+
+struct tw_ouch_msg {         /* one OUCH message from the exchange (or TW_OUCH_MSG_NOT_SENT) */
     uint64_t seq;            /* its SoupBinTCP sequence number */
     uint64_t timestamp;      /* the exchange's, ns since midnight */
     uint64_t order_ref;      /* A U: the exchange's order reference */
@@ -419,9 +441,10 @@ struct tw_ouch_stats {
     uint64_t heartbeats_sent;
     uint64_t heartbeats_heard;
     uint64_t messages;       /* sequenced messages received */
-    uint64_t orders_sent;
+    uint64_t orders_sent;    /* orders queued (a broken link may then take some: orders_lost) */
     uint64_t cancels_sent;
-    uint64_t send_errors;    /* an order or cancel that could not be written (not logged in, buffer full) */
+    uint64_t send_errors;    /* an order or cancel that could not be queued (not logged in, buffer full) */
+    uint64_t orders_lost;    /* orders queued, then taken from the buffer by a broken link (reported by poll) */
     uint64_t protocol_errors;
     uint64_t reject_reason;  /* the login reject's reason character */
     char session[10];        /* the session the server named */
@@ -433,13 +456,23 @@ struct tw_ouch;
 struct tw_ouch *tw_ouch_create(const struct tw_ouch_config *cfg);
 void tw_ouch_destroy(struct tw_ouch *o);
 /* Drive the session; parsed sequenced messages go to out (up to max, the rest
- * wait for the next call). Returns how many. */
+ * wait for the next call). Returns how many. Orders a broken link took from the
+ * buffer come first, alone, as TW_OUCH_MSG_NOT_SENT (seq 0). */
 uint32_t tw_ouch_poll(struct tw_ouch *o, uint64_t now_ns, struct tw_ouch_msg *out, uint32_t max);
-/* Enter Order: 0, or -1 (not logged in, or the send buffer is full). tif: '0' day, '3' IOC. */
+/* Enter Order: 0 when queued (and, unless corked, written to the socket as far as it takes it),
+ * or -1 (not logged in, or the send buffer is full). An order queued here that a broken link
+ * then takes from the buffer comes back from tw_ouch_poll as TW_OUCH_MSG_NOT_SENT.
+ * tif: '0' day, '3' IOC. */
 int tw_ouch_enter(struct tw_ouch *o, uint32_t user_ref, uint8_t side, uint32_t qty, const char *symbol,
                   uint64_t price, uint8_t tif, uint64_t now_ns);
 /* Cancel Order (qty: the new size, 0 cancels the rest). */
 int tw_ouch_cancel(struct tw_ouch *o, uint32_t user_ref, uint32_t qty, uint64_t now_ns);
+/* Hold what is queued from now on until tw_ouch_flush: the orders and cancels of one
+ * decision leave in one send(). */
+void tw_ouch_cork(struct tw_ouch *o);
+/* Write what is queued and stop holding: 0 while the session is up, -1 when the link broke
+ * (the orders then come back from the next poll as TW_OUCH_MSG_NOT_SENT). */
+int tw_ouch_flush(struct tw_ouch *o, uint64_t now_ns);
 /* Close the connection as a broken link would (tests; the session reconnects). */
 void tw_ouch_drop(struct tw_ouch *o);
 /* Log out and stay down. */
@@ -518,7 +551,7 @@ enum tw_stage {
     TW_STAGE_TOTAL = 3,   /* XDP arrival stamp -> books applied */
     TW_STAGE_DECIDE = 4,  /* books applied -> the strategy's answer */
     TW_STAGE_RISK = 5,    /* the risk chain, per new order */
-    TW_STAGE_SEND = 6,    /* the order's send() */
+    TW_STAGE_SEND = 6,    /* an order passed risk -> its decision's one send() returned */
     TW_STAGE_TICK_TO_TRADE = 7, /* XDP arrival stamp of the triggering packet -> send() returned */
     TW_NSTAGES = 8
 };
@@ -554,6 +587,10 @@ struct tw_worker_config {
     struct tw_risk *risk;
     struct tw_ouch *ouch;
     uint64_t ouch_poll_ns;  /* read the session's answers at most this often (default 20 us) */
+    /* kernel sockets instead of (or beside) ports: bound UDP sockets, one a line (0: none), with
+     * SO_TIMESTAMPNS on, read with recvmmsg; their arrival stamp is the kernel's receive
+     * timestamp (CLOCK_REALTIME, mapped onto CLOCK_MONOTONIC) */
+    int32_t sock_fd[2];
 };
 
 struct tw_worker_stats {
@@ -569,8 +606,9 @@ struct tw_worker_stats {
     uint64_t rx_packets[4]; /* by worker port */
     uint64_t rx_bytes;
     uint64_t not_udp;       /* frames that are not IPv4 UDP (or are fragments or truncated) */
-    uint64_t multi_segment; /* frames in more than one mbuf: dropped and counted */
-    uint64_t no_meta;       /* af_xdp frames without our metadata (stamp taken at rx) */
+    uint64_t multi_segment; /* frames in more than one mbuf, or datagrams cut short: dropped and counted */
+    uint64_t no_meta;       /* af_xdp frames without our metadata, datagrams without a kernel stamp */
+    uint64_t sock_errors;   /* recvmmsg failures on the line sockets */
     uint64_t retrans_requests;
     uint64_t retrans_answers;
     uint64_t retrans_errors; /* send or receive failures on retrans_fd */
@@ -582,7 +620,7 @@ struct tw_worker_stats {
     uint64_t orders_sent;
     uint64_t cancels_sent;
     uint64_t orders_denied; /* by the risk chain (counted by code in the risk stats) */
-    uint64_t send_failed;   /* the session was not up, or its buffer full */
+    uint64_t send_failed;   /* the session was not up, its buffer full, or a broken link took the order */
     uint64_t order_events;  /* the exchange's answers read */
     uint64_t executed;      /* shares */
     uint64_t unknown_orders; /* answers about an order the risk chain does not hold open */
@@ -613,6 +651,15 @@ void tw_worker_stop(struct tw_worker *w);
 int tw_worker_wait(uint32_t lcore);
 /* Move up to max events from the ring to out; returns how many. */
 uint32_t tw_worker_events(struct tw_worker *w, struct tw_event *out, uint32_t max);
+/* Drive the worker from the caller's own reads instead of tw_worker_run (the Python
+ * socket baseline of the tick-to-trade benchmark): one datagram of a line, from the
+ * books on, exactly as a port or socket would hand it over; kernel_stamp_ns is its
+ * SO_TIMESTAMPNS receive stamp (CLOCK_REALTIME), 0 for none. */
+void tw_worker_datagram(struct tw_worker *w, uint32_t line, const uint8_t *payload, uint32_t len,
+                        uint64_t kernel_stamp_ns);
+/* ... and the rest of one loop iteration: the kill switch, retransmission, the session's
+ * answers, the strategy's timer, statistics. */
+void tw_worker_service(struct tw_worker *w);
 
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
  * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding

@@ -22,15 +22,26 @@
 
 #define BUF 65536
 #define IN_BUF (65535 + 2) /* the largest SoupBinTCP packet fits whole */
+#define MAX_QUEUED (BUF / 50) /* Enter Order packets (50 bytes) that fit the send buffer */
+
+struct queued {                /* an order still in out[], not yet handed to the kernel */
+    uint32_t user_ref;
+    uint32_t end;              /* its last byte's offset in out[] + 1 */
+};
 
 struct tw_ouch {
     struct tw_ouch_config cfg;
     int fd;
+    int corked;                /* packets wait for tw_ouch_flush */
     uint64_t last_attempt, last_sent, last_heard;
     uint8_t in[IN_BUF];
     uint32_t in_len;
     uint8_t out[BUF];
     uint32_t out_len;
+    struct queued queued[MAX_QUEUED];
+    uint32_t nqueued;
+    uint32_t lost[MAX_QUEUED]; /* orders a broken link took from the buffer: reported by the next poll */
+    uint32_t nlost;
     struct tw_ouch_stats st;
 };
 
@@ -47,6 +58,10 @@ struct tw_ouch *tw_ouch_create(const struct tw_ouch_config *cfg)
 
 static void disconnect(struct tw_ouch *o, enum tw_ouch_state next)
 {
+    for (uint32_t i = 0; i < o->nqueued && o->nlost < MAX_QUEUED; i++)
+        o->lost[o->nlost++] = o->queued[i].user_ref; /* never written: the next poll says so */
+    o->st.orders_lost += o->nqueued;
+    o->nqueued = 0;
     if (o->fd >= 0) {
         close(o->fd);
         o->fd = -1;
@@ -79,13 +94,20 @@ static void flush(struct tw_ouch *o, uint64_t now)
         memmove(o->out, o->out + n, o->out_len - (uint32_t)n);
         o->out_len -= (uint32_t)n;
         o->last_sent = now;
+        uint32_t keep = 0; /* orders now wholly in the kernel's hands leave the queue */
+        for (uint32_t i = 0; i < o->nqueued; i++)
+            if (o->queued[i].end > (uint32_t)n)
+                o->queued[keep++] = (struct queued){ o->queued[i].user_ref, o->queued[i].end - (uint32_t)n };
+        o->nqueued = keep;
     }
 }
 
-/* Queue one SoupBinTCP packet (type + payload) and try to send it now. */
+/* Queue one SoupBinTCP packet (type + payload) and, unless corked, try to send it now.
+ * -1: not connected, or no room. An order queued here that a broken link then
+ * takes from the buffer is reported by the next poll (TW_OUCH_MSG_NOT_SENT). */
 static int packet(struct tw_ouch *o, uint8_t type, const uint8_t *payload, uint16_t len, uint64_t now)
 {
-    if (o->fd < 0 || o->out_len + 3u + len > BUF)
+    if (o->fd < 0 || o->out_len + 3u + len > BUF || o->nqueued == MAX_QUEUED)
         return -1;
     uint8_t *p = o->out + o->out_len;
     wr16(p, (uint16_t)(len + 1));
@@ -93,8 +115,37 @@ static int packet(struct tw_ouch *o, uint8_t type, const uint8_t *payload, uint1
     if (len)
         memcpy(p + 3, payload, len);
     o->out_len += 3u + len;
-    flush(o, now);
-    return o->fd >= 0 ? 0 : -1; /* the link broke while sending: it did not go */
+    if (type == 'U' && payload[0] == 'O')
+        o->queued[o->nqueued++] = (struct queued){ rd32(payload + 1), o->out_len };
+    if (!o->corked)
+        flush(o, now);
+    return 0;
+}
+
+void tw_ouch_cork(struct tw_ouch *o)
+{
+    o->corked = 1;
+}
+
+int tw_ouch_flush(struct tw_ouch *o, uint64_t now_ns)
+{
+    o->corked = 0;
+    flush(o, now_ns);
+    return o->st.state == TW_OUCH_UP ? 0 : -1;
+}
+
+/* Orders a broken link took from the buffer, as messages of their own. */
+static uint32_t drain_lost(struct tw_ouch *o, struct tw_ouch_msg *out, uint32_t max)
+{
+    uint32_t n = 0;
+    for (; n < o->nlost && n < max; n++) {
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].type = TW_OUCH_MSG_NOT_SENT;
+        out[n].user_ref = o->lost[n];
+    }
+    memmove(o->lost, o->lost + n, (o->nlost - n) * sizeof(o->lost[0]));
+    o->nlost -= n;
+    return n;
 }
 
 static void send_login(struct tw_ouch *o, uint64_t now)
@@ -307,6 +358,9 @@ static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out
 
 uint32_t tw_ouch_poll(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out, uint32_t max)
 {
+    uint32_t lost = drain_lost(o, out, max);
+    if (lost)
+        return lost; /* the rest next time: the caller polls again at once */
     switch (o->st.state) {
     case TW_OUCH_ENDED:
     case TW_OUCH_REJECTED:

@@ -8,9 +8,11 @@
  * across CPUs). The stages inside a burst are TSC intervals on this CPU, turned
  * into nanoseconds at the rate the two clocks kept over the last 100 ms.
  */
+#define _GNU_SOURCE /* recvmmsg */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -28,6 +30,25 @@
 #include "tw_meta.h"
 
 #define ANSWER_WINDOW_NS 2000000000ull /* read answers for this long after a request */
+#define SOCK_BURST 64
+#define SOCK_FRAME 2048
+
+/* recvmmsg buffers for the line sockets, made once */
+struct sock_bufs {
+    struct mmsghdr mm[SOCK_BURST];
+    struct iovec iov[SOCK_BURST];
+    uint8_t ctl[SOCK_BURST][CMSG_SPACE(sizeof(struct timespec))];
+    uint8_t data[SOCK_BURST][SOCK_FRAME];
+};
+
+/* The packet a decision answers, and when it went through each stage. */
+struct trigger {
+    uint64_t t_wire;        /* its arrival stamp, CLOCK_MONOTONIC (0: none usable) */
+    uint64_t t_rx;          /* CLOCK_MONOTONIC when its burst was read */
+    uint64_t t_rx_tsc, t_dec_tsc, t_app_tsc, t_decided_tsc;
+    uint64_t seq;           /* the MoldUDP64 sequence number of its first message */
+    uint8_t line;
+};
 
 struct tw_worker {
     struct tw_worker_config cfg;
@@ -39,10 +60,14 @@ struct tw_worker {
     volatile int stop;
     /* TSC -> CLOCK_MONOTONIC */
     uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
+    int64_t real_off;         /* CLOCK_REALTIME - CLOCK_MONOTONIC, for kernel socket stamps */
+    uint64_t last_cal, first_packet;
+    int driven;               /* by the caller's reads (tw_worker_datagram), not tw_worker_run */
     /* retransmission */
     uint64_t gap_since, asked_ns, asked_first, asked_count;
     /* trading */
     uint64_t last_ouch_poll;
+    struct sock_bufs *sk;
 };
 
 /* Map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK measured;
@@ -57,6 +82,12 @@ static void calibrate(struct tw_worker *w)
         w->mult = (uint64_t)(((__uint128_t)(ns - w->ns0) << 32) / (tsc - w->tsc0));
     w->tsc0 = tsc;
     w->ns0 = ns;
+    struct timespec a, r, b; /* read only: this clock is never set here */
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int64_t mono = ((int64_t)a.tv_sec + b.tv_sec) * 500000000ll + (a.tv_nsec + b.tv_nsec) / 2;
+    w->real_off = (int64_t)r.tv_sec * 1000000000ll + r.tv_nsec - mono;
 }
 
 /* A TSC interval in nanoseconds. */
@@ -95,6 +126,13 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
         w->cfg.retrans_max = 65534; /* a MoldUDP64 count; 0xFFFF means end of session */
     w->books = books;
     w->feed = feed;
+    if (cfg->sock_fd[0] > 0 || cfg->sock_fd[1] > 0) {
+        w->sk = calloc(1, sizeof(*w->sk));
+        if (!w->sk) {
+            free(w);
+            return NULL;
+        }
+    }
     w->own_stats = stats == NULL;
     w->st = stats ? stats : calloc(1, sizeof(*w->st));
     uint32_t size = cfg->event_ring_size ? cfg->event_ring_size : 4096;
@@ -104,6 +142,7 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     if (!w->events) {
         if (w->own_stats)
             free(w->st);
+        free(w->sk);
         free(w);
         return NULL;
     }
@@ -123,6 +162,7 @@ void tw_worker_destroy(struct tw_worker *w)
     rte_ring_free(w->events);
     if (w->own_stats)
         free(w->st);
+    free(w->sk);
     free(w);
 }
 
@@ -186,13 +226,56 @@ static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_
     ring_emit(w, &ev);
 }
 
-/* Carry out a strategy's actions: each new order through the risk chain, then out. */
-static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, uint64_t now, uint64_t t_wire,
-                uint64_t t_rx, uint64_t t_rx_tsc)
+/* An order that went out: its send and tick-to-trade figures, and its event with
+ * every stage from the triggering packet's arrival stamp (tr NULL: a timer or
+ * the kill switch sent it, there is no packet to measure from). */
+static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, const struct trigger *tr,
+                       uint64_t t_risk, uint64_t t_sent, uint64_t now)
+{
+    struct tw_worker_stats *st = w->st;
+    st->orders_sent++;
+    tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, t_sent - t_risk));
+    struct tw_event ev = { .ts_ns = now, .type = TW_EV_ORDER, .code = 'O', .locate = a->locate, .a = a->user_ref,
+                           .b = a->qty };
+    struct tw_instrument ins;
+    if (tw_books_instrument(w->books, a->locate, &ins) == 0)
+        memcpy(ev.symbol, ins.symbol, sizeof(ev.symbol));
+    if (tr) {
+        ev.line = tr->line;
+        ev.seq = tr->seq;
+    }
+    if (tr && tr->t_wire) {
+        uint64_t stage[TW_OS_N] = {
+            [TW_OS_WIRE] = tr->t_rx - tr->t_wire,
+            [TW_OS_QUEUE] = tsc_ns(w, tr->t_dec_tsc - tr->t_rx_tsc),
+            [TW_OS_APPLY] = tsc_ns(w, tr->t_app_tsc - tr->t_dec_tsc),
+            [TW_OS_DECIDE] = tsc_ns(w, tr->t_decided_tsc - tr->t_app_tsc),
+            [TW_OS_RISK] = tsc_ns(w, t_risk - tr->t_decided_tsc),
+            [TW_OS_SEND] = tsc_ns(w, t_sent - t_risk),
+        };
+        uint64_t total = 0;
+        for (int i = 0; i < TW_OS_N; i++) {
+            ev.stage_ns[i] = stage[i] > UINT32_MAX ? UINT32_MAX : (uint32_t)stage[i];
+            total += stage[i];
+        }
+        tw_hist_record(&st->hist[TW_STAGE_TICK_TO_TRADE], total);
+        ev.ts_ns = tr->t_wire;
+    }
+    ring_emit(w, &ev);
+}
+
+/* Carry out a strategy's actions: each new order through the risk chain; then
+ * the orders and cancels of the decision leave together, in one send(). */
+static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, uint64_t now,
+                const struct trigger *tr)
 {
     const struct tw_worker_config *c = &w->cfg;
     struct tw_worker_stats *st = w->st;
     struct tw_actions none;
+    const struct tw_strategy_action *queued[8];
+    uint64_t t_risk[8];
+    uint32_t nq = 0;
+    tw_ouch_cork(c->ouch);
     for (uint32_t i = 0; i < acts->n; i++) {
         const struct tw_strategy_action *a = &acts->a[i];
         if (a->kind == TW_ACTION_CANCEL) {
@@ -216,21 +299,20 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
         }
         struct tw_instrument ins;
         tw_books_instrument(w->books, a->locate, &ins);
-        int sent = tw_ouch_enter(c->ouch, (uint32_t)a->user_ref, a->side, a->qty, ins.symbol, a->price,
-                                 a->ioc ? '3' : '0', now);
-        uint64_t r2 = rte_rdtsc();
-        if (sent < 0) {
+        if (tw_ouch_enter(c->ouch, (uint32_t)a->user_ref, a->side, a->qty, ins.symbol, a->price,
+                          a->ioc ? '3' : '0', now) < 0) {
             st->send_failed++;
             tw_risk_on_done(c->risk, a->user_ref);
             tw_strategy_on_order(c->strategy, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
             continue;
         }
-        st->orders_sent++;
-        tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, r2 - r1));
-        if (t_wire)
-            tw_hist_record(&st->hist[TW_STAGE_TICK_TO_TRADE], t_rx - t_wire + tsc_ns(w, r2 - t_rx_tsc));
-        order_event(w, 'O', a->user_ref, a->qty, a->locate, t_wire ? t_wire : now);
+        queued[nq] = a;
+        t_risk[nq++] = r1;
     }
+    int up = tw_ouch_flush(c->ouch, now) == 0;
+    uint64_t t_sent = rte_rdtsc();
+    for (uint32_t i = 0; up && i < nq; i++) /* a broken link: they come back from the poll as not sent */
+        sent_order(w, queued[i], tr, t_risk[i], t_sent, now);
 }
 
 /* Thrown (1): risk refuses every new order and the strategy's quotes are
@@ -243,23 +325,24 @@ static void kill_switch(struct tw_worker *w, uint64_t kill)
     if (kill) {
         struct tw_actions acts;
         tw_strategy_on_timer(c->strategy, w->books, 1, now_ns(w), &acts); /* pulls the quotes */
-        act(w, &acts, 1, now_ns(w), 0, 0, 0);
+        act(w, &acts, 1, now_ns(w), NULL);
     }
     w->st->killed = kill;
     w->st->killed_ns = tw_mono_ns();
 }
 
 /* The strategy's instrument changed in this packet: ask the strategy, act on its answer. */
-static void decide(struct tw_worker *w, uint16_t locate, uint64_t t_wire, uint64_t t_rx, uint64_t t_rx_tsc)
+static void decide(struct tw_worker *w, uint16_t locate, struct trigger *tr)
 {
     struct tw_actions acts;
     int stale = tw_feed_is_stale(w->feed);
     uint64_t t0 = rte_rdtsc();
     uint64_t now = now_ns(w);
     tw_strategy_on_book(w->cfg.strategy, w->books, stale, locate, now, &acts);
-    tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, rte_rdtsc() - t0));
+    tr->t_decided_tsc = rte_rdtsc();
+    tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, tr->t_decided_tsc - t0));
     w->st->decisions++;
-    act(w, &acts, stale, now, t_wire, t_rx, t_rx_tsc);
+    act(w, &acts, stale, now, tr);
 }
 
 /* The exchange's answers: positions (risk) and the strategy's own orders follow them. */
@@ -271,12 +354,20 @@ static void answers(struct tw_worker *w, uint64_t now)
     uint32_t n = tw_ouch_poll(c->ouch, now, msgs, 32);
     for (uint32_t i = 0; i < n; i++) {
         const struct tw_ouch_msg *m = &msgs[i];
-        w->st->order_events++;
+        uint8_t code = m->type;
         switch (m->type) {
+        case TW_OUCH_MSG_NOT_SENT: /* queued, then a broken link took it: it never left */
+            w->st->send_failed++;
+            tw_risk_on_done(c->risk, m->user_ref);
+            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            code = 'N';
+            break;
         case 'A': /* live or dead ('D': it will not rest), its executions and cancels still follow */
+            w->st->order_events++;
             tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
             break;
         case 'E':
+            w->st->order_events++;
             if (tw_risk_on_execution(c->risk, m->user_ref, m->qty) < 0)
                 w->st->unknown_orders++;
             tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
@@ -284,21 +375,51 @@ static void answers(struct tw_worker *w, uint64_t now)
             break;
         case 'C':
         case 'J':
+            w->st->order_events++;
             if (tw_risk_on_done(c->risk, m->user_ref) < 0)
                 w->st->unknown_orders++;
             tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_DONE, 0, now, &none);
             break;
         default:
+            w->st->order_events++;
             break;
         }
         if (m->user_ref)
-            order_event(w, m->type, m->user_ref, m->qty, 0, now);
+            order_event(w, code, m->user_ref, m->qty, 0, now);
     }
 }
 
-/* t_rx: CLOCK_MONOTONIC when the burst returned (the XDP stamp's clock, read
- * directly: a mapped TSC on another CPU could be microseconds off); t_rx_tsc:
- * the TSC then, for the short stages that follow on this CPU. */
+/* ---- one datagram, from a port's frame or a socket ----------------------------------------
+ * t_wire: its arrival stamp (CLOCK_MONOTONIC, 0: none); t_rx: CLOCK_MONOTONIC when
+ * its burst was read (the stamp's clock, read directly: a mapped TSC on another
+ * CPU could be microseconds off); t_rx_tsc: the TSC then, for the short stages
+ * that follow on this CPU. */
+static inline void datagram(struct tw_worker *w, uint32_t line, const uint8_t *payload, uint32_t plen,
+                            uint64_t t_wire, uint64_t t_rx, uint64_t t_rx_tsc)
+{
+    struct tw_worker_stats *st = w->st;
+    uint16_t watch = w->cfg.strategy ? tw_strategy_locate(w->cfg.strategy) : 0;
+    uint32_t before = watch ? tw_books_updates(w->books, watch) : 0;
+    uint64_t t_dec = rte_rdtsc();
+    tw_feed_packet(w->feed, line, payload, plen);
+    uint64_t t_app = rte_rdtsc();
+    if (t_wire > t_rx)
+        t_wire = 0; /* a hardware clock's stamp is on another timescale: no wire figures from it */
+    if (watch && tw_books_updates(w->books, watch) != before && tw_ouch_is_up(w->cfg.ouch)) {
+        struct trigger tr = { .t_wire = t_wire, .t_rx = t_rx, .t_rx_tsc = t_rx_tsc, .t_dec_tsc = t_dec,
+                              .t_app_tsc = t_app, .seq = plen >= 20 ? rd64(payload + 10) : 0,
+                              .line = (uint8_t)line };
+        decide(w, watch, &tr); /* no session: nothing to decide */
+    }
+    uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
+    tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
+    tw_hist_record(&st->hist[TW_STAGE_APPLY], apply);
+    if (t_wire) {
+        tw_hist_record(&st->hist[TW_STAGE_WIRE], t_rx - t_wire);
+        tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_rx - t_wire + queue + apply);
+    }
+}
+
 static inline void frame(struct tw_worker *w, const struct tw_worker_port *port, struct rte_mbuf *m,
                          uint64_t t_rx, uint64_t t_rx_tsc)
 {
@@ -331,22 +452,63 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     }
     if (line < 0)
         line = line_by_dest(&w->cfg, daddr, dport, sport);
-    uint16_t watch = w->cfg.strategy ? tw_strategy_locate(w->cfg.strategy) : 0;
-    uint32_t before = watch ? tw_books_updates(w->books, watch) : 0;
-    uint64_t t_dec = rte_rdtsc();
-    tw_feed_packet(w->feed, (uint32_t)line, payload, plen);
-    uint64_t t_app = rte_rdtsc();
-    if (t_wire > t_rx)
-        t_wire = 0; /* a hardware clock's stamp is on another timescale: no wire figures from it */
-    if (watch && tw_books_updates(w->books, watch) != before && tw_ouch_is_up(w->cfg.ouch))
-        decide(w, watch, t_wire, t_rx, t_rx_tsc); /* no session: nothing to decide */
-    uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
-    tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
-    tw_hist_record(&st->hist[TW_STAGE_APPLY], apply);
-    if (t_wire) {
-        tw_hist_record(&st->hist[TW_STAGE_WIRE], t_rx - t_wire);
-        tw_hist_record(&st->hist[TW_STAGE_TOTAL], t_rx - t_wire + queue + apply);
+    datagram(w, (uint32_t)line, payload, plen, t_wire, t_rx, t_rx_tsc);
+}
+
+/* A kernel receive stamp (CLOCK_REALTIME) on CLOCK_MONOTONIC, or 0. */
+static inline uint64_t kernel_stamp(const struct tw_worker *w, uint64_t real_ns)
+{
+    int64_t mono = (int64_t)real_ns - w->real_off;
+    return real_ns && mono > 0 ? (uint64_t)mono : 0;
+}
+
+/* The line sockets: what each has, in one recvmmsg a line. Returns datagrams read. */
+static uint32_t poll_sockets(struct tw_worker *w)
+{
+    struct tw_worker_stats *st = w->st;
+    struct sock_bufs *sk = w->sk;
+    uint32_t got = 0;
+    for (uint32_t l = 0; l < 2; l++) {
+        int fd = w->cfg.sock_fd[l];
+        if (fd <= 0)
+            continue;
+        for (uint32_t i = 0; i < w->cfg.burst; i++) {
+            sk->iov[i] = (struct iovec){ sk->data[i], SOCK_FRAME };
+            sk->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &sk->iov[i], .msg_iovlen = 1,
+                                                  .msg_control = sk->ctl[i], .msg_controllen = sizeof(sk->ctl[i]) };
+        }
+        int n = recvmmsg(fd, sk->mm, w->cfg.burst, MSG_DONTWAIT, NULL);
+        st->polls++;
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                st->sock_errors++;
+            continue;
+        }
+        uint64_t t_rx_tsc = rte_rdtsc(), t_rx = tw_mono_ns();
+        st->busy_polls++;
+        st->rx_packets[l] += (uint64_t)n;
+        for (int i = 0; i < n; i++) {
+            const struct msghdr *h = &sk->mm[i].msg_hdr;
+            uint32_t len = sk->mm[i].msg_len;
+            st->rx_bytes += len;
+            if (h->msg_flags & MSG_TRUNC) {
+                st->multi_segment++;
+                continue;
+            }
+            uint64_t stamp = 0;
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR((struct msghdr *)h, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                    struct timespec ts;
+                    memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+                    stamp = kernel_stamp(w, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+                }
+            if (!stamp)
+                st->no_meta++;
+            datagram(w, l, sk->data[i], len, stamp, t_rx, t_rx_tsc);
+        }
+        got += (uint32_t)n;
     }
+    return got;
 }
 
 /* ---- retransmission ------------------------------------------------------------------ */
@@ -421,21 +583,69 @@ static void publish(struct tw_worker *w)
     w->st->live_orders = tw_books_live_orders(w->books);
 }
 
+/* The first time round: the clocks mapped, the start noted. */
+static void begin(struct tw_worker *w)
+{
+    calibrate(w);
+    uint64_t now = now_ns(w);
+    w->last_cal = now;
+    w->st->started_ns = now;
+    w->st->heartbeat_ns = now;
+}
+
+/* Everything in a loop iteration but reading packets: statistics, retransmission,
+ * the session's answers, the strategy's timer, the clocks. */
+static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
+{
+    struct tw_worker_stats *st = w->st;
+    const struct tw_worker_config *c = &w->cfg;
+    if (got) {
+        st->last_packet_ns = now;
+        if (!w->first_packet)
+            w->first_packet = now;
+        publish(w);
+    }
+    if (st->feed.in_gap || (w->asked_ns && now - w->asked_ns < ANSWER_WINDOW_NS)) {
+        service_gap(w, now);
+        publish(w);
+    }
+    if (c->ouch && now - w->last_ouch_poll >= c->ouch_poll_ns) {
+        w->last_ouch_poll = now;
+        answers(w, now);
+    }
+    if (now - st->heartbeat_ns > 1000000) {
+        st->heartbeat_ns = now;
+        if (c->strategy && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
+            struct tw_actions acts;
+            int stale = tw_feed_is_stale(w->feed);
+            tw_strategy_on_timer(c->strategy, w->books, stale, now, &acts);
+            act(w, &acts, stale, now, NULL);
+        }
+        if (now - w->last_cal > 100000000ull) {
+            calibrate(w);
+            w->last_cal = now;
+        }
+    }
+}
+
+/* The kill switch, before the next burst. */
+static inline void check_kill(struct tw_worker *w)
+{
+    uint64_t kill = __atomic_load_n(&w->st->kill, __ATOMIC_ACQUIRE);
+    if (kill != w->st->killed && w->cfg.strategy)
+        kill_switch(w, kill);
+}
+
 int tw_worker_run(struct tw_worker *w)
 {
     struct tw_worker_stats *st = w->st;
     const struct tw_worker_config *c = &w->cfg;
     struct rte_mbuf *pkts[64];
-    calibrate(w);
-    uint64_t now = now_ns(w), last_cal = now, first_packet = 0;
-    st->started_ns = now;
-    st->heartbeat_ns = now;
+    begin(w);
     __atomic_store_n(&st->running, 1, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
         uint32_t got = 0;
-        uint64_t kill = __atomic_load_n(&st->kill, __ATOMIC_ACQUIRE);
-        if (kill != st->killed && c->strategy) /* the kill switch, before the next burst */
-            kill_switch(w, kill);
+        check_kill(w);
         for (uint32_t p = 0; p < c->nports; p++) {
             const struct tw_worker_port *port = &c->ports[p];
             uint16_t n = rte_eth_rx_burst(port->port_id, 0, pkts, c->burst);
@@ -462,37 +672,13 @@ int tw_worker_run(struct tw_worker *w)
             rte_pktmbuf_free_bulk(pkts, n);
             got += n;
         }
-        now = now_ns(w);
-        if (got) {
-            st->last_packet_ns = now;
-            if (!first_packet)
-                first_packet = now;
-            publish(w);
-        }
-        if (st->feed.in_gap || (w->asked_ns && now - w->asked_ns < ANSWER_WINDOW_NS)) {
-            service_gap(w, now);
-            publish(w);
-        }
-        if (c->ouch && now - w->last_ouch_poll >= c->ouch_poll_ns) {
-            w->last_ouch_poll = now;
-            answers(w, now);
-        }
-        if (now - st->heartbeat_ns > 1000000) {
-            st->heartbeat_ns = now;
-            if (c->strategy && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
-                struct tw_actions acts;
-                int stale = tw_feed_is_stale(w->feed);
-                tw_strategy_on_timer(c->strategy, w->books, stale, now, &acts);
-                act(w, &acts, stale, now, 0, 0, 0);
-            }
-            if (now - last_cal > 100000000ull) {
-                calibrate(w);
-                last_cal = now;
-            }
-        }
+        if (w->sk)
+            got += poll_sockets(w);
+        uint64_t now = now_ns(w);
+        housekeeping(w, now, got);
         if (!got) {
             /* a replay has run dry: nothing for idle_stop since its last packet (or since the start) */
-            if (c->idle_stop_ns && now - (first_packet ? st->last_packet_ns : st->started_ns) > c->idle_stop_ns)
+            if (c->idle_stop_ns && now - (w->first_packet ? st->last_packet_ns : st->started_ns) > c->idle_stop_ns)
                 break;
             if (c->idle_sleep_us)
                 usleep(c->idle_sleep_us);
@@ -502,6 +688,41 @@ int tw_worker_run(struct tw_worker *w)
     st->heartbeat_ns = now_ns(w);
     __atomic_store_n(&st->running, 0, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* The caller drives the worker from its own reads (tw_worker_datagram, tw_worker_service). */
+static void drive(struct tw_worker *w)
+{
+    w->driven = 1;
+    begin(w);
+    __atomic_store_n(&w->st->running, 1, __ATOMIC_RELEASE);
+}
+
+void tw_worker_datagram(struct tw_worker *w, uint32_t line, const uint8_t *payload, uint32_t len,
+                        uint64_t kernel_stamp_ns)
+{
+    uint64_t t_rx_tsc = rte_rdtsc(), t_rx = tw_mono_ns();
+    if (!w->driven)
+        drive(w);
+    check_kill(w);
+    struct tw_worker_stats *st = w->st;
+    st->polls++;
+    st->busy_polls++;
+    st->rx_packets[line < 2 ? line : 0]++;
+    st->rx_bytes += len;
+    uint64_t stamp = kernel_stamp(w, kernel_stamp_ns);
+    if (!stamp)
+        st->no_meta++;
+    datagram(w, line, payload, len, stamp, t_rx, t_rx_tsc);
+    housekeeping(w, now_ns(w), 1);
+}
+
+void tw_worker_service(struct tw_worker *w)
+{
+    if (!w->driven)
+        drive(w);
+    check_kill(w);
+    housekeeping(w, now_ns(w), 0);
 }
 
 static int lcore_main(void *arg)
@@ -524,6 +745,11 @@ int tw_worker_launch(struct tw_worker *w, uint32_t lcore)
 void tw_worker_stop(struct tw_worker *w)
 {
     __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+    if (w->driven) { /* no loop to notice: done now */
+        publish(w);
+        w->st->heartbeat_ns = now_ns(w);
+        __atomic_store_n(&w->st->running, 0, __ATOMIC_RELEASE);
+    }
 }
 
 int tw_worker_wait(uint32_t lcore)

@@ -345,19 +345,26 @@ def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_
         remove_state("hugetest")
 
 
-def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path):
-    """exchange -> XDP -> worker -> market maker -> risk -> OUCH -> exchange: orders
-    accepted and filled; the worker's position equals the exchange's fill records;
-    no UserRefNum is used twice."""
+@pytest.mark.parametrize("source", ["af_xdp", "socket", "asyncio"])
+def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path, source):
+    """exchange -> XDP (or a kernel socket read in C, or in Python) -> worker -> market
+    maker -> risk -> OUCH -> exchange: orders accepted and filled; the worker's
+    position equals the exchange's fill records; no UserRefNum is used twice; every
+    order a packet triggered names that packet and carries the time of each stage."""
     import pathlib
 
     import yaml
+
+    from appliance.protocols.capture import read_frames
+    from dpdk.books import ORDER_STAGES
+    from dpdk.worker import STATE_DIR
 
     trade = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text())
     trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)  # at the touch: fills come quickly
     path = tmp_path / "trading.yaml"
     path.write_text(yaml.safe_dump(trade))
-    report, rep = run_day(lab, tmp_path, "--trade", str(path), duration=6, rate=3000)
+    report, rep = run_day(lab, tmp_path, "--input", source, "--trade", str(path), duration=6, rate=3000)
+    assert rep["input"] == source
     st, tr = rep["stats"], rep["trading"]
     assert st["orders_sent"] > 10 and st["executed"] > 0 and st["unknown_orders"] == 0 and st["send_failed"] == 0
     assert tr["order_entry"]["logins"] == 1 and tr["order_entry"]["protocol_errors"] == 0
@@ -375,7 +382,21 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
     assert abs(tr["position"]) <= trade["risk"]["max_position"]
     lat = st["latency_ns"]
     assert lat["decide"]["count"] == st["decisions"] and lat["tick_to_trade"]["count"] > 0
-    assert rep["events"]["order"] >= st["orders_sent"]
+    assert rep["events"]["order"] >= st["orders_sent"] and st["events_dropped"] == 0
+    assert st["no_meta"] == 0  # every datagram had its arrival stamp (XDP's, or the kernel's)
+    events = [json.loads(x) for x in (STATE_DIR / f"{lab.prefix}.events.jsonl").read_text().splitlines()]
+    sent = [e for e in events if e["event"] == "order" and e["type"] == "O"]
+    assert [e["user_ref"] for e in sent] == refs  # one event per order, in the order they went
+    timed = [e for e in sent if "stages_ns" in e]
+    assert len(timed) == lat["tick_to_trade"]["count"]  # the histogram holds exactly these orders
+    # the packets the exchange sent (its recording), by the sequence number of their first message
+    packets = {int.from_bytes(f.payload[10:18], "big") for f in read_frames(tmp_path / "record" / "feed.pcapng")
+               if f.proto == "udp" and len(f.payload) >= 20}
+    for e in timed:
+        assert list(e["stages_ns"]) == list(ORDER_STAGES) and e["symbol"] == "TAAA" and e["line"] in ("A", "B")
+        assert sum(e["stages_ns"].values()) == e["tick_to_trade_ns"] and e["stages_ns"]["wire"] > 0
+        assert e["stages_ns"]["send"] > 0 and 0 < e["seq"] < st["feed"]["next_seq"]
+        assert e["seq"] in packets
 
 
 def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
@@ -386,6 +407,28 @@ def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
     bad.write_text("strategy: {kind: market_maker}\nrisk: {}\n")
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
     assert r.returncode == 2 and "strategy.locate 0" in r.stderr
+
+
+def test_socket_inputs_refuse_what_only_ports_do(tmp_path):
+    r = tw("feed", "run", "--input", "socket", "--pcap", str(tmp_path / "x.pcap"))
+    assert r.returncode == 2 and "--input socket reads a live feed; --pcap replays a capture" in r.stderr
+    r = tw("feed", "run", "--input", "asyncio", "--iface", "A=lo", "--group", "A=239.1.1.1:1",
+           "--record", str(tmp_path / "r.pcap"))
+    assert r.returncode == 2 and "--record copies the frames of DPDK ports; --input asyncio has none" in r.stderr
+    r = tw("feed", "run", "--input", "kernel")
+    assert r.returncode == 2 and "invalid choice: 'kernel'" in r.stderr
+
+
+def test_pm_qos_is_held_while_the_block_runs_and_dropped_after():
+    from tuning.pmqos import PmQosError, current, hold_cpu_latency
+
+    before = current()
+    with hold_cpu_latency(0):
+        assert current() == 0
+    assert current() == before
+    with pytest.raises(PmQosError, match="cpu latency -1 µs: give 0 or more"):
+        with hold_cpu_latency(-1):
+            pass
 
 
 def test_the_kill_switch_stops_new_orders_and_cancels_the_quotes_before_the_next_burst(lab, tmp_path):

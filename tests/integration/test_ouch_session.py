@@ -4,6 +4,7 @@ connection resumed without a gap or a duplicate, a silent link timed out."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from appliance.lab.net import in_netns
@@ -110,3 +111,32 @@ def test_a_wrong_password_is_rejected_and_not_retried(lab, tmp_path):
         st = o.stats()
     ex.stop()
     assert st["reject_reason"] == "A" and st["connects"] == 1 and st["logins"] == 0
+
+
+def test_orders_a_broken_link_takes_from_the_buffer_come_back_as_not_sent(lab, tmp_path):
+    """Corked, the orders of one decision wait in the session's buffer and leave in one
+    send(); if the link breaks first, each comes back from the poll as not sent (and
+    the exchange never saw it), so risk and the strategy can close it."""
+    ex = ExchangeProcess(lab, tmp_path, duration=30, rate=200)
+    got: list[dict] = []
+    with in_netns(lab.ns("app")):
+        o = OuchSession(OE, "TWAPP1", "lab-secret", heartbeat_s=0.2, reconnect_s=0.05)
+        pump(o, got, lambda: o.state == "up")
+        o.cork()
+        assert o.enter(1, "S", 10, "TAAB", 9_000_000, now()) and o.enter(2, "S", 10, "TAAB", 9_100_000, now())
+        o.drop()  # the link breaks before the flush: nothing was written
+        assert not o.flush(now())
+        pump(o, got, lambda: sum(m["type"] == "not_sent" for m in got) == 2)
+        assert [(m["type"], m["user_ref"], m["seq"]) for m in got if m["type"] == "not_sent"] == \
+            [("not_sent", 1, 0), ("not_sent", 2, 0)]
+        pump(o, got, lambda: o.state == "up")
+        o.cork()  # two orders, one send()
+        assert o.enter(3, "S", 10, "TAAB", 9_000_000, now()) and o.enter(4, "S", 10, "TAAB", 9_100_000, now())
+        assert o.flush(now())
+        pump(o, got, lambda: {3, 4} <= {m["user_ref"] for m in got if m["type"] == "A"})
+        st = o.stats()
+        o.logout()
+    ex.stop()
+    log = [json.loads(x) for x in (ex.record / "orders.jsonl").read_text().splitlines()]
+    assert [m["user_ref_num"] for m in log if m.get("name") == "enter_order"] == [3, 4]
+    assert (st["orders_sent"], st["orders_lost"], st["logins"]) == (4, 2, 2)
