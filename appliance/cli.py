@@ -910,6 +910,10 @@ COMMANDS: tuple[Command, ...] = (
                     "socket (kernel UDP sockets read with recvmmsg by the same C worker: for a box without "
                     "AF_XDP), asyncio (Python reads the sockets and hands each datagram to the C path: the "
                     "tick-to-trade benchmark's baseline, not for trading)"),
+                arg("--busy-budget", type=int, default=0, metavar="N",
+                    help="af_xdp: packets per preferred busy-poll syscall on each rx burst (0, the default: "
+                    "no syscall per burst, best where another CPU's NAPI fills the ring, as on veth; try 64 "
+                    "with a NIC whose NAPI runs on the worker's core)"),
                 arg("--retrans-port", type=int, default=26401, metavar="PORT",
                     help="with --pcap: source port of retransmission answers (default 26401)"),
                 arg("--name", default="tw", help="the worker's name, for feed stats (default tw)"),

@@ -178,7 +178,10 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             vdevs, ports = [], []  # the lines are kernel sockets, opened in the namespace below
         else:
             obj = str(object_path("feed_filter"))
-            vdevs = [W.af_xdp_vdev(i, iface, obj) for i, iface in enumerate(feed.ifaces.values())]
+            budget = getattr(args, "busy_budget", 0)
+            if not 0 <= budget <= 65535:
+                raise FeedError(f"--busy-budget {budget}: give 0 (no busy-poll syscall per burst) to 65535")
+            vdevs = [W.af_xdp_vdev(i, iface, obj, budget) for i, iface in enumerate(feed.ifaces.values())]
             ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
 
     record = getattr(args, "record", None)

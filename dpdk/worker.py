@@ -126,8 +126,13 @@ class Port:
     port_id: int = -1
 
 
-def af_xdp_vdev(index: int, iface: str, xdp_object: str) -> str:
-    return f"net_af_xdp{index},iface={iface},start_queue=0,queue_count=1,xdp_prog={xdp_object}"
+def af_xdp_vdev(index: int, iface: str, xdp_object: str, busy_budget: int = 0) -> str:
+    """busy_budget: packets per SO_PREFER_BUSY_POLL call the port makes on every rx
+    burst (DPDK's default, 64); 0 makes no syscall per burst: the right choice where
+    the kernel fills the ring from another CPU's NAPI (veth, copy mode), and what the
+    lab measured faster (XDP stamp to rx burst p50 1.4 instead of 1.9 µs)."""
+    return (f"net_af_xdp{index},iface={iface},start_queue=0,queue_count=1,xdp_prog={xdp_object},"
+            f"busy_budget={busy_budget}")
 
 
 def pcap_vdev(index: int, path: str) -> str:
