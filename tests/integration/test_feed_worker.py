@@ -417,6 +417,8 @@ def test_socket_inputs_refuse_what_only_ports_do(tmp_path):
     assert r.returncode == 2 and "--record copies the frames of DPDK ports; --input asyncio has none" in r.stderr
     r = tw("feed", "run", "--input", "kernel")
     assert r.returncode == 2 and "invalid choice: 'kernel'" in r.stderr
+    r = tw("feed", "run", "--iface", "A=lo", "--group", "A=239.1.1.1:1", "--busy-budget", "-1")
+    assert r.returncode == 2 and "--busy-budget -1: give 0 (no busy-poll syscall per burst) to 65535" in r.stderr
 
 
 def test_pm_qos_is_held_while_the_block_runs_and_dropped_after():
