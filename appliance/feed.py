@@ -142,6 +142,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
 
     say = progress or (lambda _m: None)
     name = args.name
+    from_config = apply_config(args) if getattr(args, "config", None) else None
     pcap = getattr(args, "pcap", None)
     source = getattr(args, "input", "af_xdp")
     sockets = source in ("socket", "asyncio")
@@ -195,7 +196,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             raise FeedError(f"--record {record}: the folder {record_path.parent} does not exist")
         vdevs.append(W.record_vdev(index, str(record_path)))
         record_name = f"net_pcap{index}"
-    trading = None
+    trading = from_config
     if getattr(args, "trade", None):
         from dpdk.trading import Trading, TradingConfigError
 
@@ -281,6 +282,40 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
     if args.books_out:
         pathlib.Path(args.books_out).write_text(json.dumps(report["books"], indent=1))
     return report
+
+
+CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pcap")
+
+
+def apply_config(args: Any) -> Any:
+    """``feed run --config FILE``: the feed, the host and one strategy's trading from the
+    appliance YAML (appliance/config.py) instead of options; returns the Trading."""
+    from appliance import config
+    from dpdk.trading import OrderEntry, Trading
+
+    given = [f"--{k.replace('_', '-')}" for k in CONFIG_EXCLUDES if getattr(args, k, None)]
+    if given:
+        raise FeedError(f"--config {args.config} says where the feed is and what to trade; drop {', '.join(given)}")
+    try:
+        cfg = config.load(args.config)
+        password = cfg.venue.password()
+        strategy = cfg.strategy(getattr(args, "strategy", None))
+    except config.ConfigError as exc:
+        raise FeedError(f"{exc}") from exc
+    f, h, v = cfg.feed, cfg.host, cfg.venue
+    args.netns = h.netns
+    args.iface = [f"{line}={ln.interface}" for line, ln in f.lines.items()]
+    args.group = [f"{line}={ln.group}:{ln.port}" for line, ln in f.lines.items()]
+    args.retrans = f"{f.retransmission.address}:{f.retransmission.port}" if f.retransmission else None
+    args.input, args.give_up = f.input, f.give_up
+    args.max_locate, args.max_orders, args.levels = f.max_locate, f.max_orders, f.levels
+    args.lcores, args.hugepages = f"{h.lcores.control},{h.lcores.worker}", h.hugepages
+    if h.cpu_latency_us is not None and getattr(args, "cpu_latency_us", None) is None:
+        args.cpu_latency_us = h.cpu_latency_us
+    oe = OrderEntry(address=v.address, port=v.port, username=v.account, password=password.get_secret_value(),
+                    session=v.session, user_ref_base=v.user_ref_base, heartbeat_s=v.heartbeat, timeout_s=v.timeout,
+                    reconnect_s=v.reconnect)
+    return Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,

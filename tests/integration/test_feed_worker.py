@@ -149,9 +149,10 @@ def test_genuine_captures_replay_through_the_worker_as_the_reference_reads_them(
 class FeedWorker:
     """`tickwire feed run` in the lab's app namespace, started before the exchange."""
 
-    def __init__(self, lab, name: str, *extra: str):
+    def __init__(self, lab, name: str, *extra: str, lab_prefix: bool = True):
         self.name = name
-        self.proc = subprocess.Popen([TICKWIRE, "feed", "run", "--prefix", lab.prefix, "--name", name,
+        where = ["--prefix", lab.prefix] if lab_prefix else []
+        self.proc = subprocess.Popen([TICKWIRE, "feed", "run", *where, "--name", name,
                                       "--until-end", "--duration", "90", "--top", "0", "--json", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
@@ -407,6 +408,56 @@ def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
     bad.write_text("strategy: {kind: market_maker}\nrisk: {}\n")
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
     assert r.returncode == 2 and "strategy.locate 0" in r.stderr
+
+
+def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, tmp_path, monkeypatch):
+    """feed run --config: the lines, the venue (its password from the environment),
+    the strategy's parameters and the strictest of its risk levels all come from
+    one YAML; the exchange sees the account trade under those limits."""
+    import pathlib
+
+    import yaml
+
+    from appliance import config
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["host"]["netns"] = lab.ns("app")
+    raw["journal"]["dir"] = str(tmp_path / "journal")
+    raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    raw["risk"]["instruments"]["TAAA"]["max_order_qty"] = 100   # the strictest level: the instrument's
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    assert config.load(path).limits().max_order_qty == 100
+    worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
+        report = ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    st, tr = rep["stats"], rep["trading"]
+    assert rep["input"] == "af_xdp" and rep["cpu_latency_us"] == 0
+    assert st["orders_sent"] > 0 and st["unknown_orders"] == 0 and tr["order_entry"]["logins"] == 1
+    log = [json.loads(x) for x in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
+    entered = [m for m in log if m.get("name") == "enter_order"]
+    assert len(entered) == st["orders_sent"] and {m["quantity"] for m in entered} == {100}
+    assert {m["symbol"].strip() for m in entered} == {"TAAA"}
+    assert tr["position"] == report["order_entry"]["accounts"]["TWAPP1"]["position"].get("TAAA", 0)
+
+
+def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):
+    import pathlib
+
+    example = pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml"
+    r = tw("feed", "run", "--config", str(example), "--prefix", "tw", "--trade", "x.yaml")
+    assert r.returncode == 2 and "says where the feed is and what to trade; drop --prefix, --trade" in r.stderr
+    monkeypatch.delenv("TW_OUCH_PASSWORD", raising=False)
+    r = tw("feed", "run", "--config", str(example))
+    assert r.returncode == 2 and "the environment variable TW_OUCH_PASSWORD is not set" in r.stderr
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "x")
+    r = tw("feed", "run", "--config", str(example), "--strategy", "nope")
+    assert r.returncode == 2 and "no strategy of that name; the strategies are mm-taaa" in r.stderr
 
 
 def test_socket_inputs_refuse_what_only_ports_do(tmp_path):

@@ -1,0 +1,685 @@
+"""The appliance YAML: one file, validated into typed, frozen models.
+
+Everything the box does comes from here (DESIGN.md, principle 4): the host's
+cores and interfaces, the feed lines and their retransmission server, the venue
+and its credentials, the instruments, the strategies and their parameters, the
+risk limits (global, per strategy, per instrument), the PTP expectations,
+failover and the journal. ``examples/market_maker.yaml`` and
+``examples/taker.yaml`` are complete, commented files.
+
+Units are the trader's: prices in dollars (at most 4 decimals, as ITCH and OUCH
+carry them), durations with a unit (``5ms``, ``1.5s``, ``200us``; a bare number
+is seconds), quantities in shares. The C tables get integers (prices x 10,000,
+nanoseconds) from :meth:`AppConfig.strategy_params` and :meth:`AppConfig.limits`.
+
+A bad file is refused with every problem at once, each naming the YAML path, its
+line, the value and the fix (:class:`ConfigError`). Credentials are read from an
+environment variable or a file named in the YAML, never from the YAML itself, and
+never printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import pathlib
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PRICE_SCALE = 10_000  # ITCH/OUCH prices: 4 implied decimals
+
+# ---- value types ----------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s|m)?\s*$")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def _duration(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a duration with a unit, e.g. 5ms, 1.5s, 200us")
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if m:
+            return float(m.group(1)) * _UNIT[m.group(2)]
+    raise ValueError("not a duration: give a number and a unit (ns, us, ms, s, m), e.g. 5ms; a bare number is seconds")
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Price = Annotated[Decimal, Field(ge=0, decimal_places=4, max_digits=14)]
+Shares = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _multicast(v: str) -> str:
+    try:
+        addr = ipaddress.IPv4Address(v)
+    except ValueError as exc:
+        raise ValueError("not an IPv4 address") from exc
+    if not addr.is_multicast:
+        raise ValueError("not a multicast group: feed groups are in 224.0.0.0/4")
+    return v
+
+
+def _ipv4(v: str) -> str:
+    try:
+        ipaddress.IPv4Address(v)
+    except ValueError as exc:
+        raise ValueError("not an IPv4 address, e.g. 198.18.3.1") from exc
+    return v
+
+
+Multicast = Annotated[str, AfterValidator(_multicast)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- sections -------------------------------------------------------------------------------
+
+
+class Lcores(_Model):
+    control: int = Field(0, ge=0, description="the CPU Python runs on (EAL's main lcore)")
+    worker: int = Field(1, ge=0, description="the CPU the C worker busy-polls")
+
+    @model_validator(mode="after")
+    def _apart(self) -> Lcores:
+        if self.control == self.worker:
+            raise ValueError(f"control and worker are both CPU {self.worker}: the worker needs a core of its own")
+        return self
+
+
+class Host(_Model):
+    lcores: Lcores = Lcores()
+    numa_node: int = Field(0, ge=0)
+    hugepages: Literal["auto", "on", "off"] = "auto"
+    netns: str | None = None              # the network namespace the feed and venue are reached from
+    cpu_latency_us: int | None = Field(None, ge=0)  # hold PM QoS at this while running (0: idle CPUs poll)
+
+
+class Line(_Model):
+    interface: str
+    group: Multicast
+    port: Port
+    queue: int = Field(0, ge=0)
+
+
+class Endpoint(_Model):
+    address: IPv4
+    port: Port
+
+
+class Feed(_Model):
+    session: str = Field("", max_length=10)   # the MoldUDP64 session expected ("": the first seen)
+    input: Literal["af_xdp", "socket"] = "af_xdp"
+    lines: dict[Literal["A", "B"], Line]
+    retransmission: Endpoint | None = None
+    give_up: Seconds = 5.0
+    max_locate: int = Field(16383, ge=1, le=65535)
+    max_orders: int = Field(1_000_000, ge=1)
+    levels: int = Field(1024, ge=1)
+
+    @field_validator("lines")
+    @classmethod
+    def _some(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("no feed line: give line A (and B for arbitration)")
+        return v
+
+
+class Venue(_Model):
+    address: IPv4
+    port: Port = 15000
+    account: str = Field(min_length=1, max_length=6)   # the SoupBinTCP username
+    password_env: str | None = None
+    password_file: pathlib.Path | None = None
+    session: str = Field("", max_length=10)
+    heartbeat: Seconds = 1.0
+    timeout: Seconds = 15.0
+    reconnect: Seconds = 0.5
+    user_ref_base: int = Field(1, ge=1, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Venue:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env (an environment variable's name) or "
+                             "password_file (a file holding the password): it is never written in this file")
+        return self
+
+    def password(self) -> SecretStr:
+        """The password, from where the YAML says; never logged."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError([Problem(("venue", "password_env"), None, self.password_env,
+                                           f"the environment variable {self.password_env} is not set: "
+                                           f"export it before starting")])
+            return SecretStr(value)
+        assert self.password_file is not None
+        try:
+            return SecretStr(self.password_file.read_text().strip())
+        except OSError as exc:
+            raise ConfigError([Problem(("venue", "password_file"), None, str(self.password_file),
+                                       f"cannot read it ({exc.strerror}): create it, readable by tickwire only "
+                                       f"(chmod 600)")]) from exc
+
+
+class Instrument(_Model):
+    symbol: str = Field(min_length=1, max_length=8)
+    locate: int = Field(ge=1, le=65535)
+    tick: Price = Decimal("0.01")
+
+
+class MarketMakerParams(_Model):
+    half_spread: Price = Decimal("0.02")     # from the fair price to each quote
+    quote_size: Shares = 100
+    skew: Price = Decimal("0")               # the fair price moves this much a share held, against the position
+    min_move: Price = Decimal("0.01")        # requote only when a quote would move at least this much
+    refresh: Seconds = 0.005                 # at most one requote a side per this interval
+    max_position: Shares = 1000              # stop quoting the side that would grow |position| past this
+
+
+class TakerParams(_Model):
+    imbalance_bps: int = Field(5000, ge=1, le=10000)  # (bid - ask) / (bid + ask) shares over `levels`
+    levels: int = Field(1, ge=1, le=8)
+    take_size: Shares = 100
+    cooldown: Seconds = 0.01
+
+
+class MarketMaker(_Model):
+    name: str = Field(min_length=1)
+    kind: Literal["market_maker"]
+    instrument: str
+    enabled: bool = True
+    params: MarketMakerParams = MarketMakerParams()
+
+
+class Taker(_Model):
+    name: str = Field(min_length=1)
+    kind: Literal["taker"]
+    instrument: str
+    enabled: bool = True
+    params: TakerParams = TakerParams()
+
+
+Strategy = Annotated[MarketMaker | Taker, Field(discriminator="kind")]
+STRATEGY_KINDS = ("market_maker", "taker")
+
+
+class Limits(_Model):
+    """Limits at one level; unset fields take the level above (global: allow nothing)."""
+    state: Literal["active", "reduce_only", "halted"] | None = None
+    max_order_qty: Shares | None = None
+    max_order_notional: Price | None = None  # dollars: price x shares
+    max_position: Shares | None = None
+    max_gross: Shares | None = None
+    collar_bps: int | None = Field(None, ge=0, le=10000)
+    max_open_orders: int | None = Field(None, ge=0)
+    order_rate: int | None = Field(None, ge=0)      # new orders per second (0: no limit)
+    order_burst: int | None = Field(None, ge=0)
+    message_rate: int | None = Field(None, ge=0)    # orders + cancels + replaces per second (0: no limit)
+    message_burst: int | None = Field(None, ge=0)
+
+
+class Risk(_Model):
+    global_: Limits = Field(Limits(), alias="global")
+    strategies: dict[str, Limits] = {}
+    instruments: dict[str, Limits] = {}
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Ptp(_Model):
+    profile: Literal["hft", "rts25"] = "hft"
+    domain: int = Field(0, ge=0, le=255)
+    interface: str | None = None
+    transport: Literal["UDPv4", "L2"] = "UDPv4"
+    timestamping: Literal["hardware", "software"] = "hardware"
+    sync_interval: int = Field(-4, ge=-7, le=4)       # log2 seconds
+    announce_interval: int = Field(1, ge=-3, le=4)
+    max_offset: Seconds | None = None                 # overrides the profile's failure threshold
+    stop_trading_on_failure: bool = True
+
+
+class Failover(_Model):
+    role: Literal["primary", "standby", "none"] = "none"
+    peer: IPv4 | None = None
+    heartbeat: Seconds = 0.1
+    takeover_after: Seconds = 0.5
+
+    @model_validator(mode="after")
+    def _peer(self) -> Failover:
+        if self.role != "none" and self.peer is None:
+            raise ValueError(f"role {self.role} needs the peer's address (failover.peer)")
+        return self
+
+
+class Journal(_Model):
+    dir: pathlib.Path = pathlib.Path("/var/lib/tickwire/journal")
+    fsync: Literal["always", "batch", "none"] = "batch"
+    fsync_interval: Seconds = 0.01
+    pcap_rotate_mb: int = Field(256, ge=1)
+
+
+class AppConfig(_Model):
+    host: Host = Host()
+    feed: Feed
+    venue: Venue
+    instruments: list[Instrument] = Field(min_length=1)
+    strategies: list[Strategy] = []
+    risk: Risk = Risk()
+    ptp: Ptp = Ptp()
+    failover: Failover = Failover()
+    journal: Journal = Journal()
+
+    @model_validator(mode="after")
+    def _references(self) -> AppConfig:
+        problems: list[Problem] = []
+        seen: dict[Any, int] = {}
+        for i, ins in enumerate(self.instruments):
+            for key, what in ((ins.symbol, "symbol"), (ins.locate, "locate")):
+                if (what, key) in seen:
+                    problems.append(Problem(("instruments", i, what), None, key,
+                                            f"instruments[{seen[(what, key)]}] has this {what} too: each is unique"))
+                seen[(what, key)] = i
+        symbols = [i.symbol for i in self.instruments]
+        names: dict[str, int] = {}
+        for i, s in enumerate(self.strategies):
+            if s.instrument not in symbols:
+                problems.append(Problem(("strategies", i, "instrument"), None, s.instrument,
+                                        f"no such instrument{_did_you_mean(s.instrument, symbols)}; "
+                                        f"the instruments are {', '.join(symbols)}"))
+            if s.name in names:
+                problems.append(Problem(("strategies", i, "name"), None, s.name,
+                                        f"strategies[{names[s.name]}] has this name too: each is unique"))
+            names[s.name] = i
+        for key in self.risk.strategies:
+            if key not in names:
+                problems.append(Problem(("risk", "strategies", key), None, key,
+                                        f"no such strategy{_did_you_mean(key, list(names))}; "
+                                        f"the strategies are {', '.join(names) or 'none'}"))
+        for key in self.risk.instruments:
+            if key not in symbols:
+                problems.append(Problem(("risk", "instruments", key), None, key,
+                                        f"no such instrument{_did_you_mean(key, symbols)}; "
+                                        f"the instruments are {', '.join(symbols)}"))
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    # ---- what the C tables get ----------------------------------------------------------------
+
+    def instrument(self, symbol: str) -> Instrument:
+        return next(i for i in self.instruments if i.symbol == symbol)
+
+    def strategy(self, name: str | None = None) -> MarketMaker | Taker:
+        if not self.strategies:
+            raise ConfigError([Problem(("strategies",), None, [], "no strategy: add one (see examples/)")])
+        if name is None:
+            return self.strategies[0]
+        for s in self.strategies:
+            if s.name == name:
+                return s
+        raise ConfigError([Problem(("strategies",), None, name, "no strategy of that name; the strategies are "
+                                   + ", ".join(s.name for s in self.strategies))])
+
+    def effective_limits(self, name: str | None = None) -> dict[str, tuple[Any, str]]:
+        """The limits one strategy trades under: for each field the strictest of the
+        global, the strategy's and its instrument's, and which level set it."""
+        s = self.strategy(name)
+        levels = [("global", self.risk.global_), (f"risk.strategies.{s.name}", self.risk.strategies.get(s.name)),
+                  (f"risk.instruments.{s.instrument}", self.risk.instruments.get(s.instrument))]
+        out: dict[str, tuple[Any, str]] = {}
+        for field in Limits.model_fields:
+            best: tuple[Any, str] | None = None
+            for where, lim in levels:
+                v = getattr(lim, field) if lim is not None else None
+                if v is None:
+                    continue
+                if best is None or _stricter(field, v, best[0]):
+                    best = (v, "risk.global" if where == "global" else where)
+            out[field] = best if best is not None else (_LIMIT_DEFAULTS[field], "default (allows nothing)")
+        return out
+
+    def limits(self, name: str | None = None) -> Any:
+        """The risk table (dpdk.risk.Limits) for one strategy's worker."""
+        from dpdk.risk import Limits as CLimits
+
+        eff = {k: v for k, (v, _) in self.effective_limits(name).items()}
+        eff["max_order_notional"] = int(Decimal(eff["max_order_notional"]) * PRICE_SCALE)
+        return CLimits(**eff)
+
+    def strategy_params(self, name: str | None = None) -> Any:
+        """The parameter table (dpdk.strategy.Params) for one strategy."""
+        from dpdk.strategy import Params
+
+        s = self.strategy(name)
+        ins = self.instrument(s.instrument)
+        common = {"kind": s.kind, "enabled": s.enabled, "locate": ins.locate, "tick": _price(ins.tick)}
+        p = s.params
+        if isinstance(p, MarketMakerParams):
+            return Params(**common, half_spread=_price(p.half_spread), quote_size=p.quote_size,
+                          skew=int(p.skew * PRICE_SCALE * 1000), min_move=_price(p.min_move),
+                          refresh_ns=_ns(p.refresh), max_position=p.max_position)
+        return Params(**common, imbalance_bps=p.imbalance_bps, levels=p.levels, take_size=p.take_size,
+                      cooldown_ns=_ns(p.cooldown))
+
+
+_LIMIT_DEFAULTS = {"state": "active", "max_order_qty": 0, "max_order_notional": Decimal(0), "max_position": 0,
+                   "max_gross": 0, "collar_bps": 0, "max_open_orders": 0, "order_rate": 0, "order_burst": 0,
+                   "message_rate": 0, "message_burst": 0}
+_STATE_ORDER = {"active": 0, "reduce_only": 1, "halted": 2}
+
+
+def _stricter(field: str, new: Any, old: Any) -> bool:
+    if field == "state":
+        return _STATE_ORDER[new] > _STATE_ORDER[old]
+    if field in ("order_rate", "message_rate", "collar_bps") and 0 in (new, old):
+        return old == 0 and new != 0  # 0 is "no limit" for these: any limit is stricter
+    return new < old
+
+
+def _price(d: Decimal) -> int:
+    return int(d * PRICE_SCALE)
+
+
+def _ns(s: float) -> int:
+    return int(round(s * 1e9))
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---- errors with their place in the file ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Problem:
+    path: tuple                 # YAML path, e.g. ("strategies", 0, "params", "half_spread")
+    line: int | None            # 1-based, filled in from the file
+    value: Any
+    message: str                # what is wrong and how to fix it
+
+    def where(self) -> str:
+        out = ""
+        for p in self.path:
+            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        return out or "(top)"
+
+    def text(self, file: str) -> str:
+        at = f"{file}:{self.line}" if self.line else file
+        value = "" if self.value is _MISSING else f" {self.value!r}"
+        where = f"{self.where()}{value}: " if self.path or value else ""
+        return f"{at}: {where}{self.message}"
+
+    def as_dict(self, file: str) -> dict[str, Any]:
+        return {"file": file, "line": self.line, "path": self.where() if self.path else None,
+                "value": None if self.value is _MISSING else _plain(self.value), "message": self.message}
+
+
+_MISSING = object()
+
+
+class _Problems(ValueError):
+    """Raised inside a validator to report several problems with their own paths."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+class ConfigError(ValueError):
+    """The file cannot be used; ``problems`` lists every one, each with its place."""
+
+    def __init__(self, problems: list[Problem], file: str = "config"):
+        self.problems, self.file = problems, file
+        head = f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:" if len(problems) > 1 else ""
+        body = [p.text(file) for p in problems]
+        super().__init__("\n".join(([head] if head else []) + [("  " if head else "") + b for b in body]))
+
+
+def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int], dups: list[Problem]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for k, v in node.value:
+            key = k.value
+            if isinstance(k, yaml.ScalarNode) and k.tag.endswith(":int"):
+                key = int(key)
+            if key in seen:
+                dups.append(Problem(path + (key,), k.start_mark.line + 1, _MISSING,
+                                    f"given twice (first on line {seen[key]}): keep one"))
+            seen[key] = k.start_mark.line + 1
+            out[path + (key,)] = k.start_mark.line + 1
+            _marks(v, path + (key,), out, dups)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _marks(v, path + (i,), out, dups)
+
+
+def _line(marks: dict[tuple, int], path: tuple) -> int | None:
+    for n in range(len(path), -1, -1):
+        if path[:n] in marks:
+            return marks[path[:n]]
+    return None
+
+
+def _problem(err: dict, data: Any) -> Problem:
+    loc = list(err["loc"])
+    # a tagged union puts the tag in the path (strategies.0.market_maker.params): not a YAML key
+    loc = [p for i, p in enumerate(loc) if not (p in STRATEGY_KINDS and i > 0 and isinstance(loc[i - 1], int))]
+    key_error = bool(loc) and loc[-1] == "[key]"
+    loc = [p for p in loc if p != "[key]"]
+    path = tuple("global" if p == "global_" else p for p in loc)
+    kind, msg = err["type"], err["msg"]
+    value: Any = err.get("input", _MISSING)
+    if isinstance(value, (dict, list)):
+        value = _MISSING  # a whole section: its place says enough
+    if kind == "missing":
+        value, msg = _MISSING, "missing: this setting is required"
+    elif kind == "extra_forbidden":
+        allowed = _allowed(path[:-1], data)
+        value = _MISSING
+        whose = ""
+        if len(path) >= 4 and path[0] == "strategies" and path[2] == "params":
+            whose = f" for a {_get(data, path[:2] + ('kind',))}"
+        msg = (f"no such setting{whose}{_did_you_mean(str(path[-1]), allowed)}; "
+               f"the settings here are {', '.join(allowed)}")
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        inp = err.get("input")
+        value = inp.get("kind", _MISSING) if isinstance(inp, dict) else _MISSING
+        path = path + ("kind",)
+        msg = f"the strategy's kind: give one of {', '.join(STRATEGY_KINDS)}"
+    elif kind in _PLAIN:
+        msg = _PLAIN[kind].format(**err.get("ctx", {}))
+    elif kind == "decimal_max_places":
+        msg = "at most 4 decimals: ITCH and OUCH carry prices to 1/10,000 of a dollar"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    elif kind in ("literal_error", "enum"):
+        msg = msg.replace("Input should be", "give one of")
+        if key_error:
+            msg = f"not a name this mapping takes: {msg}"
+    return Problem(path, None, value, msg)
+
+
+_PLAIN = {
+    "less_than_equal": "at most {le}",
+    "greater_than_equal": "at least {ge}",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "int_type": "a whole number",
+    "bool_parsing": "true or false",
+    "string_too_long": "at most {max_length} characters",
+    "string_too_short": "at least {min_length} character(s)",
+    "too_short": "at least {min_length} entry (none given)",
+    "decimal_parsing": "a number, e.g. 0.01",
+    "string_type": "text, e.g. in quotes",
+}
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for p in path:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _allowed(path: tuple, data: Any) -> list[str]:
+    """The settings the mapping at this YAML path may hold."""
+    model: Any = AppConfig
+    skip_key = False
+    for i, p in enumerate(path):
+        if skip_key or isinstance(p, int):
+            skip_key = False
+            if model is _STRATEGY:  # which kind of strategy: what its kind says
+                kind = _get(data, path[:i + 1] + ("kind",))
+                model = Taker if kind == "taker" else MarketMaker
+            continue
+        model, skip_key = _field_type(model, p)
+        if model is None:
+            return []
+    if not hasattr(model, "model_fields"):
+        return []
+    return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+_STRATEGY = object()
+
+
+def _field_type(model: Any, name: Any) -> tuple[Any, bool]:
+    """The model a field holds, and whether it is a mapping keyed by names (dict)."""
+    if not hasattr(model, "model_fields"):
+        return None, False
+    for n, f in model.model_fields.items():
+        if name not in (n, f.alias):
+            continue
+        if model is AppConfig and n == "strategies":
+            return _STRATEGY, False
+        ann = f.annotation
+        origin = getattr(ann, "__origin__", None)
+        if origin is dict:
+            return ann.__args__[1], True
+        if origin is list:
+            return ann.__args__[0], False
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            if hasattr(cand, "model_fields"):
+                return cand, False
+        return None, False
+    return None, False
+
+
+def load(path: str | pathlib.Path) -> AppConfig:
+    """Read and validate; ConfigError lists every problem with its line."""
+    p = pathlib.Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([Problem((), None, _MISSING, f"cannot read it: {exc.strerror}")], str(p)) from exc
+    return loads(text, str(p))
+
+
+def loads(text: str, file: str = "config") -> AppConfig:
+    return _parse(text, file)[0]
+
+
+def _parse(text: str, file: str) -> tuple[AppConfig, dict[tuple, int], Any]:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigError([Problem((), line, _MISSING, f"not valid YAML: {getattr(exc, 'problem', exc)}")],
+                          file) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem((), 1, _MISSING, "the file must be a mapping of sections "
+                                   "(host, feed, venue, instruments, strategies, risk, ...)")], file)
+    marks: dict[tuple, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        _marks(node, (), marks, problems)
+    try:
+        cfg = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            inner = err.get("ctx", {}).get("error")
+            if isinstance(inner, _Problems):
+                problems += inner.problems
+            else:
+                problems.append(_problem(err, data))
+        cfg = None
+    for pr in problems:
+        if pr.line is None:
+            pr.line = _line(marks, pr.path)
+    if problems:
+        problems.sort(key=lambda pr: (pr.line or 0, pr.where()))
+        raise ConfigError(problems, file)
+    assert cfg is not None
+    return cfg, marks, data
+
+
+# ---- explain: effective values and where each came from -------------------------------------------
+
+
+def explain(path: str | pathlib.Path) -> list[dict[str, Any]]:
+    """Every effective setting (defaults included) with its source: FILE:LINE, or default."""
+    p = pathlib.Path(path)
+    cfg, marks, _data = _parse(p.read_text(), str(p))
+    rows: list[dict[str, Any]] = []
+
+    def walk(value: Any, ypath: tuple) -> None:
+        if isinstance(value, BaseModel):
+            for name, field in type(value).model_fields.items():
+                walk(getattr(value, name), ypath + (field.alias or name,))
+            return
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(v, ypath + (k,))
+            return
+        if isinstance(value, list) and value:
+            for i, v in enumerate(value):
+                walk(v, ypath + (i,))
+            return
+        rows.append({"path": Problem(ypath, None, None, "").where(), "value": _plain(value),
+                     "source": f"{p}:{marks[ypath]}" if ypath in marks else "default"})
+
+    walk(cfg, ())
+    for s in cfg.strategies:
+        for field, (v, where) in cfg.effective_limits(s.name).items():
+            rows.append({"path": f"effective risk of {s.name}.{field}", "value": _plain(v), "source": where})
+    return rows
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, pathlib.Path):
+        return str(v)
+    if isinstance(v, SecretStr):
+        return "********"
+    return v

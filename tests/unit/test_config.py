@@ -1,0 +1,188 @@
+"""The appliance YAML (appliance/config.py): the shipped examples are valid; a table
+of bad files gives the exact messages, each with its line, value and fix, every
+problem at once; explain shows every effective value and where it came from; the
+strictest risk level wins; the password never shows."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from decimal import Decimal
+
+import pytest
+
+from appliance import cli, config
+
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
+MM = (EXAMPLES / "market_maker.yaml").read_text()
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(config.ConfigError) as err:
+        config.loads(text, "mm.yaml")
+    return [p.text("mm.yaml") for p in err.value.problems]
+
+
+@pytest.mark.parametrize("name", ["market_maker.yaml", "taker.yaml"])
+def test_the_shipped_examples_are_valid_and_become_the_c_tables(name):
+    cfg = config.load(EXAMPLES / name)
+    params, limits = cfg.strategy_params(), cfg.limits()
+    assert params.locate == 1 and params.tick == 100 and params.kind == cfg.strategies[0].kind
+    assert limits.max_order_notional == 100_000 * 10_000 and limits.state == "active"
+
+
+def test_prices_durations_and_shares_reach_c_in_its_units():
+    cfg = config.loads(MM)
+    p = cfg.strategy_params()
+    assert (p.half_spread, p.skew, p.min_move, p.refresh_ns, p.quote_size) == (200, 1000, 100, 5_000_000, 100)
+    taker = config.load(EXAMPLES / "taker.yaml").strategy_params()
+    assert (taker.imbalance_bps, taker.levels, taker.take_size, taker.cooldown_ns) == (6000, 3, 100, 20_000_000)
+    for text, seconds in (("5ms", 0.005), ("1.5s", 1.5), ("200us", 0.0002), ("250ns", 2.5e-7), (2, 2.0),
+                          ("1m", 60.0)):
+        assert config._duration(text) == pytest.approx(seconds)
+
+
+BAD = [
+    ("a misspelt setting, with the closest name",
+     MM.replace("half_spread: 0.02", "half_sprad: 0.02"),
+     ["mm.yaml:48: strategies[0].params.half_sprad: no such setting for a market_maker (did you mean "
+      "'half_spread'?); the settings here are half_spread, max_position, min_move, quote_size, refresh, skew"]),
+    ("a price finer than OUCH carries",
+     MM.replace("half_spread: 0.02", "half_spread: '0.00001'"),
+     ["mm.yaml:48: strategies[0].params.half_spread '0.00001': at most 4 decimals: ITCH and OUCH carry prices "
+      "to 1/10,000 of a dollar"]),
+    ("a strategy on an instrument not listed",
+     MM.replace("instrument: TAAA", "instrument: TAAX"),
+     ["mm.yaml:45: strategies[0].instrument 'TAAX': no such instrument (did you mean 'TAAB'?); the instruments "
+      "are TAAA, TAAB"]),
+    ("an unknown strategy kind",
+     MM.replace("kind: market_maker", "kind: maker"),
+     ["mm.yaml:44: strategies[0].kind 'maker': the strategy's kind: give one of market_maker, taker"]),
+    ("a unicast address as a feed group",
+     MM.replace("group: 239.198.1.1", "group: 198.18.1.1"),
+     ["mm.yaml:19: feed.lines.A.group '198.18.1.1': not a multicast group: feed groups are in 224.0.0.0/4"]),
+    ("a line that is neither A nor B",
+     MM.replace("    B: {interface", "    C: {interface"),
+     ["mm.yaml:20: feed.lines.C 'C': not a name this mapping takes: give one of 'A' or 'B'"]),
+    ("a duration without a unit that parses",
+     MM.replace("refresh: 5ms", "refresh: 5 parsecs"),
+     ["mm.yaml:52: strategies[0].params.refresh '5 parsecs': not a duration: give a number and a unit (ns, us, "
+      "ms, s, m), e.g. 5ms; a bare number is seconds"]),
+    ("no password source",
+     MM.replace("  password_env: TW_OUCH_PASSWORD", "  # password_env: TW_OUCH_PASSWORD"),
+     ["mm.yaml:27: venue: give exactly one of password_env (an environment variable's name) or password_file "
+      "(a file holding the password): it is never written in this file"]),
+    ("a key given twice",
+     MM.replace("      quote_size: 100\n", "      quote_size: 100\n      quote_size: 200\n"),
+     ["mm.yaml:50: strategies[0].params.quote_size: given twice (first on line 49): keep one"]),
+    ("risk limits for a strategy that does not exist",
+     MM.replace("mm-taaa: {max_position: 1000}", "mm-tab: {max_position: 1000}"),
+     ["mm.yaml:69: risk.strategies.mm-tab 'mm-tab': no such strategy (did you mean 'mm-taaa'?); the strategies "
+      "are mm-taaa"]),
+    ("a trading state that is not one",
+     MM.replace("state: active", "state: paused"),
+     ["mm.yaml:57: risk.global.state 'paused': give one of 'active', 'reduce_only' or 'halted'"]),
+    ("the worker and Python on one core",
+     MM.replace("{control: 0, worker: 1}", "{control: 1, worker: 1}"),
+     ["mm.yaml:9: host.lcores: control and worker are both CPU 1: the worker needs a core of its own"]),
+    ("a missing section",
+     MM.split("feed:")[0] + "venue:" + MM.split("venue:")[1],
+     ["mm.yaml:8: feed: missing: this setting is required"]),
+    ("broken YAML",
+     MM.replace("  numa_node: 0", "  numa_node: [0"),
+     ["mm.yaml:11: not valid YAML: expected ',' or ']', but got ':'"]),
+    ("two instruments with one symbol",
+     MM.replace("{symbol: TAAB, locate: 2", "{symbol: TAAA, locate: 2"),
+     ["mm.yaml:40: instruments[1].symbol 'TAAA': instruments[0] has this symbol too: each is unique"]),
+    ("no instruments, a name too long",
+     MM.replace("  - {symbol: TAAA, locate: 1, tick: 0.01}\n  - {symbol: TAAB, locate: 2, tick: 0.01}\n", "  []\n")
+     .replace("account: TWAPP1", "account: TWAPP1234"),
+     ["mm.yaml:30: venue.account 'TWAPP1234': at most 6 characters",
+      "mm.yaml:38: instruments: at least 1 entry (none given)"]),
+    ("not a mapping at all", "- a\n- b\n",
+     ["mm.yaml:1: the file must be a mapping of sections (host, feed, venue, instruments, strategies, risk, ...)"]),
+    ("several problems at once, in file order",
+     MM.replace("max_gross: 5000", "max_gros: 5000").replace("port: 15000", "port: 150000"),
+     ["mm.yaml:29: venue.port 150000: at most 65535",
+      "mm.yaml:61: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
+      "collar_bps, max_gross, max_open_orders, max_order_notional, max_order_qty, max_position, message_burst, "
+      "message_rate, order_burst, order_rate, state"]),
+]
+
+
+@pytest.mark.parametrize("what,text,expected", BAD, ids=[b[0] for b in BAD])
+def test_a_bad_file_is_refused_with_every_problem_its_line_value_and_fix(what, text, expected):
+    assert problems(text) == expected
+
+
+def test_a_taker_given_market_maker_settings_hears_which_settings_a_taker_has():
+    got = problems(MM.replace("kind: market_maker", "kind: taker"))
+    assert len(got) == 6
+    assert got[0] == ("mm.yaml:48: strategies[0].params.half_spread: no such setting for a taker; the settings "
+                      "here are cooldown, imbalance_bps, levels, take_size")
+    assert "(did you mean 'take_size'?)" in got[1]
+
+
+def test_the_strictest_risk_level_wins_and_says_which_it_was():
+    eff = config.loads(MM).effective_limits()
+    assert eff["max_order_qty"] == (300, "risk.instruments.TAAA")
+    assert eff["max_position"] == (1000, "risk.strategies.mm-taaa")
+    assert eff["max_gross"] == (5000, "risk.global")
+    halted = config.loads(MM.replace("TAAA: {max_order_qty: 300}", "TAAA: {state: halted}"))
+    assert halted.effective_limits()["state"] == ("halted", "risk.instruments.TAAA")
+    unlimited = config.loads(MM.replace("order_rate: 200 ", "order_rate: 0 ").replace(
+        "mm-taaa: {max_position: 1000}", "mm-taaa: {order_rate: 50}"))
+    assert unlimited.effective_limits()["order_rate"] == (50, "risk.strategies.mm-taaa")  # 0 is "no limit"
+    bare = config.loads(MM[:MM.index("risk:")])
+    assert bare.effective_limits()["max_order_qty"] == (0, "default (allows nothing)")
+
+
+def test_explain_gives_every_effective_value_and_its_source():
+    rows = {r["path"]: r for r in config.explain(EXAMPLES / "market_maker.yaml")}
+    src = str(EXAMPLES / "market_maker.yaml")
+    assert rows["strategies[0].params.half_spread"] == {"path": "strategies[0].params.half_spread", "value": "0.02",
+                                                         "source": f"{src}:48"}
+    assert rows["venue.port"]["source"] == f"{src}:29"
+    assert rows["feed.lines.B.queue"] == {"path": "feed.lines.B.queue", "value": 0, "source": f"{src}:20"}
+    assert rows["ptp.max_offset"] == {"path": "ptp.max_offset", "value": None, "source": "default"}
+    assert rows["effective risk of mm-taaa.max_order_qty"] == {
+        "path": "effective risk of mm-taaa.max_order_qty", "value": 300, "source": "risk.instruments.TAAA"}
+
+
+def test_the_password_comes_from_its_file_or_variable_and_never_shows(tmp_path, monkeypatch, capsys):
+    secret = tmp_path / "ouch.secret"
+    secret.write_text("hunter2-very-secret\n")
+    text = MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {secret}")
+    path = tmp_path / "a.yaml"
+    path.write_text(text)
+    cfg = config.load(path)
+    assert cfg.venue.password().get_secret_value() == "hunter2-very-secret"
+    assert "hunter2" not in repr(cfg.venue.password()) and "hunter2" not in json.dumps(config.explain(path))
+    assert cli.main(["config", "explain", str(path), "--json"]) == 0
+    assert cli.main(["config", "check", str(path)]) == 0
+    assert "hunter2" not in capsys.readouterr().out
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "from-the-env")
+    assert config.loads(MM).venue.password().get_secret_value() == "from-the-env"
+    missing = config.loads(MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {tmp_path / 'none'}"))
+    with pytest.raises(config.ConfigError, match=r"venue.password_file '.*none': cannot read it \(No such file"):
+        missing.venue.password()
+
+
+def test_config_check_exits_1_with_the_problems_as_json(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MM.replace("half_spread: 0.02", "half_sprad: 0.02"))
+    assert cli.main(["config", "check", str(bad), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False and out["problems"] == [{
+        "file": str(bad), "line": 48, "path": "strategies[0].params.half_sprad", "value": None,
+        "message": "no such setting for a market_maker (did you mean 'half_spread'?); the settings here are "
+                   "half_spread, max_position, min_move, quote_size, refresh, skew"}]
+    assert cli.main(["config", "explain", str(bad)]) == 2  # nothing to explain: says so
+    assert "tickwire config check" in capsys.readouterr().err
+
+
+def test_models_are_frozen():
+    cfg = config.loads(MM)
+    with pytest.raises(Exception, match="frozen"):
+        cfg.venue.port = 1  # type: ignore[misc]
+    assert cfg.instruments[0].tick == Decimal("0.01")
