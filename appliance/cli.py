@@ -638,6 +638,73 @@ def event_text(e: dict[str, Any]) -> str:
     return f"{e['event'].replace('_', ' ')}{who}: {e.get('code', '')}"
 
 
+# ---- journal -----------------------------------------------------------------------------
+
+JOURNAL_DIR = arg("--dir", default="/var/lib/tickwire/journal", metavar="DIR",
+                  help="the journal's folder (default /var/lib/tickwire/journal)")
+
+
+def _journal(fn, *a):
+    from appliance.journal import JournalError
+
+    try:
+        return fn(*a)
+    except JournalError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_journal_verify(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import journal
+
+    if not journal.segments(args.dir):
+        raise UsageError(f"{args.dir}: no journal here (no journal-*.twj)")
+    scan = journal.verify(args.dir)
+    return (1 if scan.corrupt else 0), {"dir": args.dir, **scan.as_dict()}
+
+
+def render_journal_verify(r: Report) -> None:
+    console.print(f"{r['dir']}: {r['records']:,} records, sequence {r['first_seq']} to {r['last_seq']}, "
+                  f"{len(r['segments'])} segment(s)")
+    if r["torn_tail"]:
+        t = r["torn_tail"]
+        console.print(f"[yellow]torn tail[/]: {t['bytes']:,} bytes at {t['file']}:{t['offset']} ({t['why']}); "
+                      "the next writer cuts it off")
+    for c in r["corrupt"]:
+        console.print(f"[red]corrupt[/]: {c['why']} in {c['file']} at byte {c['offset']}")
+
+
+def cmd_journal_export(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import journal
+
+    if not journal.segments(args.dir):
+        raise UsageError(f"{args.dir}: no journal here (no journal-*.twj)")
+    return 0, {"dir": args.dir, "parquet": args.parquet, "counts": _journal(journal.export_parquet, args.dir,
+                                                                             args.parquet)}
+
+
+def cmd_journal_query(args: argparse.Namespace) -> tuple[int, Report]:
+    import tempfile
+
+    from appliance import journal
+
+    if args.parquet:
+        return 0, _journal(journal.query, args.parquet, args.sql)
+    if not journal.segments(args.dir):
+        raise UsageError(f"{args.dir}: no journal here; give --dir, or --parquet with exported files")
+    with tempfile.TemporaryDirectory(prefix="tw-journal-") as tmp:
+        _journal(journal.export_parquet, args.dir, tmp)
+        return 0, _journal(journal.query, tmp, args.sql)
+
+
+def render_journal_query(r: Report) -> None:
+    t = Table()
+    for c in r["columns"]:
+        t.add_column(c)
+    for row in r["rows"]:
+        t.add_row(*(str(v) for v in row))
+    console.print(t)
+
+
 # ---- config ------------------------------------------------------------------------------
 
 CONFIG_FILE = arg("file", metavar="FILE", help="the appliance YAML (see examples/market_maker.yaml)")
@@ -959,6 +1026,10 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--config", metavar="FILE.yaml", help="the appliance YAML: feed lines, host, venue and the "
                     "strategy to trade, instead of the options below (see examples/market_maker.yaml)"),
                 arg("--strategy", metavar="NAME", help="with --config: the strategy to run (default: the first)"),
+                arg("--journal", metavar="DIR", help="keep every event, order, answer and kill in this journal "
+                    "(with --config: the config's journal.dir unless given)"),
+                arg("--journal-fsync", choices=("always", "batch", "none"), default="batch",
+                    help="without --config: fsync every record, every 10 ms (default), or never"),
                 arg("--prefix", help="take interfaces, groups and the retransmission server from this lab "
                     "(e.g. tw)"),
                 arg("--role", default="app", choices=("app", "standby"), help="the lab host (default app)"),
@@ -1036,6 +1107,20 @@ COMMANDS: tuple[Command, ...] = (
     Command(("config", "explain"), "every effective setting of an appliance YAML, defaults included, and where "
             "each came from (its line, or the default); then each strategy's effective risk limits and the level "
             "that set each", cmd_config_explain, (CONFIG_FILE,), render_config_explain),
+    Command(("journal",), "the journal: every order, ack, fill, risk event, operator action and config change",
+            None),
+    Command(("journal", "verify"), "read the whole journal: records, sequence numbers, a torn tail (reported, "
+            "not an error), corruption (exit 1)", cmd_journal_verify, (JOURNAL_DIR,), render_journal_verify),
+    Command(("journal", "export"), "write the journal as Parquet: one file per kind (order, ack, fill, ...) with "
+            "the record's fields as columns, and records.parquet", cmd_journal_export, (
+                JOURNAL_DIR, arg("--parquet", metavar="DIR", required=True, help="where the Parquet files go")),
+            lambda r: console.print(f"{r['parquet']}: " + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items()))),
+    Command(("journal", "query"), "SQL (DuckDB) over the exported Parquet files, each a table named after its "
+            "file: records, order, ack, fill, cancel, reject, risk, operator, config, event", cmd_journal_query, (
+                arg("sql", metavar="SQL", help='e.g. "select kind, count(*) from records group by kind"'),
+                arg("--parquet", metavar="DIR", help="exported files (default: export --dir to a temporary "
+                    "folder first)"),
+                JOURNAL_DIR), render_journal_query),
     Command(("nic",), "NIC queues: channels, rings, coalescing, offloads, timestamping, NUMA and IRQs", None),
     Command(("nic", "show"), "what the device has: channels, rings, coalescing, offloads, timestamping and its PTP "
             "clock, NUMA node, each queue's IRQ and CPU affinity (unsupported parts say so)",

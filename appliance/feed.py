@@ -11,6 +11,8 @@ Python drains the worker's events and writes its status; packets stay in C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -250,7 +252,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 say(f"warning: {w.message}")
             report["eal"] = argv[1:]
             worker = W.Worker(cfg, name)
+            journal = None
             try:
+                journal = _open_journal(args, report, trading, say)
                 W.write_status(name, {"pid": os.getpid(), "name": name, "mode": report["mode"],
                                       "netns": feed.netns, "ifaces": feed.ifaces, "pcap": pcap,
                                       "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
@@ -264,7 +268,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                      for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; recording to {record}" if record else ""))
-                report["events"] = _watch(worker, args, stop, events_path, on_event)
+                report["events"] = _watch(worker, args, stop, events_path, on_event, journal)
                 report["stopped_by"] = stop.reason
             finally:
                 worker.stop()
@@ -276,12 +280,43 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 if trading is not None:
                     report["trading"] = trading.report()
                 worker.close()
+                if journal is not None:
+                    journal.close()
+                    report["journal"].update(last_seq=journal.seq, durable_seq=journal.durable_seq)
         finally:
             if undo:
                 undo()
     if args.books_out:
         pathlib.Path(args.books_out).write_text(json.dumps(report["books"], indent=1))
     return report
+
+
+def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable[[str], None]) -> Any:
+    """The journal the run writes (--journal DIR, or the config's), with a first record
+    saying what started; None without one."""
+    directory = getattr(args, "journal", None)
+    if not directory:
+        return None
+    from appliance.journal import Journal, JournalError
+
+    try:
+        j = Journal(directory, fsync=getattr(args, "journal_fsync", "batch"),
+                    interval=getattr(args, "journal_interval", 0.01))
+    except (JournalError, OSError) as exc:
+        raise FeedError(f"--journal {directory}: {exc}") from exc
+    rec = j.recovery
+    start: dict[str, Any] = {"action": "start", "name": args.name, "pid": os.getpid(), "input": report["input"],
+                             "config": getattr(args, "config", None), "config_sha256": getattr(args, "config_sha256",
+                                                                                                None)}
+    if trading is not None:
+        start["strategy"] = dataclasses.asdict(trading.params)
+        start["limits"] = dataclasses.asdict(trading.limits)
+    j.append("config", start)
+    report["journal"] = {"dir": str(directory), "fsync": j.fsync, "first_seq": j.seq,
+                         "torn_tail": rec.torn_tail}
+    say(f"journal {directory}: records from {j.seq}" + (f"; cut a torn tail of {rec.torn_tail['bytes']} bytes"
+                                                         if rec.torn_tail else ""))
+    return j
 
 
 CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pcap")
@@ -312,6 +347,10 @@ def apply_config(args: Any) -> Any:
     args.lcores, args.hugepages = f"{h.lcores.control},{h.lcores.worker}", h.hugepages
     if h.cpu_latency_us is not None and getattr(args, "cpu_latency_us", None) is None:
         args.cpu_latency_us = h.cpu_latency_us
+    if not getattr(args, "journal", None):
+        args.journal = str(cfg.journal.dir)
+    args.journal_fsync, args.journal_interval = cfg.journal.fsync, cfg.journal.fsync_interval
+    args.config_sha256 = hashlib.sha256(pathlib.Path(args.config).read_bytes()).hexdigest()
     oe = OrderEntry(address=v.address, port=v.port, username=v.account, password=password.get_secret_value(),
                     session=v.session, user_ref_base=v.user_ref_base, heartbeat_s=v.heartbeat, timeout_s=v.timeout,
                     reconnect_s=v.reconnect)
@@ -319,19 +358,33 @@ def apply_config(args: Any) -> Any:
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
-           on_event: Callable[[dict[str, Any]], None] | None) -> dict[str, int]:
-    """Drain events until it is time to stop; returns counts per event kind."""
+           on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None) -> dict[str, int]:
+    """Drain events until it is time to stop (into the events file, the journal when
+    there is one, and on_event); returns counts per event kind."""
+    from appliance.journal import kind_of
+
     counts: dict[str, int] = {}
     deadline = time.monotonic() + args.duration if args.duration else None
     ended_at: float | None = None
+    killed = 0
+
+    def take(ev: dict[str, Any], tell: bool = True) -> None:
+        counts[ev["event"]] = counts.get(ev["event"], 0) + 1
+        log.write(json.dumps(ev) + "\n")
+        if journal is not None:
+            journal.append(kind_of(ev), ev)
+        if on_event and tell:
+            on_event(ev)
+
     with open(events_path, "w") as log:
         while True:
             for ev in worker.events():
-                counts[ev["event"]] = counts.get(ev["event"], 0) + 1
-                log.write(json.dumps(ev) + "\n")
-                if on_event:
-                    on_event(ev)
+                take(ev)
             log.flush()
+            if journal is not None and worker.shared.ptr.killed != killed:  # the kill switch, as the loop acted
+                killed = worker.shared.ptr.killed
+                journal.append("operator", {"action": "kill" if killed else "release", "by": "tickwire feed kill",
+                                            "acted_ns": worker.shared.ptr.killed_ns})
             if stop.reason:
                 break
             if deadline and time.monotonic() >= deadline:
@@ -349,8 +402,7 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
                         break
             time.sleep(0.05)
         for ev in worker.events():  # what came while stopping
-            counts[ev["event"]] = counts.get(ev["event"], 0) + 1
-            log.write(json.dumps(ev) + "\n")
+            take(ev, tell=False)
     return counts
 
 

@@ -444,6 +444,21 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     assert len(entered) == st["orders_sent"] and {m["quantity"] for m in entered} == {100}
     assert {m["symbol"].strip() for m in entered} == {"TAAA"}
     assert tr["position"] == report["order_entry"]["accounts"]["TWAPP1"]["position"].get("TAAA", 0)
+    # the journal kept the start, every order and every answer: as the exchange saw them
+    from appliance import journal
+
+    scan = journal.verify(tmp_path / "journal")
+    assert scan.corrupt == [] and scan.torn_tail is None and scan.last_seq == rep["journal"]["last_seq"]
+    assert rep["journal"]["durable_seq"] == scan.last_seq
+    records = list(journal.read(tmp_path / "journal"))
+    assert records[0].kind == "config" and records[0].data["limits"]["max_order_qty"] == 100
+    assert records[0].data["config_sha256"] and records[0].data["strategy"]["kind"] == "market_maker"
+    counts = journal.export_parquet(tmp_path / "journal", tmp_path / "pq")
+    assert counts["order"] == st["orders_sent"]
+    (filled,) = journal.query(tmp_path / "pq", "select coalesce(sum(qty), 0) from fill")["rows"][0]
+    assert filled == st["executed"] == sum(m["quantity"] for m in log if m.get("name") == "order_executed")
+    refs = journal.query(tmp_path / "pq", 'select user_ref from "order" order by journal_seq')["rows"]
+    assert [r[0] for r in refs] == [m["user_ref_num"] for m in entered]
 
 
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):
