@@ -617,7 +617,8 @@ EVENT_TEXT = {
                              f"{e['denial']}",
     "order": lambda e: order_text(e),
 }
-OUCH_ANSWERS = {"A": "accepted", "E": "executed", "C": "canceled", "J": "rejected", "U": "replaced"}
+OUCH_ANSWERS = {"A": "accepted", "E": "executed", "C": "canceled", "J": "rejected", "U": "replaced",
+                "X": "cancel sent"}
 
 
 def order_text(e: dict[str, Any]) -> str:
@@ -696,6 +697,36 @@ def cmd_journal_query(args: argparse.Namespace) -> tuple[int, Report]:
         return 0, _journal(journal.query, tmp, args.sql)
 
 
+def cmd_journal_orders(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import journal
+    from appliance.oms import Oms
+
+    if not journal.segments(args.dir):
+        raise UsageError(f"{args.dir}: no journal here (no journal-*.twj)")
+    oms = Oms.from_journal(args.dir)
+    listed = oms.orders.values() if args.all else oms.open_orders()
+    return (1 if oms.anomalies else 0), {"dir": args.dir, **oms.summary(),
+                                         "listed": [o.as_dict() for o in listed]}
+
+
+def render_journal_orders(r: Report) -> None:
+    console.print(f"{r['dir']}: {r['orders']:,} orders, {r['open']:,} open; "
+                  + ", ".join(f"{k} {v:,}" for k, v in sorted(r["by_state"].items())))
+    for sym, p in r["pnl"].items():
+        console.print(f"  {sym}: position {p['position']:,} (bought {p['bought']:,}, sold {p['sold']:,}), "
+                      f"realized P&L {p['realized']:,.2f}")
+    if r["listed"]:
+        t = Table()
+        for c in ("user_ref", "symbol", "side", "qty", "price", "state", "filled", "avg_price"):
+            t.add_column(c)
+        for o in r["listed"]:
+            t.add_row(str(o["user_ref"]), o["symbol"], o["side"], f"{o['qty']:,}", f"{o['price'] / 10000:.4f}",
+                      o["state"], f"{o['filled']:,}", str(o["avg_price"] or ""))
+        console.print(t)
+    for a in r["anomalies"]:
+        console.print(f"[red]{a['why']}[/] (order {a['user_ref']}, {a['event']}, journal record {a['where']})")
+
+
 def render_journal_query(r: Report) -> None:
     t = Table()
     for c in r["columns"]:
@@ -703,6 +734,24 @@ def render_journal_query(r: Report) -> None:
     for row in r["rows"]:
         t.add_row(*(str(v) for v in row))
     console.print(t)
+
+
+def cmd_reload(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    need_root("tickwire reload")
+    r = _feed(feed.reload, args.name, args.timeout)
+    return (0 if r["ok"] else 1), r
+
+
+def render_reload(r: Report) -> None:
+    if r["ok"]:
+        changes = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in r["changed"].items()) or "nothing changed"
+        console.print(f"worker {r['name']} reloaded {r['file']}: {changes}")
+    else:
+        console.print(f"worker {r['name']} [red]refused[/] the reload of {r['file']}; nothing changed:")
+        for p in r["problems"]:
+            console.print(f"  {p}", markup=False, highlight=False)
 
 
 # ---- config ------------------------------------------------------------------------------
@@ -1101,6 +1150,12 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--retrans-port", type=int, default=26401, metavar="PORT",
                     help="source port of retransmission answers in the capture (default 26401)"),
             ), render_book),
+    Command(("reload",), "reload a running worker's strategy parameters and risk limits from its config (as "
+            "SIGHUP does): validated first, swapped whole into its tables, journaled; an invalid file or a changed "
+            "structure changes nothing and says why (exit 1)", cmd_reload, (
+                arg("--name", default="tw", help="the worker's name (default tw)"),
+                arg("--timeout", type=float, default=5.0, metavar="SECONDS", help="how long to wait for its answer"),
+            ), render_reload, root=True),
     Command(("config",), "the appliance YAML: check it, explain its effective values", None),
     Command(("config", "check"), "validate an appliance YAML: every problem at once, each with its line, the "
             "value and the fix (exit 0 valid, 1 not)", cmd_config_check, (CONFIG_FILE,), render_config_check),
@@ -1115,6 +1170,11 @@ COMMANDS: tuple[Command, ...] = (
             "the record's fields as columns, and records.parquet", cmd_journal_export, (
                 JOURNAL_DIR, arg("--parquet", metavar="DIR", required=True, help="where the Parquet files go")),
             lambda r: console.print(f"{r['parquet']}: " + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items()))),
+    Command(("journal", "orders"), "every order rebuilt from the journal through the OMS's transition table: "
+            "counts by state, the open ones, positions and realized P&L, and any illegal step or unknown order "
+            "(exit 1 when there is one)", cmd_journal_orders, (
+                JOURNAL_DIR, arg("--all", action="store_true", help="list every order, not only the open ones")),
+            render_journal_orders),
     Command(("journal", "query"), "SQL (DuckDB) over the exported Parquet files, each a table named after its "
             "file: records, order, ack, fill, cancel, reject, risk, operator, config, event", cmd_journal_query, (
                 arg("sql", metavar="SQL", help='e.g. "select kind, count(*) from records group by kind"'),

@@ -255,20 +255,23 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             journal = None
             try:
                 journal = _open_journal(args, report, trading, say)
-                W.write_status(name, {"pid": os.getpid(), "name": name, "mode": report["mode"],
+                status = {"pid": os.getpid(), "name": name, "mode": report["mode"],
                                       "netns": feed.netns, "ifaces": feed.ifaces, "pcap": pcap,
                                       "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
                                       "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
                                       "ports": [p.name for p in ports], "started": time.time(),
-                                      "trading": trading is not None,
-                                      "stats": str(worker.stats_path), "events": str(events_path)})
+                                      "trading": trading is not None, "config": getattr(args, "config", None),
+                                      "stats": str(worker.stats_path), "events": str(events_path)}
+                W.write_status(name, status)
+                reloads = Reloader(args, trading, journal, status, say) if getattr(args, "config", None) else None
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
                     [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
                      for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; recording to {record}" if record else ""))
-                report["events"] = _watch(worker, args, stop, events_path, on_event, journal)
+                report["events"] = _watch(worker, args, stop, events_path, on_event, journal,
+                                          reloads.tick if reloads else None)
                 report["stopped_by"] = stop.reason
             finally:
                 worker.stop()
@@ -319,6 +322,112 @@ def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable
     return j
 
 
+class Reloader:
+    """Hot reload of a running worker's strategy parameters and risk limits (not its
+    structure) from its config, on SIGHUP (``tickwire reload``): validated first,
+    published whole into the worker's tables (each swap is atomic: the worker takes a
+    table at its next decision or check, never half of one), journaled, and the
+    outcome written into the worker's status file. An invalid file, or one whose
+    structure changed, changes nothing and says why."""
+
+    # what a reload may change; everything else needs a restart
+    RELOADABLE = ("strategies", "risk")
+
+    def __init__(self, args: Any, trading: Any, journal: Any, status: dict[str, Any],
+                 say: Callable[[str], None]):
+        from appliance import config
+
+        self.args, self.trading, self.journal, self.status, self.say = args, trading, journal, status, say
+        self.strategy_name = config.load(args.config).strategy(getattr(args, "strategy", None)).name
+        self.current = config.load(args.config)
+        self.requested = 0
+        self.count = 0
+        signal.signal(signal.SIGHUP, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested += 1
+
+    def tick(self) -> None:
+        if self.requested:
+            self.requested = 0
+            self.reload()
+
+    def reload(self) -> dict[str, Any]:
+        from appliance import config
+        from dpdk.worker import write_status
+
+        self.count += 1
+        out: dict[str, Any] = {"n": self.count, "at": time.time(), "file": self.args.config}
+        try:
+            new = config.load(self.args.config)
+            why = self._structure_changed(self.current, new)
+            if why:
+                raise config.ConfigError([config.Problem((), None, config._MISSING,
+                                                         f"{why} changed: that needs a restart; nothing was changed")],
+                                         self.args.config)
+            params, limits = new.strategy_params(self.strategy_name), new.limits(self.strategy_name)
+            old_params, old_limits = self.trading.params, self.trading.limits
+            changed = {f"strategy.{k}": [getattr(old_params, k), v] for k, v in dataclasses.asdict(params).items()
+                       if getattr(old_params, k) != v}
+            changed.update({f"risk.{k}": [getattr(old_limits, k), v] for k, v in dataclasses.asdict(limits).items()
+                            if getattr(old_limits, k) != v})
+            self.trading.strategy.set_params(params)
+            self.trading.risk.set_limits(limits)
+            self.trading.params, self.trading.limits, self.current = params, limits, new
+            out.update(ok=True, changed=changed)
+            self.say(f"reloaded {self.args.config}: " + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+                                                         or "nothing changed"))
+        except config.ConfigError as exc:
+            out.update(ok=False, problems=[p.text(exc.file) for p in exc.problems])
+            self.say(f"reload of {self.args.config} refused: {exc}")
+        out["sha256"] = hashlib.sha256(pathlib.Path(self.args.config).read_bytes()).hexdigest() \
+            if pathlib.Path(self.args.config).exists() else None
+        if self.journal is not None:
+            self.journal.append("config", {"action": "reload", **out})
+        self.status["last_reload"] = out
+        write_status(self.args.name, self.status)
+        return out
+
+    @staticmethod
+    def _structure_changed(old: Any, new: Any) -> str | None:
+        for section in ("host", "feed", "venue", "instruments", "ptp", "failover", "journal"):
+            if getattr(old, section) != getattr(new, section):
+                return section
+        shape = [(s.name, s.kind, s.instrument) for s in old.strategies]
+        if shape != [(s.name, s.kind, s.instrument) for s in new.strategies]:
+            return "the strategies' names, kinds or instruments"
+        return None
+
+
+def reload(name: str, timeout: float = 5.0) -> dict[str, Any]:
+    """``tickwire reload``: SIGHUP to the named worker, then its verdict."""
+    from dpdk import worker as W
+
+    path = W.STATE_DIR / f"{name}.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FeedError(f"no feed worker named {name} is known ({path}): start one with "
+                        "tickwire feed run --config FILE") from exc
+    if not info.get("config"):
+        raise FeedError(f"worker {name} was not started with --config: there is nothing to reload from")
+    if not _alive(info["pid"]):
+        raise FeedError(f"worker {name} (pid {info['pid']}) is not running")
+    before = (info.get("last_reload") or {}).get("n", 0)
+    os.kill(info["pid"], signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        last = info.get("last_reload") or {}
+        if last.get("n", 0) > before:
+            return {"name": name, "pid": info["pid"], **last}
+    raise FeedError(f"worker {name} did not answer the reload within {timeout:g} s")
+
+
 CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pcap")
 
 
@@ -358,7 +467,8 @@ def apply_config(args: Any) -> Any:
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
-           on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None) -> dict[str, int]:
+           on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None,
+           tick: Callable[[], None] | None = None) -> dict[str, int]:
     """Drain events until it is time to stop (into the events file, the journal when
     there is one, and on_event); returns counts per event kind."""
     from appliance.journal import kind_of
@@ -381,6 +491,8 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
             for ev in worker.events():
                 take(ev)
             log.flush()
+            if tick is not None:
+                tick()
             if journal is not None and worker.shared.ptr.killed != killed:  # the kill switch, as the loop acted
                 killed = worker.shared.ptr.killed
                 journal.append("operator", {"action": "kill" if killed else "release", "by": "tickwire feed kill",

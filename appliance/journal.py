@@ -45,7 +45,9 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-KINDS = ("order", "ack", "fill", "cancel", "reject", "risk", "operator", "config", "event", "note", "not_sent")
+# the on-disk kind is the index here + 1: new kinds go at the end
+KINDS = ("order", "ack", "fill", "cancel", "reject", "risk", "operator", "config", "event", "note", "not_sent",
+         "cancel_sent")
 _KIND_ID = {k: i + 1 for i, k in enumerate(KINDS)}
 FILE_MAGIC = b"TWJ1"
 FILE_HEADER = struct.Struct("<4sIQ")          # magic, version, first seq
@@ -295,7 +297,8 @@ class Journal:
 
 # ---- the worker's events as journal records --------------------------------------------------------
 
-_ORDER_KINDS = {"O": "order", "A": "ack", "E": "fill", "C": "cancel", "J": "reject", "N": "not_sent"}
+_ORDER_KINDS = {"O": "order", "A": "ack", "E": "fill", "C": "cancel", "J": "reject", "N": "not_sent",
+                "X": "cancel_sent"}
 
 
 def kind_of(event: dict[str, Any]) -> str:

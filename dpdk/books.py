@@ -43,6 +43,10 @@ def event_dict(ev: Any) -> dict[str, Any]:
         out.update(next_seq=ev.a)
     elif kind == "order":  # code: O sent, N not sent (the link broke), or the exchange's OUCH type (A E C J ...)
         out.update(type=chr(ev.code), user_ref=ev.a, qty=ev.b)
+        if ev.side:
+            out["side"] = chr(ev.side)
+        if ev.price:
+            out["price"] = ev.price
         if ev.locate:
             out.update(locate=ev.locate, symbol=_text(ev.symbol))
         if ev.seq:  # a packet triggered it: which, and where the time went from its arrival to the send

@@ -31,10 +31,10 @@ enum tw_event_type {
     TW_EV_MWCB = 9,           /* code: market-wide circuit breaker level breached (1 2 3) */
     TW_EV_RETRANS_REQUEST = 10, /* a: first sequence number asked for, b: count */
     TW_EV_RISK_DENIED = 11,   /* locate, code: enum tw_risk_denial, a: user_ref, b: qty */
-    TW_EV_ORDER = 12,         /* one of our orders: code 'O' sent (locate, symbol, and for an order a
-                                 packet triggered: ts_ns its arrival stamp, line, seq, stage_ns), 'N' not
-                                 sent (a broken link took it from the buffer), or the exchange's OUCH
-                                 type (A E C J ...); a user_ref, b qty */
+    TW_EV_ORDER = 12,         /* one of our orders: code 'O' sent (locate, symbol, side, price, and for an
+                                 order a packet triggered: ts_ns its arrival stamp, line, seq, stage_ns),
+                                 'X' cancel sent, 'N' not sent (a broken link took it from the buffer), or
+                                 the exchange's OUCH type (A E C J ...); a user_ref, b qty */
     TW_EV_NTYPES = 13
 };
 
@@ -62,6 +62,9 @@ struct tw_event {
     uint64_t seq;     /* an order sent: the MoldUDP64 sequence number of the triggering packet (its
                          first message), 0 when no packet triggered it (a timer, the kill switch) */
     uint32_t stage_ns[6]; /* an order sent: ns in each enum tw_order_stage (0 without an arrival stamp) */
+    uint64_t price;   /* order events: the order's price (sent, accepted), the execution's (executed); 4 decimals */
+    uint8_t side;     /* order events: 'B' or 'S' when known (sent, accepted) */
+    uint8_t _pad2[7];
 };
 
 typedef void (*tw_event_fn)(void *ctx, const struct tw_event *ev);

@@ -220,9 +220,11 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
 
 /* ---- trading: strategy -> risk -> order entry ----------------------------------------------- */
 
-static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_t qty, uint16_t locate, uint64_t ts)
+static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_t qty, uint64_t price, uint8_t side,
+                        uint64_t ts)
 {
-    struct tw_event ev = { .ts_ns = ts, .type = TW_EV_ORDER, .code = code, .locate = locate, .a = ref, .b = qty };
+    struct tw_event ev = { .ts_ns = ts, .type = TW_EV_ORDER, .code = code, .a = ref, .b = qty, .price = price,
+                           .side = side };
     ring_emit(w, &ev);
 }
 
@@ -236,7 +238,7 @@ static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, 
     st->orders_sent++;
     tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, t_sent - t_risk));
     struct tw_event ev = { .ts_ns = now, .type = TW_EV_ORDER, .code = 'O', .locate = a->locate, .a = a->user_ref,
-                           .b = a->qty };
+                           .b = a->qty, .price = a->price, .side = a->side };
     struct tw_instrument ins;
     if (tw_books_instrument(w->books, a->locate, &ins) == 0)
         memcpy(ev.symbol, ins.symbol, sizeof(ev.symbol));
@@ -280,10 +282,12 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
         const struct tw_strategy_action *a = &acts->a[i];
         if (a->kind == TW_ACTION_CANCEL) {
             tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
-            if (tw_ouch_cancel(c->ouch, (uint32_t)a->user_ref, 0, now) == 0)
+            if (tw_ouch_cancel(c->ouch, (uint32_t)a->user_ref, 0, now) == 0) {
                 st->cancels_sent++;
-            else
+                order_event(w, 'X', a->user_ref, 0, 0, a->side, now);
+            } else {
                 st->send_failed++;
+            }
             continue;
         }
         struct tw_order_intent in = { .user_ref = a->user_ref, .qty = a->qty, .price = a->price,
@@ -385,7 +389,7 @@ static void answers(struct tw_worker *w, uint64_t now)
             break;
         }
         if (m->user_ref)
-            order_event(w, code, m->user_ref, m->qty, 0, now);
+            order_event(w, code, m->user_ref, m->qty, m->price, m->side, now);
     }
 }
 

@@ -459,6 +459,74 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     assert filled == st["executed"] == sum(m["quantity"] for m in log if m.get("name") == "order_executed")
     refs = journal.query(tmp_path / "pq", 'select user_ref from "order" order by journal_seq')["rows"]
     assert [r[0] for r in refs] == [m["user_ref_num"] for m in entered]
+    # the OMS rebuilt from the journal agrees with the exchange: positions, open orders, no illegal step
+    from appliance.oms import Oms
+
+    oms = Oms.from_journal(tmp_path / "journal")
+    account = report["order_entry"]["accounts"]["TWAPP1"]
+    assert oms.anomalies == [] and len(oms.orders) == st["orders_sent"]
+    assert oms.position("TAAA") == account["position"].get("TAAA", 0) == tr["position"]
+    assert len(oms.open_orders()) == account["open_orders"]
+
+
+def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, tmp_path, monkeypatch):
+    import pathlib
+    import time
+
+    import yaml
+
+    from appliance import journal
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["host"]["netns"] = lab.ns("app")
+    raw["journal"]["dir"] = str(tmp_path / "journal")
+    raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
+
+    def stats() -> dict:
+        return tw_json("feed", "stats", "--name", lab.prefix)
+
+    def reload(expect: int) -> dict:
+        return tw_json("reload", "--name", lab.prefix, expect=expect)
+
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=12, rate=3000)
+        deadline = time.monotonic() + 10
+        while stats()["orders_sent"] < 5:
+            assert time.monotonic() < deadline, "the worker sent no orders"
+            time.sleep(0.2)
+        raw["risk"]["global"]["max_order_qty"] = 50  # below the quote size: every new quote is denied
+        path.write_text(yaml.safe_dump(raw))
+        r = reload(0)
+        assert r["ok"] and r["changed"] == {"risk.max_order_qty": [300, 50]}
+        time.sleep(0.5)
+        sent, denied = stats()["orders_sent"], stats()["orders_denied"]
+        time.sleep(1.5)
+        after = stats()
+        assert after["orders_sent"] == sent and after["orders_denied"] > denied  # the new table is in force
+        good = path.read_text()
+        path.write_text(good.replace("half_spread:", "half_sprad:"))
+        r = reload(1)
+        assert not r["ok"] and "half_sprad: no such setting for a market_maker" in r["problems"][0]
+        path.write_text(good.replace("239.198.1.1", "239.198.1.9"))
+        r = reload(1)
+        assert r["problems"] == [f"{path}: feed changed: that needs a restart; nothing was changed"]
+        path.write_text(good.replace("max_order_qty: 50", "max_order_qty: 500"))
+        assert reload(0)["changed"] == {"risk.max_order_qty": [50, 300]}
+        time.sleep(1.5)
+        assert stats()["orders_sent"] > sent  # quoting again
+        ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    assert rep["trading"]["risk"]["denied"].get("max_qty", 0) > 0
+    reloads = [r.data for r in journal.read(tmp_path / "journal") if r.kind == "config" and
+               r.data.get("action") == "reload"]
+    assert [x["ok"] for x in reloads] == [True, False, False, True] and reloads[0]["sha256"]
+    assert tw("reload", "--name", "no-such-worker").returncode == 2
 
 
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):

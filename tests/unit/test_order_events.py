@@ -24,11 +24,11 @@ def order_event(code: str, **fields) -> dict:
     return event_dict(ev[0])
 
 
-def test_the_stage_names_follow_the_c_enum_and_fill_the_event_to_72_bytes():
+def test_the_stage_names_follow_the_c_enum_and_the_event_is_88_bytes():
     ffi, lib = native()
     assert len(ORDER_STAGES) == lib.TW_OS_N == len(ffi.new("struct tw_event *").stage_ns)
     assert [getattr(lib, f"TW_OS_{s.upper()}") for s in ORDER_STAGES] == list(range(lib.TW_OS_N))
-    assert ffi.sizeof("struct tw_event") == 72  # a multiple of 4: an rte_ring element
+    assert ffi.sizeof("struct tw_event") == 88  # a multiple of 4: an rte_ring element
 
 
 def test_a_sent_order_names_its_packet_and_its_stages_add_up_to_its_tick_to_trade():
@@ -48,3 +48,6 @@ def test_an_order_a_timer_sent_has_no_packet_and_the_answers_read_plainly():
     assert event_text(order_event("N")) == "order 16 [red]not sent[/]: the link broke before it was written"
     assert event_text(order_event("E")) == "order 16 executed: 100"
     assert event_text(order_event("J")) == "order 16 rejected: 100"
+    assert event_text(order_event("X")) == "order 16 cancel sent: 100"
+    fill = order_event("E", price=1_000_100, side=ord("B"))
+    assert (fill["price"], fill["side"]) == (1_000_100, "B")
