@@ -861,11 +861,48 @@ def cmd_feed_kill(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feed
 
     need_root("tickwire feed kill")
-    return 0, _feed(feed.kill, args.name, args.release)
+    return 0, _feed(feed.kill, args.name, args.release, 2.0, "global", None, "tickwire feed kill")
+
+
+def _kill_level(args: argparse.Namespace) -> tuple[str, str | None]:
+    if args.strategy and args.instrument:
+        raise UsageError("give --strategy or --instrument, not both (neither: the whole worker)")
+    if args.strategy:
+        return "strategy", args.strategy
+    if args.instrument:
+        return "instrument", args.instrument
+    return "global", None
+
+
+def cmd_kill(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    need_root("tickwire kill")
+    level, target = _kill_level(args)
+    return 0, _feed(feed.kill, args.name, False, args.timeout, level, target, args.reason)
+
+
+def cmd_resume(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    need_root("tickwire resume")
+    level, target = _kill_level(args)
+    return 0, _feed(feed.kill, args.name, True, args.timeout, level, target, args.reason)
+
+
+def render_kill(r: Report) -> None:
+    what = {"global": "the whole worker", "strategy": f"strategy {r['target']}",
+            "instrument": f"instrument {r['target']} (locate {r['locate']})"}[r["level"]]
+    if r["kill"]:
+        console.print(f"killed {what} of {r['name']}: acted {r['acted_after_us']:,} µs after the request; "
+                      f"{r['cancels']:,} open orders cancelled in one send {r['cancels_sent_after_us']:,} µs after it "
+                      f"(by {r['who']}: {r['reason']})")
+    else:
+        console.print(f"resumed {what} of {r['name']} after {r['acted_after_us']:,} µs (by {r['who']}: {r['reason']})")
 
 
 def render_feed_kill(r: Report) -> None:
-    what = "thrown: no new orders, quotes cancelled" if r["kill"] else "released: quoting resumes"
+    what = "thrown: no new orders, open orders cancelled" if r["kill"] else "released: quoting resumes"
     console.print(f"kill switch of {r['name']} {what}; the worker acted {r['acted_after_us']:,} µs after the request "
                   f"({r['orders_sent']:,} orders and {r['cancels_sent']:,} cancels sent so far)")
 
@@ -973,6 +1010,14 @@ NETNS = arg("--netns", metavar="NS", help="the interface's network namespace (e.
 DIRECTION = arg("--direction", default=None, choices=("down", "up", "both"),
                 help="which way to impair: down = from the exchange (or app, for ha) towards the host, "
                      "up = back, both (impair default: down; clear default: both)")
+
+KILL_ARGS = (
+    arg("--name", default="tw", help="the worker's name (default tw)"),
+    arg("--strategy", metavar="NAME", help="only this strategy"),
+    arg("--instrument", metavar="SYMBOL", help="only this instrument (a symbol from the config, or a stock locate)"),
+    arg("--reason", required=True, metavar="TEXT", help="why: kept in the journal with who did it"),
+    arg("--timeout", type=float, default=2.0, metavar="SECONDS", help="how long to wait for the worker to act"),
+)
 
 COMMANDS: tuple[Command, ...] = (
     Command(("version",), "show the versions of tickwire, Python, the kernel and the DPDK it was built with",
@@ -1123,6 +1168,8 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--cpu-latency-us", type=int, metavar="US",
                     help="hold PM QoS (/dev/cpu_dma_latency) at US while running: idle CPUs wake within US "
                     "µs (0: they poll, as tuned's latency-performance holds); machine-wide, dropped on exit"),
+                arg("--cancel-each", action="store_true", help="a kill sends each cancel in a send() of its own "
+                    "(the kill benchmark's baseline; by default they all leave in one)"),
                 arg("--trade", metavar="FILE.yaml", help="also trade: a strategy, risk limits and the order-entry "
                     "session (see examples/trading.yaml)"),
             ), render_feed_run, root=True),
@@ -1150,6 +1197,11 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--retrans-port", type=int, default=26401, metavar="PORT",
                     help="source port of retransmission answers in the capture (default 26401)"),
             ), render_book),
+    Command(("kill",), "the kill switch: the whole worker, one strategy or one instrument stops taking new "
+            "orders and its open orders are cancelled at the venue, before the worker's next rx burst; who and why "
+            "are journaled", cmd_kill, KILL_ARGS, render_kill, root=True),
+    Command(("resume",), "release a kill switch (the same level: whole worker, --strategy or --instrument); an "
+            "explicit operator action, journaled with who and why", cmd_resume, KILL_ARGS, render_kill, root=True),
     Command(("reload",), "reload a running worker's strategy parameters and risk limits from its config (as "
             "SIGHUP does): validated first, swapped whole into its tables, journaled; an invalid file or a changed "
             "structure changes nothing and says why (exit 1)", cmd_reload, (

@@ -196,6 +196,7 @@ class MarketMakerParams(_Model):
     min_move: Price = Decimal("0.01")        # requote only when a quote would move at least this much
     refresh: Seconds = 0.005                 # at most one requote a side per this interval
     max_position: Shares = 1000              # stop quoting the side that would grow |position| past this
+    levels: int = Field(1, ge=1, le=64)      # quotes a side, each one tick further out
 
 
 class TakerParams(_Model):
@@ -378,7 +379,7 @@ class AppConfig(_Model):
         if isinstance(p, MarketMakerParams):
             return Params(**common, half_spread=_price(p.half_spread), quote_size=p.quote_size,
                           skew=int(p.skew * PRICE_SCALE * 1000), min_move=_price(p.min_move),
-                          refresh_ns=_ns(p.refresh), max_position=p.max_position)
+                          refresh_ns=_ns(p.refresh), max_position=p.max_position, quote_levels=p.levels)
         return Params(**common, imbalance_bps=p.imbalance_bps, levels=p.levels, take_size=p.take_size,
                       cooldown_ns=_ns(p.cooldown))
 

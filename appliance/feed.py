@@ -216,6 +216,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
         prefault=not getattr(args, "no_prefault", False), unsequenced=getattr(args, "unsequenced", False),
         record=record_name, driver="asyncio" if source == "asyncio" else "lcore",
+        cancel_each=getattr(args, "cancel_each", False),
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
     stop = _Stop()
@@ -261,6 +262,8 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
                                       "ports": [p.name for p in ports], "started": time.time(),
                                       "trading": trading is not None, "config": getattr(args, "config", None),
+                                      "strategy": getattr(args, "strategy_name", "strategy" if trading else None),
+                                      "instruments": getattr(args, "instruments", None),
                                       "stats": str(worker.stats_path), "events": str(events_path)}
                 W.write_status(name, status)
                 reloads = Reloader(args, trading, journal, status, say) if getattr(args, "config", None) else None
@@ -463,6 +466,8 @@ def apply_config(args: Any) -> Any:
     oe = OrderEntry(address=v.address, port=v.port, username=v.account, password=password.get_secret_value(),
                     session=v.session, user_ref_base=v.user_ref_base, heartbeat_s=v.heartbeat, timeout_s=v.timeout,
                     reconnect_s=v.reconnect)
+    args.strategy_name = strategy.name
+    args.instruments = {i.symbol: i.locate for i in cfg.instruments}
     return Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
 
 
@@ -476,7 +481,23 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
     counts: dict[str, int] = {}
     deadline = time.monotonic() + args.duration if args.duration else None
     ended_at: float | None = None
-    killed = 0
+    operator_file = STATE_DIR / f"{args.name}.operator.jsonl"
+    operator_file.unlink(missing_ok=True)
+    operator_at = 0
+
+    def operator_actions() -> None:  # what tickwire kill / resume asked, with who and why
+        nonlocal operator_at
+        try:
+            with open(operator_file) as f:
+                f.seek(operator_at)
+                for line in f:
+                    if not line.endswith("\n"):
+                        break
+                    operator_at += len(line.encode())
+                    if journal is not None:
+                        journal.append("operator", json.loads(line))
+        except FileNotFoundError:
+            pass
 
     def take(ev: dict[str, Any], tell: bool = True) -> None:
         counts[ev["event"]] = counts.get(ev["event"], 0) + 1
@@ -493,10 +514,7 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
             log.flush()
             if tick is not None:
                 tick()
-            if journal is not None and worker.shared.ptr.killed != killed:  # the kill switch, as the loop acted
-                killed = worker.shared.ptr.killed
-                journal.append("operator", {"action": "kill" if killed else "release", "by": "tickwire feed kill",
-                                            "acted_ns": worker.shared.ptr.killed_ns})
+            operator_actions()
             if stop.reason:
                 break
             if deadline and time.monotonic() >= deadline:
@@ -515,6 +533,7 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
             time.sleep(0.05)
         for ev in worker.events():  # what came while stopping
             take(ev, tell=False)
+        operator_actions()
     return counts
 
 
@@ -548,36 +567,92 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     return out
 
 
-def kill(name: str, release: bool = False, timeout: float = 2.0) -> dict[str, Any]:
-    """Throw (or release) a running worker's kill switch through its shared
-    statistics, and wait for the worker's loop to act on it."""
+LEVELS = ("global", "strategy", "instrument")
+
+
+def operator() -> str:
+    """Who is at the keyboard: the user sudo ran for, else this process's user."""
+    import pwd
+
+    return os.environ.get("SUDO_USER") or pwd.getpwuid(os.getuid()).pw_name
+
+
+def kill(name: str, release: bool = False, timeout: float = 2.0, level: str = "global", target: str | None = None,
+         reason: str = "", who: str | None = None) -> dict[str, Any]:
+    """Throw (or release) a running worker's kill switch at one level, through its
+    shared statistics, and wait for its loop to act: global (every new order refused),
+    strategy (the strategy stops) or instrument (risk refuses its orders); a trip
+    cancels the open orders it covers. The request, who made it and why go to the
+    worker, which journals them."""
     import mmap
 
     from dpdk import native
 
-    ffi, _ = native()
+    ffi, lib = native()
     path = STATE_DIR / f"{name}.stats"
     if not path.exists():
         raise FeedError(f"no feed worker named {name} has run on this host ({path} is missing)")
+    if level not in LEVELS:
+        raise FeedError(f"kill level {level!r}: give one of {', '.join(LEVELS)}")
     info = stats(name, events=0)
     if not info["running"]:
         raise FeedError(f"feed worker {name} is not running (pid {info['pid']})")
-    if not info.get("info", {}).get("trading", False):
-        raise FeedError(f"feed worker {name} does not trade (start it with --trade): there is nothing to kill")
+    status = info.get("info", {})
+    if not status.get("trading", False):
+        raise FeedError(f"feed worker {name} does not trade (start it with --trade or --config): there is nothing "
+                        "to kill")
+    locate = 0
+    if level == "strategy":
+        mine = status.get("strategy")
+        if target != mine:
+            raise FeedError(f"strategy {target!r}: worker {name} runs {mine!r}")
+    elif level == "instrument":
+        known = status.get("instruments") or {}
+        if target is not None and target.isdigit():
+            locate = int(target)
+        elif target in known:
+            locate = known[target]
+        else:
+            raise FeedError(f"instrument {target!r}: " + (f"worker {name} trades {', '.join(known)}" if known else
+                            "give its stock locate (a number): this worker was started without an instrument list "
+                            "(--config has one)"))
+    who = who or operator()
     want = 0 if release else 1
     with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
         st = ffi.cast("struct tw_worker_stats *", ffi.from_buffer(m))
-        asked = time.monotonic_ns()
-        st.kill = want
+        asked, asked_real = time.monotonic_ns(), time.time_ns()
         deadline = time.monotonic() + timeout
-        while st.killed != want:
-            if time.monotonic() > deadline:
-                raise FeedError(f"feed worker {name} did not act on the kill switch within {timeout:g} s")
-            time.sleep(0.0005)
-        acted = st.killed_ns
-        out = {"name": name, "kill": bool(want), "acted_after_us": round(max(0, acted - asked) / 1000, 1),
+        if level == "global":
+            st.kill = want
+            while st.killed != want:
+                if time.monotonic() > deadline:
+                    raise FeedError(f"feed worker {name} did not act on the kill switch within {timeout:g} s")
+                time.sleep(0.0002)
+            acted = st.killed_ns
+        else:
+            cmd = {("strategy", 1): lib.TW_CMD_KILL_STRATEGY, ("strategy", 0): lib.TW_CMD_RELEASE_STRATEGY,
+                   ("instrument", 1): lib.TW_CMD_KILL_INSTRUMENT,
+                   ("instrument", 0): lib.TW_CMD_RELEASE_INSTRUMENT}[(level, want)]
+            seq = st.cmd_seq + 1
+            st.cmd, st.cmd_arg = cmd, locate
+            st.cmd_seq = seq  # last: the loop reads the command once it sees the new number
+            while st.cmd_done != seq:
+                if time.monotonic() > deadline:
+                    raise FeedError(f"feed worker {name} did not act on the command within {timeout:g} s")
+                time.sleep(0.0002)
+            if st.cmd_result:
+                raise FeedError(f"instrument locate {locate}: out of the worker's range")
+            acted = st.cmd_done_ns
+        out = {"name": name, "kill": bool(want), "level": level, "target": target, "locate": locate or None,
+               "who": who, "reason": reason, "asked_realtime_ns": asked_real,
+               "acted_after_us": round(max(0, acted - asked) / 1000, 1),
+               "cancels": st.kill_cancels if want else 0,
+               "cancels_sent_after_us": round(max(0, st.kill_sent_ns - asked) / 1000, 1) if want else None,
                "orders_sent": st.orders_sent, "cancels_sent": st.cancels_sent}
         del st
+    with open(STATE_DIR / f"{name}.operator.jsonl", "a") as f:  # the worker journals it
+        f.write(json.dumps({"action": "kill" if want else "resume", **{k: out[k] for k in (
+            "level", "target", "locate", "who", "reason", "asked_realtime_ns", "acted_after_us", "cancels")}}) + "\n")
     return out
 
 

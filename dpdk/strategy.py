@@ -32,6 +32,7 @@ class Params:
     levels: int = 1
     take_size: int = 100
     cooldown_ns: int = 0
+    quote_levels: int = 1     # market maker: quotes a side, each one tick further out
 
     def to_c(self, ffi: Any) -> Any:
         return to_struct(ffi, "struct tw_strategy_params *", self, {"kind": KINDS})

@@ -206,7 +206,7 @@ FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "
 COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta", "sock_errors",
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
             "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
-            "send_failed", "order_events", "executed", "unknown_orders")
+            "send_failed", "order_events", "executed", "unknown_orders", "kill_cancels", "killed_strategy")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
@@ -259,6 +259,7 @@ class WorkerConfig:
     trading: Any = None                         # a Trading: strategy, risk limits, order-entry session
     sockets: dict[str, socket.socket] = field(default_factory=dict)  # line -> a line_socket()
     driver: str = "lcore"                       # lcore: tw_worker_run reads; asyncio: Python reads the sockets
+    cancel_each: bool = False                   # a kill sends each cancel on its own (a benchmark's baseline)
 
 
 class Worker:
@@ -328,6 +329,7 @@ class Worker:
         if cfg.trading is not None:
             c.strategy, c.risk, c.ouch = cfg.trading.pointers(cfg.max_locate)
             c.ouch_poll_ns = 20_000
+            c.cancel_each = cfg.cancel_each
         if self.record_id is not None:
             c.record_port, c.record = self.record_id, 1
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])

@@ -292,6 +292,9 @@ int tw_risk_message(struct tw_risk *r, uint64_t now_ns);
 int tw_risk_on_execution(struct tw_risk *r, uint64_t user_ref, uint32_t qty);
 int tw_risk_on_done(struct tw_risk *r, uint64_t user_ref);
 int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate);
+/* The UserRefNums of our open orders (of one instrument, or all with locate 0), up to max:
+ * what a kill switch cancels. */
+uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint64_t *refs, uint32_t max);
 void tw_risk_stats(const struct tw_risk *r, struct tw_risk_stats *out);
 /* Run the chain over n intents (each passing one is then closed at once, as if
  * canceled): the benchmark's loop, kept in C so the figure is the chain's. */
@@ -328,6 +331,8 @@ struct tw_strategy_params {
     uint32_t levels;             /* levels a side summed for the imbalance */
     uint32_t take_size;          /* shares per take */
     uint64_t cooldown_ns;        /* after a take, none for this long */
+    uint32_t quote_levels;       /* market maker: quotes a side, each one tick further out (0 or 1: one; up to 64) */
+    uint32_t _pad;
 };
 
 enum tw_action_kind { TW_ACTION_NEW = 1, TW_ACTION_CANCEL = 2 };
@@ -383,6 +388,8 @@ void tw_strategy_on_timer(struct tw_strategy *s, struct tw_books *b, int stale, 
 void tw_strategy_stats(const struct tw_strategy *s, struct tw_strategy_stats *out);
 /* Stop quoting (1): the next update or timer pulls the quotes and nothing new goes; 0 resumes. */
 void tw_strategy_halt(struct tw_strategy *s, uint8_t halt);
+/* Its quotes' cancels were sent by someone else (a kill switch): they are no longer its quotes. */
+void tw_strategy_forget_quotes(struct tw_strategy *s);
 
 /* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
@@ -590,6 +597,8 @@ struct tw_worker_config {
     struct tw_risk *risk;
     struct tw_ouch *ouch;
     uint64_t ouch_poll_ns;  /* read the session's answers at most this often (default 20 us) */
+    uint8_t cancel_each;    /* a kill switch sends each cancel in a send() of its own (the benchmark's
+                               baseline); 0: all of them in one */
     /* kernel sockets instead of (or beside) ports: bound UDP sockets, one a line (0: none), with
      * SO_TIMESTAMPNS on, read with recvmmsg; their arrival stamp is the kernel's receive
      * timestamp (CLOCK_REALTIME, mapped onto CLOCK_MONOTONIC) */
@@ -632,9 +641,27 @@ struct tw_worker_stats {
     uint64_t killed;        /* what the loop has acted on */
     uint64_t killed_ns;     /* CLOCK_MONOTONIC when it acted */
     uint64_t live_orders;
+    /* commands from another process (tickwire kill --instrument/--strategy, resume): write cmd and
+     * cmd_arg, then cmd_seq + 1; the loop carries it out and sets cmd_done = cmd_seq */
+    uint64_t cmd_seq;
+    uint64_t cmd;           /* enum tw_worker_cmd */
+    uint64_t cmd_arg;       /* the instrument's locate */
+    uint64_t cmd_done;
+    uint64_t cmd_done_ns;   /* CLOCK_MONOTONIC when it was carried out */
+    uint64_t cmd_result;    /* 0, or 1 when the command did not apply (a locate out of range) */
+    uint64_t kill_cancels;  /* cancels the last kill (any level) sent */
+    uint64_t kill_sent_ns;  /* CLOCK_MONOTONIC when their send() returned */
+    uint64_t killed_strategy;  /* 1 while the strategy is killed on its own */
     struct tw_feed_state feed;
     struct tw_book_stats book;
     struct tw_hist hist[8];  /* by tw_stage */
+};
+
+enum tw_worker_cmd {
+    TW_CMD_KILL_INSTRUMENT = 1,    /* risk refuses its new orders; its open orders are cancelled */
+    TW_CMD_RELEASE_INSTRUMENT = 2,
+    TW_CMD_KILL_STRATEGY = 3,      /* the strategy stops; its open orders are cancelled */
+    TW_CMD_RELEASE_STRATEGY = 4,
 };
 
 struct tw_worker;

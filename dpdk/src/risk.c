@@ -119,6 +119,15 @@ int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill)
 
 /* ---- own orders ----------------------------------------------------------------------- */
 
+uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint64_t *refs, uint32_t max)
+{
+    uint32_t n = 0;
+    for (uint64_t i = 0; i <= r->own_mask && n < max; i++)
+        if (r->own[i].user_ref && (locate == 0 || r->own[i].locate == locate))
+            refs[n++] = r->own[i].user_ref;
+    return n;
+}
+
 static inline uint64_t ref_hash(uint64_t x)
 {
     x ^= x >> 33;

@@ -13,7 +13,8 @@
 #include "internal.h"
 #include "tickwire.h"
 
-#define MAX_OWN 16
+#define MAX_OWN 256   /* orders in flight: a ladder of up to 64 quotes a side, and their replacements */
+#define MAX_LEVELS 64
 
 _Static_assert(sizeof(struct tw_strategy_params) <= 256, "tw_take copies tables of up to 256 bytes");
 
@@ -23,6 +24,7 @@ struct own { /* an order of ours not yet done */
     uint32_t open;
     uint8_t side; /* 0 buy, 1 sell */
     uint8_t quote; /* 1: the market maker's standing quote on that side */
+    uint8_t level; /* which of the side's quotes: 0 nearest the fair price */
 };
 
 struct tw_strategy {
@@ -32,7 +34,7 @@ struct tw_strategy {
     struct tw_strategy_params p;
     uint64_t next_ref;
     struct own own[MAX_OWN];
-    uint64_t last_quote_ns[2];
+    uint64_t last_quote_ns[2][MAX_LEVELS];
     uint64_t last_take_ns;
     uint8_t halted;         /* tw_strategy_halt */
     struct tw_strategy_stats st;
@@ -80,16 +82,16 @@ static struct own *find_own(struct tw_strategy *s, uint64_t ref)
     return NULL;
 }
 
-static struct own *quote(struct tw_strategy *s, uint8_t side)
+static struct own *quote(struct tw_strategy *s, uint8_t side, uint8_t level)
 {
     for (int i = 0; i < MAX_OWN; i++)
-        if (s->own[i].ref && s->own[i].quote && s->own[i].side == side)
+        if (s->own[i].ref && s->own[i].quote && s->own[i].side == side && s->own[i].level == level)
             return &s->own[i];
     return NULL;
 }
 
 static int new_order(struct tw_strategy *s, struct tw_actions *out, uint8_t side, uint32_t qty, uint32_t price,
-                     int is_quote, int ioc)
+                     int is_quote, int ioc, uint8_t level)
 {
     struct own *slot = NULL;
     for (int i = 0; i < MAX_OWN && !slot; i++)
@@ -100,7 +102,8 @@ static int new_order(struct tw_strategy *s, struct tw_actions *out, uint8_t side
     if (s->next_ref > UINT32_MAX)
         return -1; /* the day's UserRefNums are used up */
     uint64_t ref = s->next_ref++;
-    *slot = (struct own){ .ref = ref, .price = price, .open = qty, .side = side, .quote = (uint8_t)is_quote };
+    *slot = (struct own){ .ref = ref, .price = price, .open = qty, .side = side, .quote = (uint8_t)is_quote,
+                          .level = level };
     push(out, (struct tw_strategy_action){ .user_ref = ref, .qty = qty, .price = price, .locate = (uint16_t)s->p.locate,
                                   .kind = TW_ACTION_NEW, .side = side ? 'S' : 'B', .ioc = (uint8_t)ioc });
     s->st.orders++;
@@ -116,13 +119,17 @@ static void cancel(struct tw_strategy *s, struct tw_actions *out, struct own *o)
     s->st.cancels++;
 }
 
+/* Cancel the standing quotes, as many as one answer holds (the next update or timer does the rest). */
 static void pull_quotes(struct tw_strategy *s, struct tw_actions *out)
 {
-    for (uint8_t side = 0; side < 2; side++) {
-        struct own *q = quote(s, side);
-        if (q)
-            cancel(s, out, q);
-    }
+    for (int i = 0; i < MAX_OWN && out->n < sizeof(out->a) / sizeof(out->a[0]); i++)
+        if (s->own[i].ref && s->own[i].quote)
+            cancel(s, out, &s->own[i]);
+}
+
+static uint32_t levels_of(const struct tw_strategy_params *p)
+{
+    return p->quote_levels == 0 ? 1 : (p->quote_levels > MAX_LEVELS ? MAX_LEVELS : p->quote_levels);
 }
 
 /* ---- the two strategies ------------------------------------------------------------------- */
@@ -142,28 +149,40 @@ static void market_maker(struct tw_strategy *s, struct tw_books *b, uint16_t loc
     int64_t ask = (fair + (int64_t)p->half_spread + tick - 1) / tick * tick;
     if (ask <= bid)
         ask = bid + tick;
-    int64_t want[2] = { bid, ask };
-    for (uint8_t side = 0; side < 2; side++) {
-        struct own *q = quote(s, side);
-        int64_t after = s->st.position + (side == 0 ? (int64_t)p->quote_size : -(int64_t)p->quote_size);
-        int allowed = want[side] > 0 && (uint64_t)(after < 0 ? -after : after) <= p->max_position;
-        if (!allowed) {
+    int64_t best[2] = { bid, ask };
+    uint32_t levels = levels_of(p);
+    for (uint8_t level = 0; level < levels; level++) {
+        for (uint8_t side = 0; side < 2; side++) {
+            int64_t want = side == 0 ? best[0] - (int64_t)level * tick : best[1] + (int64_t)level * tick;
+            struct own *q = quote(s, side, level);
+            if (out->n + (q ? 2u : 1u) > sizeof(out->a) / sizeof(out->a[0]))
+                return; /* the answer is full: the next update or timer goes on */
+            int64_t size = (int64_t)p->quote_size * (level + 1); /* this quote and the nearer ones filled */
+            int64_t after = s->st.position + (side == 0 ? size : -size);
+            int allowed = want > 0 && (uint64_t)(after < 0 ? -after : after) <= p->max_position;
+            if (!allowed) {
+                if (q)
+                    cancel(s, out, q);
+                continue;
+            }
+            if (q) {
+                int64_t moved = want - (int64_t)q->price;
+                if ((moved < 0 ? -moved : moved) < (int64_t)p->min_move)
+                    continue; /* close enough */
+            }
+            uint64_t *last = &s->last_quote_ns[side][level];
+            if (*last && now - *last < p->refresh_ns)
+                continue; /* throttled: the timer comes back to it */
             if (q)
                 cancel(s, out, q);
-            continue;
+            if (new_order(s, out, side, p->quote_size, (uint32_t)want, 1, 0, level) == 0)
+                *last = now;
         }
-        if (q) {
-            int64_t moved = want[side] - (int64_t)q->price;
-            if ((moved < 0 ? -moved : moved) < (int64_t)p->min_move)
-                continue; /* close enough */
-        }
-        if (s->last_quote_ns[side] && now - s->last_quote_ns[side] < p->refresh_ns)
-            continue; /* throttled: the timer comes back to it */
-        if (q)
-            cancel(s, out, q);
-        if (new_order(s, out, side, p->quote_size, (uint32_t)want[side], 1, 0) == 0)
-            s->last_quote_ns[side] = now;
     }
+    for (int i = 0; i < MAX_OWN; i++) /* quotes of levels no longer wanted (the ladder got shorter) */
+        if (s->own[i].ref && s->own[i].quote && s->own[i].level >= levels &&
+            out->n < sizeof(out->a) / sizeof(out->a[0]))
+            cancel(s, out, &s->own[i]);
 }
 
 static void taker(struct tw_strategy *s, struct tw_books *b, uint16_t locate, uint64_t now, struct tw_actions *out)
@@ -194,7 +213,7 @@ static void taker(struct tw_strategy *s, struct tw_books *b, uint16_t locate, ui
     int64_t after = s->st.position + (side == 0 ? (int64_t)p->take_size : -(int64_t)p->take_size);
     if ((uint64_t)(after < 0 ? -after : after) > p->max_position)
         return;
-    if (new_order(s, out, side, p->take_size, touch[side ^ 1], 0, 1) == 0) /* at the far touch */
+    if (new_order(s, out, side, p->take_size, touch[side ^ 1], 0, 1, 0) == 0) /* at the far touch */
         s->last_take_ns = now;
 }
 
@@ -277,4 +296,10 @@ uint16_t tw_strategy_locate(struct tw_strategy *s)
 void tw_strategy_halt(struct tw_strategy *s, uint8_t halt)
 {
     __atomic_store_n(&s->halted, halt ? 1 : 0, __ATOMIC_RELEASE);
+}
+
+void tw_strategy_forget_quotes(struct tw_strategy *s)
+{
+    for (int i = 0; i < MAX_OWN; i++)
+        s->own[i].quote = 0;
 }

@@ -68,6 +68,8 @@ struct tw_worker {
     /* trading */
     uint64_t last_ouch_poll;
     struct sock_bufs *sk;
+    uint64_t open_refs[4096]; /* a kill switch's list of orders to cancel */
+    uint8_t instrument_killed; /* the strategy's instrument, killed on its own */
 };
 
 /* Map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK measured;
@@ -319,20 +321,92 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
         sent_order(w, queued[i], tr, t_risk[i], t_sent, now);
 }
 
-/* Thrown (1): risk refuses every new order and the strategy's quotes are
- * cancelled now; released (0): it quotes again from the next update. */
+/* Cancel every open order (of one instrument, or all with locate 0): in one send(),
+ * or one send() each with cancel_each (the benchmark's baseline). The strategy
+ * forgets them as quotes: their cancels are on their way. */
+static void cancel_open(struct tw_worker *w, uint16_t locate)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    uint64_t now = now_ns(w);
+    uint32_t n = tw_risk_open_orders(c->risk, locate, w->open_refs, sizeof(w->open_refs) / sizeof(w->open_refs[0]));
+    tw_strategy_forget_quotes(c->strategy);
+    if (!c->cancel_each)
+        tw_ouch_cork(c->ouch);
+    uint64_t sent = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
+        if (tw_ouch_cancel(c->ouch, (uint32_t)w->open_refs[i], 0, now) == 0) {
+            sent++;
+            order_event(w, 'X', w->open_refs[i], 0, 0, 0, now);
+        } else {
+            w->st->send_failed++;
+        }
+    }
+    if (!c->cancel_each)
+        tw_ouch_flush(c->ouch, now);
+    w->st->cancels_sent += sent;
+    w->st->kill_cancels = sent;
+    w->st->kill_sent_ns = tw_mono_ns();
+}
+
+static void quote_or_not(struct tw_worker *w, uint64_t killed)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    tw_strategy_halt(c->strategy, killed || w->st->killed_strategy || w->instrument_killed);
+}
+
+/* Thrown (1): risk refuses every new order, the strategy stops and every open order
+ * is cancelled now; released (0): it quotes again from the next update (unless
+ * its strategy or instrument is killed on its own). `killed` is written last: a
+ * reader that sees it sees the figures of what was done. */
 static void kill_switch(struct tw_worker *w, uint64_t kill)
 {
     const struct tw_worker_config *c = &w->cfg;
     tw_risk_kill_all(c->risk, (uint8_t)kill);
-    tw_strategy_halt(c->strategy, (uint8_t)kill);
-    if (kill) {
-        struct tw_actions acts;
-        tw_strategy_on_timer(c->strategy, w->books, 1, now_ns(w), &acts); /* pulls the quotes */
-        act(w, &acts, 1, now_ns(w), NULL);
-    }
-    w->st->killed = kill;
+    quote_or_not(w, kill);
+    if (kill)
+        cancel_open(w, 0);
     w->st->killed_ns = tw_mono_ns();
+    __atomic_store_n(&w->st->killed, kill, __ATOMIC_RELEASE);
+}
+
+/* A command from another process: an instrument or the strategy killed or released. */
+static void command(struct tw_worker *w, uint64_t seq)
+{
+    const struct tw_worker_config *c = &w->cfg;
+    struct tw_worker_stats *st = w->st;
+    uint64_t cmd = st->cmd, arg = st->cmd_arg;
+    uint16_t mine = tw_strategy_locate(c->strategy);
+    st->cmd_result = 0;
+    switch (cmd) {
+    case TW_CMD_KILL_INSTRUMENT:
+    case TW_CMD_RELEASE_INSTRUMENT: {
+        uint8_t kill = cmd == TW_CMD_KILL_INSTRUMENT;
+        if (arg == 0 || arg > 0xFFFF || tw_risk_kill_instrument(c->risk, (uint16_t)arg, kill) < 0) {
+            st->cmd_result = 1;
+            break;
+        }
+        if (arg == mine) {
+            w->instrument_killed = kill;
+            quote_or_not(w, st->killed);
+        }
+        if (kill)
+            cancel_open(w, (uint16_t)arg);
+        break;
+    }
+    case TW_CMD_KILL_STRATEGY:
+    case TW_CMD_RELEASE_STRATEGY:
+        st->killed_strategy = cmd == TW_CMD_KILL_STRATEGY;
+        quote_or_not(w, st->killed);
+        if (st->killed_strategy)
+            cancel_open(w, 0); /* this worker's orders are all its strategy's */
+        break;
+    default:
+        st->cmd_result = 1;
+        break;
+    }
+    st->cmd_done_ns = tw_mono_ns();
+    __atomic_store_n(&st->cmd_done, seq, __ATOMIC_RELEASE);
 }
 
 /* The strategy's instrument changed in this packet: ask the strategy, act on its answer. */
@@ -632,12 +706,15 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
     }
 }
 
-/* The kill switch, before the next burst. */
+/* The kill switch and other commands, before the next burst. */
 static inline void check_kill(struct tw_worker *w)
 {
     uint64_t kill = __atomic_load_n(&w->st->kill, __ATOMIC_ACQUIRE);
     if (kill != w->st->killed && w->cfg.strategy)
         kill_switch(w, kill);
+    uint64_t seq = __atomic_load_n(&w->st->cmd_seq, __ATOMIC_ACQUIRE);
+    if (seq != w->st->cmd_done && w->cfg.strategy)
+        command(w, seq);
 }
 
 int tw_worker_run(struct tw_worker *w)

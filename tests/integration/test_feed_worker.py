@@ -529,6 +529,79 @@ def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, t
     assert tw("reload", "--name", "no-such-worker").returncode == 2
 
 
+def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab, tmp_path, monkeypatch):
+    """A ladder of resting quotes; killing another instrument touches none of them;
+    killing the strategy's instrument, the strategy, or the whole worker cancels
+    every one (the venue confirms: no open order left) and stops new ones; resume
+    brings the ladder back. Each action is journaled with who and why."""
+    import pathlib
+    import time
+
+    import yaml
+
+    from appliance import journal
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["host"]["netns"] = lab.ns("app")
+    raw["journal"]["dir"] = str(tmp_path / "journal")
+    raw["strategies"][0]["params"].update(half_spread=0.05, levels=5, refresh="1ms", max_position=2000)
+    raw["risk"]["global"].update(max_open_orders=40, order_rate=1000, order_burst=100)
+    raw["risk"]["strategies"]["mm-taaa"]["max_position"] = 3000
+    raw["risk"]["global"]["max_position"] = 3000
+    raw["risk"]["global"]["max_gross"] = 6000
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
+    status = tmp_path / "record" / "status.json"
+
+    def open_orders() -> int:
+        return json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"]
+
+    def until(cond, what: str, timeout: float = 8.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    def act(verb: str, *level: str) -> dict:
+        return tw_json(verb, "--name", lab.prefix, *level, "--reason", f"test {verb} {' '.join(level)}")
+
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=25, rate=2000)
+        until(lambda: status.exists() and open_orders() >= 8, "the ladder did not stand")
+        other = act("kill", "--instrument", "TAAB")
+        assert other["cancels"] == 0 and other["locate"] == 2
+        act("resume", "--instrument", "TAAB")
+        for level in (["--instrument", "TAAA"], ["--strategy", "mm-taaa"], []):
+            until(lambda: open_orders() >= 8, f"the ladder did not come back before {level}")
+            standing = open_orders()
+            k = act("kill", *level)
+            assert k["kill"] and k["acted_after_us"] < 100_000
+            # every order risk holds open (the venue's, and requoted ones whose cancel is on its way)
+            assert k["cancels"] >= standing - 2  # a quote or two may fill between the two readings
+            until(lambda: open_orders() == 0, f"orders still open at the venue after kill {level}", timeout=3)
+            sent = tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"]
+            time.sleep(0.5)
+            assert tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"] == sent  # nothing new
+            assert not act("resume", *level)["kill"]
+        until(lambda: open_orders() >= 8, "the ladder did not come back after the last resume")
+        ex.finish()
+        rep = worker.result()
+    finally:
+        worker.kill()
+    assert rep["stats"]["unknown_orders"] == 0 and rep["trading"]["order_entry"]["protocol_errors"] == 0
+    ops = [r.data for r in journal.read(tmp_path / "journal") if r.kind == "operator"]
+    assert [(o["action"], o["level"], o["target"]) for o in ops] == [
+        ("kill", "instrument", "TAAB"), ("resume", "instrument", "TAAB"),
+        ("kill", "instrument", "TAAA"), ("resume", "instrument", "TAAA"),
+        ("kill", "strategy", "mm-taaa"), ("resume", "strategy", "mm-taaa"),
+        ("kill", "global", None), ("resume", "global", None)]
+    assert all(o["who"] and o["reason"].startswith("test ") for o in ops)
+    r = tw("kill", "--name", lab.prefix, "--strategy", "x", "--instrument", "TAAA", "--reason", "r")
+    assert r.returncode == 2 and "give --strategy or --instrument, not both" in r.stderr
+
+
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):
     import pathlib
 

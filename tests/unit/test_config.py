@@ -46,7 +46,7 @@ BAD = [
     ("a misspelt setting, with the closest name",
      MM.replace("half_spread: 0.02", "half_sprad: 0.02"),
      ["mm.yaml:48: strategies[0].params.half_sprad: no such setting for a market_maker (did you mean "
-      "'half_spread'?); the settings here are half_spread, max_position, min_move, quote_size, refresh, skew"]),
+      "'half_spread'?); the settings here are half_spread, levels, max_position, min_move, quote_size, refresh, skew"]),
     ("a price finer than OUCH carries",
      MM.replace("half_spread: 0.02", "half_spread: '0.00001'"),
      ["mm.yaml:48: strategies[0].params.half_spread '0.00001': at most 4 decimals: ITCH and OUCH carry prices "
@@ -77,11 +77,11 @@ BAD = [
      ["mm.yaml:50: strategies[0].params.quote_size: given twice (first on line 49): keep one"]),
     ("risk limits for a strategy that does not exist",
      MM.replace("mm-taaa: {max_position: 1000}", "mm-tab: {max_position: 1000}"),
-     ["mm.yaml:69: risk.strategies.mm-tab 'mm-tab': no such strategy (did you mean 'mm-taaa'?); the strategies "
+     ["mm.yaml:70: risk.strategies.mm-tab 'mm-tab': no such strategy (did you mean 'mm-taaa'?); the strategies "
       "are mm-taaa"]),
     ("a trading state that is not one",
      MM.replace("state: active", "state: paused"),
-     ["mm.yaml:57: risk.global.state 'paused': give one of 'active', 'reduce_only' or 'halted'"]),
+     ["mm.yaml:58: risk.global.state 'paused': give one of 'active', 'reduce_only' or 'halted'"]),
     ("the worker and Python on one core",
      MM.replace("{control: 0, worker: 1}", "{control: 1, worker: 1}"),
      ["mm.yaml:9: host.lcores: control and worker are both CPU 1: the worker needs a core of its own"]),
@@ -104,7 +104,7 @@ BAD = [
     ("several problems at once, in file order",
      MM.replace("max_gross: 5000", "max_gros: 5000").replace("port: 15000", "port: 150000"),
      ["mm.yaml:29: venue.port 150000: at most 65535",
-      "mm.yaml:61: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
+      "mm.yaml:62: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
       "collar_bps, max_gross, max_open_orders, max_order_notional, max_order_qty, max_position, message_burst, "
       "message_rate, order_burst, order_rate, state"]),
 ]
@@ -176,7 +176,7 @@ def test_config_check_exits_1_with_the_problems_as_json(tmp_path, capsys):
     assert out["valid"] is False and out["problems"] == [{
         "file": str(bad), "line": 48, "path": "strategies[0].params.half_sprad", "value": None,
         "message": "no such setting for a market_maker (did you mean 'half_spread'?); the settings here are "
-                   "half_spread, max_position, min_move, quote_size, refresh, skew"}]
+                   "half_spread, levels, max_position, min_move, quote_size, refresh, skew"}]
     assert cli.main(["config", "explain", str(bad)]) == 2  # nothing to explain: says so
     assert "tickwire config check" in capsys.readouterr().err
 

@@ -175,3 +175,20 @@ def test_references_must_fit_ouch_and_a_market_maker_switched_off_pulls_its_quot
     s.set_params(dataclasses.replace(MM, kind="taker"))
     pulled = s.on_timer(books, now_ns=2)
     assert sorted(a["user_ref"] for a in pulled if a["action"] == "cancel") == sorted(q["user_ref"] for q in quotes)
+
+
+def test_the_market_maker_quotes_a_ladder_of_levels_a_tick_apart(books):
+    s = Strategy(dataclasses.replace(MM, quote_levels=5, max_position=1000))
+    first = s.on_book(books, 1, now_ns=1)
+    assert len(first) == 8  # one answer holds 8 actions: the timer goes on with the rest
+    quotes = new(first) + new(s.on_timer(books, now_ns=2))
+    assert s.on_timer(books, now_ns=3) == []  # the whole ladder stands
+    bids = sorted((a["price"] for a in quotes if a["side"] == "B"), reverse=True)
+    asks = sorted(a["price"] for a in quotes if a["side"] == "S")
+    assert bids == [1_000_100 - 100 * k for k in range(5)] and asks == [1_000_300 + 100 * k for k in range(5)]
+    s.set_params(dataclasses.replace(MM, quote_levels=2, max_position=1000))  # a shorter ladder
+    cancels = [a for a in s.on_timer(books, now_ns=4) if a["action"] == "cancel"]
+    assert len(cancels) == 6  # the levels no longer wanted
+    capped = Strategy(dataclasses.replace(MM, quote_levels=5, max_position=120))  # 50 a quote: two levels fit
+    acts = new(capped.on_book(books, 1, now_ns=1)) + new(capped.on_timer(books, now_ns=2))
+    assert sorted(a["price"] for a in acts if a["side"] == "B") == [999_100 + 900, 1_000_100]
