@@ -736,6 +736,17 @@ def render_journal_query(r: Report) -> None:
     console.print(t)
 
 
+def cmd_run(args: argparse.Namespace) -> tuple[int, Report]:
+    """feed run --config, with the service's defaults."""
+    argv = ["feed", "run", "--config", args.file, "--name", args.name, "--duration", str(args.duration),
+            "--quiet-events", "--top", "3"]
+    if args.strategy:
+        argv += ["--strategy", args.strategy]
+    feed_args = build_parser().parse_args(argv)
+    feed_args.json = getattr(args, "json", False)
+    return cmd_feed_run(feed_args)
+
+
 def cmd_reload(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feed
 
@@ -1168,6 +1179,9 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--cpu-latency-us", type=int, metavar="US",
                     help="hold PM QoS (/dev/cpu_dma_latency) at US while running: idle CPUs wake within US "
                     "µs (0: they poll, as tuned's latency-performance holds); machine-wide, dropped on exit"),
+                arg("--cancel-timeout", type=float, default=2.0, metavar="SECONDS",
+                    help="trading: on the way out every open order is cancelled; wait this long for the venue to "
+                    "confirm (default 2)"),
                 arg("--cancel-each", action="store_true", help="a kill sends each cancel in a send() of its own "
                     "(the kill benchmark's baseline; by default they all leave in one)"),
                 arg("--trade", metavar="FILE.yaml", help="also trade: a strategy, risk limits and the order-entry "
@@ -1197,6 +1211,16 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--retrans-port", type=int, default=26401, metavar="PORT",
                     help="source port of retransmission answers in the capture (default 26401)"),
             ), render_book),
+    Command(("run",), "the appliance as a foreground service, everything from its YAML: XDP, the DPDK worker, "
+            "the order-entry session, the strategy, risk, the journal and hot reload (SIGHUP); SIGTERM cancels "
+            "every open order, flushes the journal and exits 0; tells systemd READY and pings its watchdog "
+            "(Type=notify, WatchdogSec=)", cmd_run, (
+                arg("file", metavar="CONFIG", help="the appliance YAML (see examples/market_maker.yaml)"),
+                arg("--strategy", metavar="NAME", help="the strategy to run (default: the config's first)"),
+                arg("--name", default="tw", help="the worker's name, for stats, kill and reload (default tw)"),
+                arg("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long "
+                    "(default: until SIGTERM)"),
+            ), render_feed_run, root=True),
     Command(("kill",), "the kill switch: the whole worker, one strategy or one instrument stops taking new "
             "orders and its open orders are cancelled at the venue, before the worker's next rx burst; who and why "
             "are journaled", cmd_kill, KILL_ARGS, render_kill, root=True),

@@ -254,6 +254,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             report["eal"] = argv[1:]
             worker = W.Worker(cfg, name)
             journal = None
+            from appliance.service import Notifier
+
+            notifier = Notifier()
             try:
                 journal = _open_journal(args, report, trading, say)
                 status = {"pid": os.getpid(), "name": name, "mode": report["mode"],
@@ -273,10 +276,13 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                      for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; recording to {record}" if record else ""))
+                notifier.ready(f"trading {getattr(args, 'strategy_name', '')}" if trading else "reading the feed")
                 report["events"] = _watch(worker, args, stop, events_path, on_event, journal,
-                                          reloads.tick if reloads else None)
+                                          reloads.tick if reloads else None, notifier, trading)
                 report["stopped_by"] = stop.reason
             finally:
+                notifier.stopping(f"stopped by {stop.reason}")
+                notifier.close()
                 worker.stop()
                 report["stats"] = worker.stats()
                 report["ports"] = worker.port_stats()
@@ -473,9 +479,11 @@ def apply_config(args: Any) -> Any:
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
            on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None,
-           tick: Callable[[], None] | None = None) -> dict[str, int]:
+           tick: Callable[[], None] | None = None, notifier: Any = None, trading: Any = None) -> dict[str, int]:
     """Drain events until it is time to stop (into the events file, the journal when
-    there is one, and on_event); returns counts per event kind."""
+    there is one, and on_event); a trading worker then cancels its open orders and
+    waits for the venue to confirm (up to --cancel-timeout). Returns counts per event
+    kind."""
     from appliance.journal import kind_of
 
     counts: dict[str, int] = {}
@@ -514,6 +522,8 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
             log.flush()
             if tick is not None:
                 tick()
+            if notifier is not None:
+                notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
             operator_actions()
             if stop.reason:
                 break
@@ -531,10 +541,33 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
                         stop.reason = "end of session"
                         break
             time.sleep(0.05)
+        if trading is not None and worker.running():
+            _cancel_on_stop(worker, trading, journal, stop.reason, getattr(args, "cancel_timeout", 2.0),
+                            lambda: [take(ev, tell=False) for ev in worker.events()])
         for ev in worker.events():  # what came while stopping
             take(ev, tell=False)
         operator_actions()
     return counts
+
+
+def _cancel_on_stop(worker: Any, trading: Any, journal: Any, why: str | None, timeout: float,
+                    drain: Callable[[], Any]) -> None:
+    """Leave nothing resting at the venue: throw the kill switch (every open order is
+    cancelled in one send), then wait for the venue's answers while draining events."""
+    if trading.session is None or trading.session.stats()["state"] != "up":
+        return  # the session is gone: nothing can be cancelled, the venue's own rules apply
+    st = worker.shared.ptr
+    st.kill = 1
+    deadline = time.monotonic() + timeout
+    while st.killed != 1 and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    while trading.risk.stats()["open_orders"] and time.monotonic() < deadline:
+        drain()
+        time.sleep(0.01)
+    if journal is not None:
+        journal.append("operator", {"action": "kill", "level": "global", "target": None, "who": "tickwire",
+                                    "reason": f"stopping ({why}): every open order cancelled",
+                                    "cancels": st.kill_cancels, "left_open": trading.risk.stats()["open_orders"]})
 
 
 def stats(name: str, events: int = 10) -> dict[str, Any]:

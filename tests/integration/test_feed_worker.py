@@ -4,6 +4,7 @@ exchange feed through XDP and AF_XDP into the worker's books (root)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -600,6 +601,75 @@ def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab,
     assert all(o["who"] and o["reason"].startswith("test ") for o in ops)
     r = tw("kill", "--name", lab.prefix, "--strategy", "x", "--instrument", "TAAA", "--reason", "r")
     assert r.returncode == 2 and "give --strategy or --instrument, not both" in r.stderr
+
+
+def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue(lab, tmp_path, monkeypatch):
+    """`tickwire run CONFIG` as systemd runs a Type=notify service: READY=1 once it
+    trades, WATCHDOG=1 while healthy; SIGTERM cancels every open order (the venue
+    confirms), flushes the journal, says STOPPING=1 and exits 0."""
+    import pathlib
+    import socket
+    import time
+
+    import yaml
+
+    from appliance import journal
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["host"]["netns"] = lab.ns("app")
+    raw["journal"]["dir"] = str(tmp_path / "journal")
+    raw["strategies"][0]["params"].update(half_spread=0.05, levels=3, refresh="1ms")
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    env = {**os.environ, "TW_OUCH_PASSWORD": "lab-secret", "NOTIFY_SOCKET": str(tmp_path / "notify"),
+           "WATCHDOG_USEC": "200000"}
+    proc = subprocess.Popen([TICKWIRE, "run", str(path), "--name", lab.prefix, "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    status = tmp_path / "record" / "status.json"
+
+    def open_orders() -> int:
+        return json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"]
+
+    try:
+        first = notify.recv(4096).decode().split("\n")
+        assert first[0] == "READY=1" and first[1] == "STATUS=trading mm-taaa" and first[2] == f"MAINPID={proc.pid}"
+        ex = ExchangeProcess(lab, tmp_path, duration=30, rate=1000)
+        pings = 0
+        deadline = time.monotonic() + 15
+        while not (pings >= 3 and status.exists() and open_orders() >= 4):
+            assert time.monotonic() < deadline, f"no ladder or no watchdog pings ({pings})"
+            try:
+                notify.settimeout(0.2)
+                pings += notify.recv(4096) == b"WATCHDOG=1"
+            except TimeoutError:
+                pass
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+        time.sleep(1.2)  # the exchange writes its status about every second
+        assert open_orders() == 0  # nothing left resting
+        notify.settimeout(2)
+        rest = []
+        while True:
+            try:
+                rest.append(notify.recv(4096).decode())
+            except TimeoutError:
+                break
+        assert any(m.startswith("STOPPING=1\nSTATUS=stopped by SIGTERM") for m in rest)
+        ex.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    rep = json.loads(out)
+    assert rep["stopped_by"] == "SIGTERM" and rep["journal"]["durable_seq"] == rep["journal"]["last_seq"]
+    records = list(journal.read(tmp_path / "journal"))
+    (stopping,) = [r.data for r in records if r.kind == "operator"]
+    assert stopping["reason"] == "stopping (SIGTERM): every open order cancelled" and stopping["left_open"] == 0
+    assert stopping["cancels"] >= 4
 
 
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):

@@ -1,0 +1,55 @@
+"""Running under systemd: the sd_notify protocol (``Type=notify``, ``WatchdogSec=``).
+
+One datagram per state change to the Unix socket systemd names in
+``NOTIFY_SOCKET`` (``@`` starts an abstract name): ``READY=1`` once the worker
+runs, ``WATCHDOG=1`` while it is healthy, ``STATUS=...`` for ``systemctl status``,
+``STOPPING=1`` on the way out. Outside systemd (no ``NOTIFY_SOCKET``) every call
+does nothing. Written here rather than taken from PyPI: the protocol is one
+``sendto`` and the one package for it (sdnotify) has not changed since 2017.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+
+class Notifier:
+    def __init__(self) -> None:
+        addr = os.environ.get("NOTIFY_SOCKET")
+        self.addr = ("\0" + addr[1:]) if addr and addr.startswith("@") else addr
+        usec = os.environ.get("WATCHDOG_USEC")
+        pid = os.environ.get("WATCHDOG_PID")
+        mine = pid is None or pid == str(os.getpid())
+        self.watchdog_s = int(usec) / 1e6 if usec and usec.isdigit() and mine else None
+        self._last_ping = 0.0
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self.addr else None
+
+    def send(self, *lines: str) -> bool:
+        if self._sock is None:
+            return False
+        try:
+            self._sock.sendto("\n".join(lines).encode(), self.addr)
+        except OSError:
+            return False  # systemd went away: nothing to tell
+        return True
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+
+    def stopping(self, status: str) -> None:
+        self.send("STOPPING=1", f"STATUS={status}")
+
+    def watchdog(self, healthy: bool) -> None:
+        """Ping at half the watchdog interval while healthy: a stuck worker stops the pings."""
+        if self.watchdog_s is None or not healthy:
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= self.watchdog_s / 2:
+            self._last_ping = now
+            self.send("WATCHDOG=1")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
