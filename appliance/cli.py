@@ -747,6 +747,73 @@ def cmd_run(args: argparse.Namespace) -> tuple[int, Report]:
     return cmd_feed_run(feed_args)
 
 
+def cmd_status(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    r = _feed(feed.status, args.name)
+    return (0 if r["running"] else 1), r
+
+
+def status_view(r: Report) -> Table:
+    h = r["health"]
+    ok = {"in sequence": "green", "up": "green", "watching": "green"}
+
+    def tint(v: Any) -> str:
+        return f"[{ok.get(v, 'red') if isinstance(v, str) else 'red'}]{v}[/]"
+
+    kills = h["kill_switch"]
+    killed = [k for k, v in kills.items() if v]
+    t = Table(title=f"{r['name']}: {'[green]running[/]' if r['running'] else '[yellow]stopped[/]'}, pid {r['pid']}, "
+              f"up {r['uptime_s']:.0f} s, strategy {r['strategy']}", title_justify="left")
+    t.add_column("")
+    t.add_column("")
+    pnl = f"{r['pnl']:,.2f}" if r["pnl"] is not None else "-"
+    rows = [
+        ("feed / session", f"{tint(h['feed'])} / {tint(h['session'])}"),
+        ("kill switch", "[red]" + ", ".join(killed) + " thrown[/]" if killed else "[green]clear[/]"),
+        ("risk manager", tint(h["risk_manager"]) if isinstance(h["risk_manager"], str) else
+         f"[red]tripped: {h['risk_manager']['breach']} {h['risk_manager']['value']} "
+         f"(limit {h['risk_manager']['limit']})[/]"),
+        ("clock", h["clock"]),
+        (f"position {r['symbol'] or ''}", f"{r['position'] if r['position'] is not None else '-'} "
+         f"(mark {r['mark'] if r['mark'] is not None else '-'})"),
+        ("P&L / drawdown", f"{pnl} / {r['drawdown'] if r['drawdown'] is not None else '-'}"),
+        ("orders (open)", f"{r['orders'].get('orders', 0):,} ({r['orders'].get('open', 0):,}); "
+         + ", ".join(f"{k} {v:,}" for k, v in sorted(r["orders"].get("by_state", {}).items()))),
+        ("sent / cancels / denied / failed", " / ".join(f"{r['counts'][k]:,}" for k in (
+            "orders_sent", "cancels_sent", "orders_denied", "send_failed"))),
+        ("messages a second", f"{r['messages_per_s'] or 0:,}"),
+        ("feed applied / gaps", f"{r['feed']['applied']:,} / {r['feed']['gaps']:,}"),
+        ("tick to trade p50 / p99 (µs)", " / ".join(str(r["latency_us"]["tick_to_trade"].get(q, "-"))
+                                                      for q in ("p50", "p99"))),
+        ("OMS anomalies", f"{r['anomalies']:,}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+def render_status(r: Report) -> None:
+    console.print(status_view(r))
+
+
+def cmd_top(args: argparse.Namespace) -> tuple[int, Report]:
+    from appliance import feed
+
+    n = 0
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(status_view(_feed(feed.status, args.name)), refresh=True)
+                n += 1
+                if args.count and n >= args.count:
+                    break
+                time.sleep(args.interval)
+        except KeyboardInterrupt:
+            pass
+    return 0, None
+
+
 def cmd_reload(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feed
 
@@ -1221,6 +1288,14 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long "
                     "(default: until SIGTERM)"),
             ), render_feed_run, root=True),
+    Command(("status",), "a trading worker at a glance: health of feed, session, kill switches and risk "
+            "manager; position and P&L; orders by state; counts, message rate and latency", cmd_status,
+            (arg("--name", default="tw", help="the worker's name (default tw)"),), render_status),
+    Command(("top",), "the same, live: refreshed every --interval seconds until Ctrl-C", cmd_top, (
+        arg("--name", default="tw", help="the worker's name (default tw)"),
+        arg("--interval", type=float, default=0.5, metavar="SECONDS", help="refresh period (default 0.5)"),
+        arg("--count", type=int, default=0, metavar="N", help="stop after N refreshes (default: until Ctrl-C)"),
+    ), None, json=False),
     Command(("kill",), "the kill switch: the whole worker, one strategy or one instrument stops taking new "
             "orders and its open orders are cancelled at the venue, before the worker's next rx burst; who and why "
             "are journaled", cmd_kill, KILL_ARGS, render_kill, root=True),

@@ -241,10 +241,23 @@ class Limits(_Model):
     message_burst: int | None = Field(None, ge=0)
 
 
+class RiskManager(_Model):
+    """What the Python risk manager watches; a breach trips the kill switch (unset: not watched)."""
+    max_loss: Price | None = None          # dollars lost, realized + unrealized (marked to the micro-price)
+    max_drawdown: Price | None = None      # dollars given back from the day's best P&L
+    max_reject_rate: float | None = Field(None, gt=0, le=1)  # rejected / sent over reject_window
+    reject_window: Seconds = 10.0
+    min_orders: int = Field(20, ge=1)      # the reject rate counts once this many orders went in the window
+    max_message_rate: int | None = Field(None, ge=1)  # orders + cancels a second, over one second
+    stale_books: Seconds | None = None     # books stale this long
+    session_down: Seconds | None = None    # order entry down this long (after it was first up)
+
+
 class Risk(_Model):
     global_: Limits = Field(Limits(), alias="global")
     strategies: dict[str, Limits] = {}
     instruments: dict[str, Limits] = {}
+    manager: RiskManager = RiskManager()
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 

@@ -254,6 +254,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             report["eal"] = argv[1:]
             worker = W.Worker(cfg, name)
             journal = None
+            control = None
             from appliance.service import Notifier
 
             notifier = Notifier()
@@ -270,6 +271,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "stats": str(worker.stats_path), "events": str(events_path)}
                 W.write_status(name, status)
                 reloads = Reloader(args, trading, journal, status, say) if getattr(args, "config", None) else None
+                control = Control(args, worker, trading, journal, status, reloads, say) if trading else None
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
                     [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
@@ -278,7 +280,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                     + (f"; recording to {record}" if record else ""))
                 notifier.ready(f"trading {getattr(args, 'strategy_name', '')}" if trading else "reading the feed")
                 report["events"] = _watch(worker, args, stop, events_path, on_event, journal,
-                                          reloads.tick if reloads else None, notifier, trading)
+                                          control, notifier, trading)
                 report["stopped_by"] = stop.reason
             finally:
                 notifier.stopping(f"stopped by {stop.reason}")
@@ -291,6 +293,8 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 report["memory"] = process_memory()
                 if trading is not None:
                     report["trading"] = trading.report()
+                if control is not None:
+                    report["control"] = control.final()
                 worker.close()
                 if journal is not None:
                     journal.close()
@@ -329,6 +333,63 @@ def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable
     say(f"journal {directory}: records from {j.seq}" + (f"; cut a torn tail of {rec.torn_tail['bytes']} bytes"
                                                          if rec.torn_tail else ""))
     return j
+
+
+class Control:
+    """The control loop's view of a trading worker, ticked with the event drain: the
+    OMS fed with every order event, the risk manager (the config's risk.manager),
+    hot reload, and a live section in the status file (positions, P&L, orders,
+    health) for tickwire status and top."""
+
+    LIVE_EVERY_S = 0.5
+
+    def __init__(self, args: Any, worker: Any, trading: Any, journal: Any, status: dict[str, Any],
+                 reloads: Reloader | None, say: Callable[[str], None]):
+        from appliance.config import RiskManager as Limits
+        from appliance.oms import Oms
+        from appliance.riskman import RiskManager
+
+        self.worker, self.trading, self.status, self.reloads, self.name = worker, trading, status, reloads, args.name
+        self.oms = Oms()
+        cfg = getattr(args, "app_config", None)
+        limits = cfg.risk.manager if cfg is not None else Limits()
+        locate = trading.params.locate
+        symbol = next((s for s, loc in (getattr(args, "instruments", None) or {}).items() if loc == locate),
+                      f"locate {locate}")
+        target = {"strategy": getattr(args, "strategy_name", "strategy"), "global": None}
+
+        def trip(level: str, reason: str) -> dict[str, Any]:
+            return kill(args.name, False, 2.0, level, target[level], reason, who="risk manager")
+
+        self.risk = RiskManager(limits, self.oms, worker, trading, symbol, locate, trip, journal, say)
+        self._last_live = 0.0
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        self.risk.on_event(ev)
+
+    def tick(self) -> None:
+        from dpdk.worker import write_status
+
+        if self.reloads is not None:
+            self.reloads.tick()
+            self.risk.limits = getattr(self.reloads.current.risk, "manager", self.risk.limits)
+        self.risk.tick()
+        now = time.monotonic()
+        if now - self._last_live >= self.LIVE_EVERY_S:
+            self._last_live = now
+            self.status["live"] = self.live()
+            write_status(self.name, self.status)
+
+    def live(self) -> dict[str, Any]:
+        summary = self.oms.summary()
+        return {"at": time.time(), "risk": self.risk.view, "orders": {k: summary[k] for k in ("orders", "open",
+                "by_state")}, "anomalies": len(summary["anomalies"]),
+                "open_orders": [o.as_dict() for o in self.oms.open_orders()][:50]}
+
+    def final(self) -> dict[str, Any]:
+        summary = self.oms.summary()
+        return {"oms": {k: summary[k] for k in ("orders", "open", "by_state", "anomalies")},
+                "risk_manager": self.risk.view}
 
 
 class Reloader:
@@ -473,13 +534,14 @@ def apply_config(args: Any) -> Any:
                     session=v.session, user_ref_base=v.user_ref_base, heartbeat_s=v.heartbeat, timeout_s=v.timeout,
                     reconnect_s=v.reconnect)
     args.strategy_name = strategy.name
+    args.app_config = cfg
     args.instruments = {i.symbol: i.locate for i in cfg.instruments}
     return Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
            on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None,
-           tick: Callable[[], None] | None = None, notifier: Any = None, trading: Any = None) -> dict[str, int]:
+           control: Any = None, notifier: Any = None, trading: Any = None) -> dict[str, int]:
     """Drain events until it is time to stop (into the events file, the journal when
     there is one, and on_event); a trading worker then cancels its open orders and
     waits for the venue to confirm (up to --cancel-timeout). Returns counts per event
@@ -512,6 +574,8 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
         log.write(json.dumps(ev) + "\n")
         if journal is not None:
             journal.append(kind_of(ev), ev)
+        if control is not None:
+            control.on_event(ev)
         if on_event and tell:
             on_event(ev)
 
@@ -520,8 +584,8 @@ def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
             for ev in worker.events():
                 take(ev)
             log.flush()
-            if tick is not None:
-                tick()
+            if control is not None:
+                control.tick()
             if notifier is not None:
                 notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
             operator_actions()
@@ -598,6 +662,40 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     out["recent_events"] = [json.loads(x) for x in ev_path.read_text().splitlines()[-events:]] \
         if events and ev_path.exists() else []
     return out
+
+
+def status(name: str) -> dict[str, Any]:
+    """``tickwire status``: one trading worker's state for an operator: health of feed,
+    session and kill switches, position and P&L, orders, rates and latency."""
+    s = stats(name, events=5)
+    info, live = s["info"], s["info"].get("live") or {}
+    risk = live.get("risk") or {}
+    lat = s["latency_ns"]
+    age = round(time.time() - live["at"], 1) if live.get("at") else None
+    return {
+        "name": name, "running": s["running"], "pid": s["pid"], "uptime_s": s["uptime_s"],
+        "strategy": info.get("strategy"), "config": info.get("config"), "live_age_s": age,
+        "health": {
+            "feed": "stale" if s["feed"]["stale"] else ("in gap" if s["feed"]["in_gap"] else "in sequence"),
+            "session": risk.get("session", "unknown"),
+            "kill_switch": {"global": bool(s["killed"]) if "killed" in s else None,
+                            "strategy": bool(s["killed_strategy"])},
+            "risk_manager": risk.get("tripped") or "watching",
+            "clock": "not watched yet (PTP health is issue 8)",
+        },
+        "position": risk.get("position"), "symbol": risk.get("symbol"), "mark": risk.get("mark"),
+        "pnl": risk.get("pnl"), "drawdown": risk.get("drawdown"),
+        "orders": live.get("orders", {}), "open_orders": live.get("open_orders", []),
+        "anomalies": live.get("anomalies", 0),
+        "counts": {k: s[k] for k in ("orders_sent", "cancels_sent", "orders_denied", "send_failed", "executed",
+                                     "decisions")},
+        "messages_per_s": risk.get("messages_per_s"),
+        "feed": {k: s["feed"][k] for k in ("applied", "gaps", "recovered", "unrecoverable", "next_seq")},
+        "latency_us": {k: {q: round(lat[k][q] / 1000, 1) for q in ("p50", "p99") if q in lat[k]}
+                       for k in ("total", "tick_to_trade", "send")},
+        "last_reload": info.get("last_reload"),
+        "recent_events": s["recent_events"],
+    }
 
 
 LEVELS = ("global", "strategy", "instrument")

@@ -206,7 +206,8 @@ FEED_STATE_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "
 COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_meta", "sock_errors",
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
             "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
-            "send_failed", "order_events", "executed", "unknown_orders", "kill_cancels", "killed_strategy")
+            "send_failed", "order_events", "executed", "unknown_orders", "kill_cancels", "killed_strategy",
+            "killed")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:

@@ -403,7 +403,8 @@ enum tw_ouch_state {
     TW_OUCH_LOGIN_SENT = 2,
     TW_OUCH_UP = 3,          /* logged in: orders may go */
     TW_OUCH_ENDED = 4,       /* the server ended the session (Z): no reconnect */
-    TW_OUCH_REJECTED = 5,    /* the login was refused (J): no reconnect */
+    TW_OUCH_REJECTED = 5,    /* the login was refused as not authorized (J A): no reconnect; a refusal
+                                because the session is not available (J S) is retried after reconnect_ns */
 };
 
 struct tw_ouch_config {

@@ -331,7 +331,9 @@ static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out
             break;
         case 'J':
             o->st.reject_reason = len >= 2 ? p[1] : 0;
-            disconnect(o, TW_OUCH_REJECTED);
+            /* 'S', session not available (our last connection still holds it, as after a broken
+             * link): try again after reconnect_ns; 'A', not authorized: never */
+            disconnect(o, o->st.reject_reason == 'S' ? TW_OUCH_DOWN : TW_OUCH_REJECTED);
             return n;
         case 'S':
             parse_ouch(&out[n], p + 1, len - 1u);

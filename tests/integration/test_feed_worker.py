@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import random
 import signal
 import subprocess
@@ -670,6 +671,105 @@ def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue
     (stopping,) = [r.data for r in records if r.kind == "operator"]
     assert stopping["reason"] == "stopping (SIGTERM): every open order cancelled" and stopping["left_open"] == 0
     assert stopping["cancels"] >= 4
+
+
+def _manager_config(lab, tmp_path, manager: dict, **venue) -> pathlib.Path:
+    import pathlib
+
+    import yaml
+
+    raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["host"]["netns"] = lab.ns("app")
+    raw["journal"]["dir"] = str(tmp_path / "journal")
+    raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    raw["risk"]["manager"] = manager
+    raw["venue"].update(venue)
+    path = tmp_path / "appliance.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _until(cond, what: str, timeout: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (got := cond()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return got
+
+
+def test_the_risk_manager_trips_the_kill_switch_when_the_session_stays_down(lab, tmp_path, monkeypatch):
+    import time
+
+    from appliance import journal
+
+    path = _manager_config(lab, tmp_path, {"session_down": "0.5s"}, heartbeat="200ms", timeout="1s",
+                           reconnect="200ms")
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
+
+    def status() -> dict:
+        return tw_json("status", "--name", lab.prefix)
+
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=50, rate=2000)
+        _until(lambda: status()["counts"]["orders_sent"] > 0 and status()["live_age_s"] is not None,
+               "no orders, or no live status")
+        st = status()
+        assert st["health"]["session"] == "up" and st["health"]["risk_manager"] == "watching"
+        assert st["health"]["kill_switch"] == {"global": False, "strategy": False} and st["strategy"] == "mm-taaa"
+        res = tw("lab", "impair", "--prefix", lab.prefix, "order-app", "--loss", "100", "--direction", "both")
+        assert res.returncode == 0, res.stderr
+        tripped = _until(lambda: status()["health"]["risk_manager"] if isinstance(
+            status()["health"]["risk_manager"], dict) else None, "the risk manager did not trip", timeout=10)
+        assert tripped["breach"] == "session down (s)" and tripped["level"] == "global" and tripped["value"] > 0.5
+        assert status()["health"]["kill_switch"]["global"] is True
+        tw("lab", "clear", "--prefix", lab.prefix, "order-app")
+        # the exchange holds the dead connection until its own 15 s timeout, then takes the new login
+        _until(lambda: status()["health"]["session"] == "up", "the session did not come back", timeout=30)
+        sent = status()["counts"]["orders_sent"]
+        time.sleep(1.0)
+        assert status()["counts"]["orders_sent"] == sent  # tripped stays tripped until an operator resumes
+        tw_json("resume", "--name", lab.prefix, "--reason", "link back")
+        _until(lambda: status()["counts"]["orders_sent"] > sent, "quoting did not resume")
+        ex.finish()
+        rep = worker.result()
+    finally:
+        tw("lab", "clear", "--prefix", lab.prefix, "order-app")
+        worker.kill()
+    assert rep["control"]["risk_manager"]["tripped"]["breach"] == "session down (s)"
+    records = list(journal.read(tmp_path / "journal"))
+    (risk,) = [r.data for r in records if r.kind == "risk" and "breach" in r.data]  # not the denials
+    assert risk["breach"] == "session down (s)" and risk["view"]["session"] == "down"
+    ops = [r.data for r in records if r.kind == "operator"]
+    assert (ops[0]["who"], ops[0]["level"], ops[0]["action"]) == ("risk manager", "global", "kill")
+    assert ops[0]["reason"].startswith("session down (s) ") and ops[1]["action"] == "resume"
+
+
+def test_the_risk_manager_trips_the_strategy_on_drawdown_and_status_says_so(lab, tmp_path, monkeypatch):
+    path = _manager_config(lab, tmp_path, {"max_drawdown": 0.01})
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
+    try:
+        ex = ExchangeProcess(lab, tmp_path, duration=30, rate=3000)
+        def tripped() -> dict | None:
+            got = tw_json("status", "--name", lab.prefix)
+            return got if isinstance(got["health"]["risk_manager"], dict) else None
+
+        st = _until(tripped, "no drawdown trip", timeout=25)
+        trip = st["health"]["risk_manager"]
+        assert trip["breach"] == "drawdown" and trip["level"] == "strategy" and trip["value"] > 0.01
+        assert st["health"]["kill_switch"]["strategy"] is True and st["drawdown"] >= trip["value"]
+        status = tmp_path / "record" / "status.json"
+        _until(lambda: json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"] == 0,
+               "quotes still open after the strategy was tripped", timeout=5)
+        top = tw("top", "--name", lab.prefix, "--count", "2", "--interval", "0.1")
+        assert top.returncode == 0 and "risk manager" in top.stdout and "tripped: drawdown" in top.stdout
+        ex.stop()
+        worker.result()
+    finally:
+        worker.kill()
 
 
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):
