@@ -1346,7 +1346,8 @@ COMMANDS: tuple[Command, ...] = (
             ), render_nic_set, root=True),
     Command(("demo",), "bring the lab up, send a MoldUDP64 feed on lines A and B from exch, show it arriving "
             "at app and standby (then again with line A impaired), build order books in the C feed worker from the "
-            "live exchange over lossy lines, tear the lab down",
+            "live exchange over lossy lines, trade the market maker with tickwire run and check its report against "
+            "the exchange's records, tear the lab down",
             cmd_demo, (
                 arg("--prefix", default="twdemo", help="lab prefix for the demo (default twdemo)"),
                 arg("--messages", type=int, default=300_000, help="ITCH messages per line (default 300000)"),
@@ -1358,6 +1359,9 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--books-loss", type=float, default=5.0, metavar="PCT",
                     help="loss on both of app's feed lines in the order-book round, so that some messages only "
                          "retransmission can bring (default 5)"),
+                arg("--trade-seconds", type=float, default=30.0, metavar="S",
+                    help="how long tickwire run trades the market maker in the last round (default 30; 0 skips "
+                         "it)"),
                 arg("--keep", action="store_true", help="leave the lab up afterwards"),
             ), lambda report: None, root=True),  # the demo prints its own live view
 )

@@ -1,4 +1,5 @@
-"""make demo's job, end to end: lab up, feed across both lines, impaired round, lab down."""
+"""make demo's job, end to end: lab up, feed across both lines, impaired round, order books, the
+appliance trading (checked against the exchange's records), lab down."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ def test_demo_shows_the_feed_arriving_and_tears_the_lab_down():
     prefix = unique_prefix()
     before = netns_list()
     try:
-        res = tw("demo", "--prefix", prefix, "--messages", "30000", "--json", timeout=300)
+        res = tw("demo", "--prefix", prefix, "--messages", "30000", "--trade-seconds", "8", "--json", timeout=300)
         assert res.returncode == 0, res.stderr
         report = json.loads(res.stdout)
-        assert [c["ok"] for c in report["checks"]] == [True, True, True, True]
+        assert [c["ok"] for c in report["checks"]] == [True, True, True, True, True]
+        t = report["trading"]  # the appliance's report against the exchange's own records
+        assert t["orders_sent"] == t["exchange"]["orders_received"] > 0 and t["executed"] == t["exchange"]["filled"]
+        assert t["position"] == t["exchange"]["position"].get("TAAA", 0) and t["exchange"]["open_orders_at_end"] == 0
+        assert t["stopped_by"] == "SIGTERM" and t["oms"]["anomalies"] == [] and t["tick_to_trade_us"]["p50"] > 0
+        assert t["xdp"]["feed-a"]["rules"] and t["feed_applied"] > 0
         books = report["books"]
         assert books["books_equal"] and books["instruments"] == 4
         assert books["worker"]["feed"]["applied"] == books["exchange_messages"] > 0
@@ -34,7 +40,8 @@ def test_demo_shows_the_feed_arriving_and_tears_the_lab_down():
 def test_demo_human_output_names_each_receiver_and_the_checks():
     prefix = unique_prefix()
     try:
-        res = tw("demo", "--prefix", prefix, "--messages", "10000", "--loss", "0", timeout=300)
+        res = tw("demo", "--prefix", prefix, "--messages", "10000", "--loss", "0", "--trade-seconds", "0",
+                 timeout=300)
         assert res.returncode == 0, res.stderr
         assert "app/feed-a" in res.stdout and "standby/feed-b" in res.stdout
         assert "exch sent" in res.stdout
