@@ -206,19 +206,19 @@ class TakerParams(_Model):
     cooldown: Seconds = 0.01
 
 
-class MarketMaker(_Model):
+class _Strategy(_Model):
     name: str = Field(min_length=1)
-    kind: Literal["market_maker"]
     instrument: str
     enabled: bool = True
+
+
+class MarketMaker(_Strategy):
+    kind: Literal["market_maker"]
     params: MarketMakerParams = MarketMakerParams()
 
 
-class Taker(_Model):
-    name: str = Field(min_length=1)
+class Taker(_Strategy):
     kind: Literal["taker"]
-    instrument: str
-    enabled: bool = True
     params: TakerParams = TakerParams()
 
 

@@ -149,7 +149,7 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
     import yaml
 
     from appliance import feed
-    from dpdk.worker import DpdkError, remove_state
+    from dpdk.worker import remove_state
 
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-demo"
@@ -161,19 +161,10 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
                                "--json", "--quiet-events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     exchange = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if worker.poll() is not None:
-                raise net.LabError(f"the feed worker exited: {worker.communicate()[1][-2000:]}")
-            try:
-                st = feed.stats(name, events=0)
-                if st["running"] and st["pid"] == worker.pid:
-                    break
-            except (feed.FeedError, DpdkError, OSError):  # not written yet
-                pass
-            if time.monotonic() > deadline:
-                raise net.LabError("the feed worker did not start")
-            time.sleep(0.2)
+        try:
+            feed.wait_started(name, worker)
+        except feed.FeedError as exc:
+            raise net.LabError(str(exc)) from exc
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             yaml.safe_dump({"duration": args.books_seconds, "rate": 3000, "symbols": 4}, f)
         exchange = subprocess.Popen([*cli, "exchange", "run", "--prefix", lab.prefix, "--config", f.name, "--json"],
@@ -225,7 +216,7 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
     import yaml
 
     from appliance import feed
-    from dpdk.worker import DpdkError, remove_state
+    from dpdk.worker import remove_state
 
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-trade"
@@ -242,19 +233,10 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
     exchange = None
     xdp: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if worker.poll() is not None:
-                raise net.LabError(f"tickwire run exited: {worker.communicate()[1][-2000:]}")
-            try:
-                st = feed.stats(name, events=0)
-                if st["running"] and st["pid"] == worker.pid:
-                    break
-            except (feed.FeedError, DpdkError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise net.LabError("tickwire run did not start")
-            time.sleep(0.2)
+        try:
+            feed.wait_started(name, worker)
+        except feed.FeedError as exc:
+            raise net.LabError(str(exc)) from exc
         ex_cfg = tmp / "exchange.yaml"
         ex_cfg.write_text(yaml.safe_dump({"duration": args.trade_seconds + 30, "rate": 3000, "symbols": 4,
                                           "record": str(tmp / "exchange")}))

@@ -664,6 +664,27 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     return out
 
 
+def wait_started(name: str, proc: Any, timeout: float = 30.0) -> None:
+    """Until the worker ``name`` that ``proc`` (a Popen of tickwire feed run or run) started
+    is running; FeedError with its stderr when it exits first or takes too long."""
+    from dpdk.worker import DpdkError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise FeedError(f"worker {name} exited ({proc.returncode}) before it ran: {err[-2000:]}")
+        try:
+            st = stats(name, events=0)
+            if st["running"] and st["pid"] == proc.pid:
+                return
+        except (FeedError, DpdkError, OSError, ValueError):  # not written yet
+            pass
+        if time.monotonic() > deadline:
+            raise FeedError(f"worker {name} did not start within {timeout:g} s")
+        time.sleep(0.2)
+
+
 def status(name: str) -> dict[str, Any]:
     """``tickwire status``: one trading worker's state for an operator: health of feed,
     session and kill switches, position and P&L, orders, rates and latency."""

@@ -29,6 +29,7 @@ import time
 
 import yaml
 
+from appliance.feed import FeedError, wait_started
 from appliance.lab import topology
 from appliance.protocols.capture import TcpReassembler, read_frames
 from dpdk.worker import remove_state
@@ -89,16 +90,10 @@ def trip(lab: topology.Lab, folder: pathlib.Path, cancel_each: bool) -> dict:
     ex = None
     dump = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if worker.poll() is not None:
-                sys.exit(f"the worker exited: {worker.communicate()[1][-2000:]}")
-            st = tw("feed", "stats", "--name", name, "--json")
-            if st.returncode == 0 and json.loads(st.stdout)["running"] and json.loads(st.stdout)["pid"] == worker.pid:
-                break
-            if time.monotonic() > deadline:
-                sys.exit("the worker did not start")
-            time.sleep(0.2)
+        try:
+            wait_started(name, worker, timeout=60)
+        except FeedError as exc:
+            sys.exit(str(exc))
         ex = subprocess.Popen([TICKWIRE, "exchange", "run", "--prefix", lab.prefix, "--config", str(ex_cfg)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         status = folder / "rec" / "status.json"

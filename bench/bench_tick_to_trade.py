@@ -38,6 +38,7 @@ import time
 
 import yaml
 
+from appliance.feed import FeedError, wait_started
 from appliance.lab import topology
 from appliance.protocols.capture import TcpReassembler, read_frames
 from dpdk.worker import STATE_DIR, remove_state
@@ -153,16 +154,10 @@ def one(lab: topology.Lab, inp: str, args, folder: pathlib.Path) -> dict:
         cmd += ["--cpu-latency-us", str(args.cpu_latency_us)]
     worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if worker.poll() is not None:
-                sys.exit(f"the {inp} worker exited: {worker.communicate()[1][-2000:]}")
-            st = tw("feed", "stats", "--name", name, "--json")
-            if st.returncode == 0 and json.loads(st.stdout)["running"] and json.loads(st.stdout)["pid"] == worker.pid:
-                break
-            if time.monotonic() > deadline:
-                sys.exit(f"the {inp} worker did not start")
-            time.sleep(0.2)
+        try:
+            wait_started(name, worker, timeout=60)
+        except FeedError as exc:
+            sys.exit(f"the {inp} worker: {exc}")
         cap = Capture(lab, folder) if args.capture else None
         ex = tw("exchange", "run", "--prefix", lab.prefix, "--config", str(exchange), "--json",
                 timeout=args.seconds + 120)
