@@ -327,6 +327,12 @@ def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable
     if trading is not None:
         start["strategy"] = dataclasses.asdict(trading.params)
         start["limits"] = dataclasses.asdict(trading.limits)
+        if trading.restart is not None:
+            start["restart"] = dataclasses.asdict(trading.restart)
+            report["restart"] = start["restart"]
+            say(f"restart: from the journal, UserRefNums go on at {trading.restart.next_user_ref}, the venue is "
+                f"asked for its messages from {trading.restart.login_seq}, positions "
+                f"{trading.restart.positions or 'none'}, {len(trading.restart.open_orders)} open orders held")
     j.append("config", start)
     report["journal"] = {"dir": str(directory), "fsync": j.fsync, "first_seq": j.seq,
                          "torn_tail": rec.torn_tail}
@@ -536,7 +542,35 @@ def apply_config(args: Any) -> Any:
     args.strategy_name = strategy.name
     args.app_config = cfg
     args.instruments = {i.symbol: i.locate for i in cfg.instruments}
-    return Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
+    trading = Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
+    trading.restart = restart_from_journal(pathlib.Path(args.journal), args.instruments)
+    return trading
+
+
+def restart_from_journal(directory: pathlib.Path, instruments: dict[str, int]) -> Any:
+    """What the journal of an earlier run today leaves to this one (None when it is empty):
+    the next UserRefNum (never one twice), the venue's next sequence number to ask for
+    at login (its replay then brings what happened while nobody listened), the
+    positions and the orders still open."""
+    from appliance import journal
+    from appliance.oms import Oms
+    from dpdk.trading import Restart
+
+    if not journal.segments(directory):
+        return None
+    oms = Oms()
+    last_seq = 0
+    for r in journal.read(directory):
+        if "event" in r.data:
+            oms.on_event(r.data, where=r.seq)
+            last_seq = max(last_seq, int(r.data.get("ouch_seq") or 0))
+    if not oms.orders:
+        return None
+    positions = {instruments[sym]: p.shares for sym, p in oms.positions.items() if sym in instruments}
+    open_orders = [{"user_ref": o.user_ref, "locate": instruments[o.symbol], "side": o.side, "qty": o.leaves,
+                    "price": o.price} for o in oms.open_orders() if o.symbol in instruments and o.leaves]
+    return Restart(next_user_ref=max(oms.orders) + 1, login_seq=last_seq + 1, positions=positions,
+                   open_orders=open_orders)
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,

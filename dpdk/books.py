@@ -49,7 +49,9 @@ def event_dict(ev: Any) -> dict[str, Any]:
             out["price"] = ev.price
         if ev.locate:
             out.update(locate=ev.locate, symbol=_text(ev.symbol))
-        if ev.seq:  # a packet triggered it: which, and where the time went from its arrival to the send
+        if ev.seq and ev.code != ord("O"):  # the venue's answer: its SoupBinTCP sequence number
+            out["ouch_seq"] = ev.seq
+        elif ev.seq:  # a packet triggered it: which, and where the time went from its arrival to the send
             out.update(line="AB"[ev.line] if ev.line < 2 else "retransmission", seq=ev.seq)
             if any(ev.stage_ns):
                 out["stages_ns"] = dict(zip(ORDER_STAGES, list(ev.stage_ns), strict=True))

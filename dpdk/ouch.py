@@ -23,7 +23,7 @@ def _field(value: str, width: int, what: str) -> bytes:
 
 class OuchSession:
     def __init__(self, address: tuple[str, int], username: str, password: str, session: str = "",
-                 heartbeat_s: float = 1.0, timeout_s: float = 15.0, reconnect_s: float = 0.1):
+                 heartbeat_s: float = 1.0, timeout_s: float = 15.0, reconnect_s: float = 0.1, next_seq: int = 0):
         self.ffi, self.lib = ffi, lib = native()
         c = ffi.new("struct tw_ouch_config *")
         c.addr = int.from_bytes(socket.inet_aton(address[0]), "little")  # network order in memory
@@ -32,6 +32,7 @@ class OuchSession:
         ffi.memmove(c.password, _field(password, 10, "password"), 10)
         ffi.memmove(c.session, _field(session, 10, "session"), 10)
         c.heartbeat_ns, c.timeout_ns, c.reconnect_ns = (int(x * 1e9) for x in (heartbeat_s, timeout_s, reconnect_s))
+        c.next_seq = next_seq  # 0: the whole day from 1; after a restart, the one after the last kept
         ptr = lib.tw_ouch_create(c)
         if ptr == ffi.NULL:
             raise MemoryError("tw_ouch_create failed")

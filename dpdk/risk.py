@@ -57,6 +57,17 @@ class Risk:
     def set_limits(self, limits: Limits) -> None:
         self.lib.tw_risk_set_limits(self._r, limits.to_c(self.ffi))
 
+    def seed_position(self, locate: int, position: int) -> None:
+        """After a restart: the position the journal says is held (not checked: it is there)."""
+        if self.lib.tw_risk_seed_position(self._r, locate, position) < 0:
+            raise ValueError(f"locate {locate} is out of range")
+
+    def seed_order(self, user_ref: int, locate: int, side: str, qty: int, price: int) -> bool:
+        """After a restart: an order the journal says is still open at the venue (not checked)."""
+        o = self._intent
+        o.user_ref, o.locate, o.side, o.qty, o.price = user_ref, locate, ord(side), qty, price
+        return self.lib.tw_risk_seed_order(self._r, o) == 0
+
     def kill_instrument(self, locate: int, kill: bool = True) -> None:
         if self.lib.tw_risk_kill_instrument(self._r, locate, int(kill)) < 0:
             raise ValueError(f"locate {locate} is out of range")

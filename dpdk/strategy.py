@@ -65,6 +65,10 @@ class Strategy:
     def set_params(self, params: Params) -> None:
         self.lib.tw_strategy_set_params(self._s, params.to_c(self.ffi))
 
+    def seed_position(self, position: int) -> None:
+        """After a restart: the position the journal says the strategy holds."""
+        self.lib.tw_strategy_seed_position(self._s, position)
+
     def on_book(self, books: Books, locate: int, now_ns: int, stale: bool = False) -> list[dict[str, Any]]:
         self.lib.tw_strategy_on_book(self._s, books._b, int(stale), locate, now_ns, self._out)
         return _actions(self._out)

@@ -46,10 +46,20 @@ class OrderEntry:
     reconnect_s: float = 0.5
 
 
+@dataclasses.dataclass
+class Restart:
+    """What a restart takes over from the journal of the run before."""
+    next_user_ref: int                     # UserRefNums are never used twice in a day
+    login_seq: int                         # the first sequenced message to ask the venue for
+    positions: dict[int, int]              # locate -> shares
+    open_orders: list[dict[str, Any]]      # user_ref, locate, side, qty (left), price
+
+
 class Trading:
     def __init__(self, strategy: Params, risk: Limits, order_entry: OrderEntry):
         self.params, self.limits, self.oe = strategy, risk, order_entry
         self.strategy = self.risk = self.session = None
+        self.restart: Restart | None = None
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> Trading:
@@ -71,12 +81,19 @@ class Trading:
 
     def pointers(self, max_locate: int) -> tuple[Any, Any, Any]:
         """Make the C objects; (strategy, risk, session) pointers for the worker."""
-        self.strategy = Strategy(self.params, self.oe.user_ref_base)
+        r = self.restart
+        self.strategy = Strategy(self.params, max(self.oe.user_ref_base, r.next_user_ref if r else 0))
         self.risk = Risk(max_locate=max_locate)
         self.risk.set_limits(self.limits)
+        if r is not None:
+            for locate, shares in r.positions.items():
+                self.risk.seed_position(locate, shares)
+            for o in r.open_orders:
+                self.risk.seed_order(o["user_ref"], o["locate"], o["side"], o["qty"], o["price"])
+            self.strategy.seed_position(r.positions.get(self.params.locate, 0))
         o = self.oe
         self.session = OuchSession((o.address, o.port), o.username, o.password, o.session, o.heartbeat_s,
-                                   o.timeout_s, o.reconnect_s)
+                                   o.timeout_s, o.reconnect_s, next_seq=r.login_seq if r else 0)
         return self.strategy._s, self.risk._r, self.session._o
 
     def report(self) -> dict[str, Any]:

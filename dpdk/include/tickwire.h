@@ -34,7 +34,8 @@ enum tw_event_type {
     TW_EV_ORDER = 12,         /* one of our orders: code 'O' sent (locate, symbol, side, price, and for an
                                  order a packet triggered: ts_ns its arrival stamp, line, seq, stage_ns),
                                  'X' cancel sent, 'N' not sent (a broken link took it from the buffer), or
-                                 the exchange's OUCH type (A E C J ...); a user_ref, b qty */
+                                 the exchange's OUCH type (A E C J ...) with seq its SoupBinTCP sequence
+                                 number; a user_ref, b qty */
     TW_EV_NTYPES = 13
 };
 
@@ -292,6 +293,10 @@ int tw_risk_message(struct tw_risk *r, uint64_t now_ns);
 int tw_risk_on_execution(struct tw_risk *r, uint64_t user_ref, uint32_t qty);
 int tw_risk_on_done(struct tw_risk *r, uint64_t user_ref);
 int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate);
+/* After a restart, what the journal says was there before: a position, and open orders
+ * (added as they are, without the checks: they are already at the venue). */
+int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position);
+int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o);
 /* The UserRefNums of our open orders (of one instrument, or all with locate 0), up to max:
  * what a kill switch cancels. */
 uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint64_t *refs, uint32_t max);
@@ -390,6 +395,8 @@ void tw_strategy_stats(const struct tw_strategy *s, struct tw_strategy_stats *ou
 void tw_strategy_halt(struct tw_strategy *s, uint8_t halt);
 /* Its quotes' cancels were sent by someone else (a kill switch): they are no longer its quotes. */
 void tw_strategy_forget_quotes(struct tw_strategy *s);
+/* After a restart: the position the journal says it holds. */
+void tw_strategy_seed_position(struct tw_strategy *s, int64_t position);
 
 /* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
@@ -418,6 +425,8 @@ struct tw_ouch_config {
     uint64_t heartbeat_ns;   /* send a heartbeat after this long without sending (1 s) */
     uint64_t timeout_ns;     /* the link is dead after this long without hearing (15 s) */
     uint64_t reconnect_ns;   /* between connection attempts */
+    uint64_t next_seq;       /* the first sequenced message to ask for at login (0: 1, the whole day); after a
+                                restart, the one after the last the journal kept */
 };
 
 enum tw_ouch_msg_consts {

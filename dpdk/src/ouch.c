@@ -52,7 +52,7 @@ struct tw_ouch *tw_ouch_create(const struct tw_ouch_config *cfg)
         return NULL;
     o->cfg = *cfg;
     o->fd = -1;
-    o->st.next_seq = 1;
+    o->st.next_seq = cfg->next_seq ? cfg->next_seq : 1;
     return o;
 }
 

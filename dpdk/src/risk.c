@@ -286,6 +286,8 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
     return TW_RISK_OK;
 }
 
+static void open_order(struct tw_risk *r, const struct tw_order_intent *o);
+
 int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now_ns)
 {
     reload(r);
@@ -301,6 +303,13 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
     /* it goes: spend its tokens, open it */
     spend(&r->orders, r->lim.order_rate);
     spend(&r->messages, r->lim.message_rate);
+    open_order(r, o);
+    r->st.passed++;
+    return 0;
+}
+
+static void open_order(struct tw_risk *r, const struct tw_order_intent *o)
+{
     uint8_t side = o->side == 'S';
     struct own_order *slot = NULL;
     for (uint64_t i = ref_hash(o->user_ref) & r->own_mask;; i = (i + 1) & r->own_mask) {
@@ -318,7 +327,24 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
         in->own_best[side] = o->price;
     update_exposure(r, in);
     r->open_count++;
-    r->st.passed++;
+}
+
+int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
+{
+    if (!o->user_ref || o->locate == 0 || o->locate > r->max_locate || (o->side != 'B' && o->side != 'S') ||
+        r->open_count >= r->capacity || own_find(r, o->user_ref))
+        return -1;
+    open_order(r, o);
+    return 0;
+}
+
+int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position)
+{
+    if (locate == 0 || locate > r->max_locate)
+        return -1;
+    struct instrument_risk *in = &r->ins[locate];
+    in->position = position;
+    update_exposure(r, in);
     return 0;
 }
 

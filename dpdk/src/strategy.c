@@ -298,6 +298,11 @@ void tw_strategy_halt(struct tw_strategy *s, uint8_t halt)
     __atomic_store_n(&s->halted, halt ? 1 : 0, __ATOMIC_RELEASE);
 }
 
+void tw_strategy_seed_position(struct tw_strategy *s, int64_t position)
+{
+    s->st.position = position;
+}
+
 void tw_strategy_forget_quotes(struct tw_strategy *s)
 {
     for (int i = 0; i < MAX_OWN; i++)

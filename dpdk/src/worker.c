@@ -223,10 +223,10 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
 /* ---- trading: strategy -> risk -> order entry ----------------------------------------------- */
 
 static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_t qty, uint64_t price, uint8_t side,
-                        uint64_t ts)
+                        uint64_t ts, uint64_t seq)
 {
     struct tw_event ev = { .ts_ns = ts, .type = TW_EV_ORDER, .code = code, .a = ref, .b = qty, .price = price,
-                           .side = side };
+                           .side = side, .seq = seq };
     ring_emit(w, &ev);
 }
 
@@ -286,7 +286,7 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
             tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
             if (tw_ouch_cancel(c->ouch, (uint32_t)a->user_ref, 0, now) == 0) {
                 st->cancels_sent++;
-                order_event(w, 'X', a->user_ref, 0, 0, a->side, now);
+                order_event(w, 'X', a->user_ref, 0, 0, a->side, now, 0);
             } else {
                 st->send_failed++;
             }
@@ -337,7 +337,7 @@ static void cancel_open(struct tw_worker *w, uint16_t locate)
         tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
         if (tw_ouch_cancel(c->ouch, (uint32_t)w->open_refs[i], 0, now) == 0) {
             sent++;
-            order_event(w, 'X', w->open_refs[i], 0, 0, 0, now);
+            order_event(w, 'X', w->open_refs[i], 0, 0, 0, now, 0);
         } else {
             w->st->send_failed++;
         }
@@ -463,7 +463,7 @@ static void answers(struct tw_worker *w, uint64_t now)
             break;
         }
         if (m->user_ref)
-            order_event(w, code, m->user_ref, m->qty, m->price, m->side, now);
+            order_event(w, code, m->user_ref, m->qty, m->price, m->side, now, m->seq);
     }
 }
 

@@ -772,6 +772,64 @@ def test_the_risk_manager_trips_the_strategy_on_drawdown_and_status_says_so(lab,
         worker.kill()
 
 
+def test_a_restart_takes_over_from_the_journal_no_reference_twice_and_the_position_carried(lab, tmp_path,
+                                                                                          monkeypatch):
+    """Two runs of one config against one exchange day: the second reads the first's
+    journal, so its UserRefNums go on after the first's, it asks the venue only for
+    what it has not seen, and it starts from the first's position; at the end the
+    worker's position is the exchange's for the whole day."""
+    import signal
+    import time
+
+    from appliance import journal
+    from appliance.oms import Oms
+
+    path = _manager_config(lab, tmp_path, {})
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
+    ex = ExchangeProcess(lab, tmp_path, duration=40, rate=3000)
+    reports = []
+    try:
+        for run in range(2):
+            proc = subprocess.Popen([TICKWIRE, "run", str(path), "--name", lab.prefix, "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                def filled(pid: int = proc.pid) -> bool:
+                    got = tw("feed", "stats", "--name", lab.prefix, "--json")
+                    return got.returncode == 0 and json.loads(got.stdout)["pid"] == pid and \
+                        json.loads(got.stdout)["executed"] > 0
+
+                _until(filled, f"run {run}: no fill", timeout=25)
+                time.sleep(1.0)
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=60)
+                assert proc.returncode == 0, err[-2000:]
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            reports.append(json.loads(out))
+        time.sleep(1.2)
+        report = ex.stop()
+    finally:
+        ex.stop() if ex.proc.poll() is None else None
+    first, second = reports
+    assert "restart" not in first
+    r = second["restart"]
+    log = [json.loads(x) for x in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
+    refs = [m["user_ref_num"] for m in log if m.get("name") == "enter_order"]
+    first_refs = refs[:first["stats"]["orders_sent"]]
+    assert len(refs) == len(set(refs)) == first["stats"]["orders_sent"] + second["stats"]["orders_sent"]
+    assert r["next_user_ref"] == max(first_refs) + 1 == min(refs[len(first_refs):])
+    assert r["positions"] == ({"1": first["trading"]["position"]} if first["trading"]["position"] else {})
+    assert report["order_entry"]["rejects"] == {} and second["stats"]["unknown_orders"] == 0
+    assert r["login_seq"] > 1 and second["trading"]["order_entry"]["logins"] == 1
+    account = report["order_entry"]["accounts"]["TWAPP1"]
+    assert second["trading"]["position"] == account["position"].get("TAAA", 0)  # the whole day's
+    oms = Oms.from_journal(tmp_path / "journal")
+    assert oms.anomalies == [] and oms.position("TAAA") == account["position"].get("TAAA", 0)
+    starts = [x.data for x in journal.read(tmp_path / "journal") if x.kind == "config"]
+    assert [("restart" in x) for x in starts] == [False, True]
+
+
 def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, monkeypatch):
     import pathlib
 
