@@ -497,8 +497,8 @@ def _lcore_cpus(lcore: int) -> set[int]:
 
 
 def remove_state(name: str) -> None:
-    """A worker's statistics, status and events in STATE_DIR (when it is not wanted after it stopped)."""
-    for suffix in (".stats", ".json", ".events.jsonl"):
+    """A worker's statistics, status, events and operator requests in STATE_DIR (when not wanted after it stopped)."""
+    for suffix in (".stats", ".json", ".events.jsonl", ".operator.jsonl"):
         (STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
 
 

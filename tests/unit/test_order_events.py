@@ -49,5 +49,6 @@ def test_an_order_a_timer_sent_has_no_packet_and_the_answers_read_plainly():
     assert event_text(order_event("E")) == "order 16 executed: 100"
     assert event_text(order_event("J")) == "order 16 rejected: 100"
     assert event_text(order_event("X")) == "order 16 cancel sent: 100"
-    fill = order_event("E", price=1_000_100, side=ord("B"))
-    assert (fill["price"], fill["side"]) == (1_000_100, "B")
+    fill = order_event("E", price=1_000_100, side=ord("B"), seq=42)
+    assert (fill["price"], fill["side"], fill["ouch_seq"]) == (1_000_100, "B", 42)  # the venue's sequence number
+    assert "line" not in fill and "stages_ns" not in fill
