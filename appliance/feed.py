@@ -548,7 +548,7 @@ def apply_config(args: Any) -> Any:
 
 
 def restart_from_journal(directory: pathlib.Path, instruments: dict[str, int]) -> Any:
-    """What the journal of an earlier run today leaves to this one (None when it is empty):
+    """What the journal of an earlier run today (UTC) leaves to this one (None when nothing):
     the next UserRefNum (never one twice), the venue's next sequence number to ask for
     at login (its replay then brings what happened while nobody listened), the
     positions and the orders still open."""
@@ -558,9 +558,14 @@ def restart_from_journal(directory: pathlib.Path, instruments: dict[str, int]) -
 
     if not journal.segments(directory):
         return None
+    import datetime
+
+    today = datetime.datetime.now(datetime.UTC).date()
     oms = Oms()
     last_seq = 0
     for r in journal.read(directory):
+        if datetime.datetime.fromtimestamp(r.ts_ns / 1e9, datetime.UTC).date() != today:
+            continue  # another day's session: its orders and positions are not this one's
         if "event" in r.data:
             oms.on_event(r.data, where=r.seq)
             last_seq = max(last_seq, int(r.data.get("ouch_seq") or 0))
