@@ -801,6 +801,17 @@ def cmd_top(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feed
 
     n = 0
+    if args.json:  # one JSON document per line, per refresh
+        try:
+            while True:
+                print(json.dumps(_feed(feed.status, args.name), default=str), flush=True)
+                n += 1
+                if args.count and n >= args.count:
+                    break
+                time.sleep(args.interval)
+        except KeyboardInterrupt:
+            pass
+        return 0, None
     with Live(console=console, auto_refresh=False) as live:
         try:
             while True:
@@ -1291,11 +1302,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(("status",), "a trading worker at a glance: health of feed, session, kill switches and risk "
             "manager; position and P&L; orders by state; counts, message rate and latency", cmd_status,
             (arg("--name", default="tw", help="the worker's name (default tw)"),), render_status),
-    Command(("top",), "the same, live: refreshed every --interval seconds until Ctrl-C", cmd_top, (
+    Command(("top",), "the same, live: refreshed every --interval seconds until Ctrl-C (with --json: a JSON "
+            "line each time)", cmd_top, (
         arg("--name", default="tw", help="the worker's name (default tw)"),
         arg("--interval", type=float, default=0.5, metavar="SECONDS", help="refresh period (default 0.5)"),
         arg("--count", type=int, default=0, metavar="N", help="stop after N refreshes (default: until Ctrl-C)"),
-    ), None, json=False),
+    ), None),
     Command(("kill",), "the kill switch: the whole worker, one strategy or one instrument stops taking new "
             "orders and its open orders are cancelled at the venue, before the worker's next rx burst; who and why "
             "are journaled", cmd_kill, KILL_ARGS, render_kill, root=True),
