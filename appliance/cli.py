@@ -798,24 +798,20 @@ def render_status(r: Report) -> None:
 
 
 def cmd_top(args: argparse.Namespace) -> tuple[int, Report]:
+    import contextlib
+
     from appliance import feed
 
-    n = 0
-    if args.json:  # one JSON document per line, per refresh
+    with contextlib.ExitStack() as stack:
+        if args.json:  # one JSON document per line, per refresh
+            show = lambda r: print(json.dumps(r, default=str), flush=True)  # noqa: E731
+        else:
+            live = stack.enter_context(Live(console=console, auto_refresh=False))
+            show = lambda r: live.update(status_view(r), refresh=True)  # noqa: E731
+        n = 0
         try:
             while True:
-                print(json.dumps(_feed(feed.status, args.name), default=str), flush=True)
-                n += 1
-                if args.count and n >= args.count:
-                    break
-                time.sleep(args.interval)
-        except KeyboardInterrupt:
-            pass
-        return 0, None
-    with Live(console=console, auto_refresh=False) as live:
-        try:
-            while True:
-                live.update(status_view(_feed(feed.status, args.name)), refresh=True)
+                show(_feed(feed.status, args.name))
                 n += 1
                 if args.count and n >= args.count:
                     break
