@@ -322,14 +322,15 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
 }
 
 /* Cancel every open order (of one instrument, or all with locate 0): in one send(),
- * or one send() each with cancel_each (the benchmark's baseline). The strategy
- * forgets them as quotes: their cancels are on their way. */
+ * or one send() each with cancel_each (the benchmark's baseline). When its quotes
+ * are among them, the strategy forgets them as quotes: their cancels are on their way. */
 static void cancel_open(struct tw_worker *w, uint16_t locate)
 {
     const struct tw_worker_config *c = &w->cfg;
     uint64_t now = now_ns(w);
     uint32_t n = tw_risk_open_orders(c->risk, locate, w->open_refs, sizeof(w->open_refs) / sizeof(w->open_refs[0]));
-    tw_strategy_forget_quotes(c->strategy);
+    if (locate == 0 || locate == tw_strategy_locate(c->strategy))
+        tw_strategy_forget_quotes(c->strategy); /* its quotes are among them */
     if (!c->cancel_each)
         tw_ouch_cork(c->ouch);
     uint64_t sent = 0;

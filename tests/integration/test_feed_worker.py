@@ -574,6 +574,8 @@ def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab,
         until(lambda: status.exists() and open_orders() >= 8, "the ladder did not stand")
         other = act("kill", "--instrument", "TAAB")
         assert other["cancels"] == 0 and other["locate"] == 2
+        time.sleep(1.5)  # the strategy keeps managing its own ladder: not a second one beside it
+        assert open_orders() <= 12
         act("resume", "--instrument", "TAAB")
         for level in (["--instrument", "TAAA"], ["--strategy", "mm-taaa"], []):
             until(lambda: open_orders() >= 8, f"the ladder did not come back before {level}")
