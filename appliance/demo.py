@@ -274,10 +274,17 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
                 proc.wait(timeout=30)
         if not args.keep:
             remove_state(name)
-    if worker.returncode or not w_out:
-        raise net.LabError(f"round 4: tickwire run failed: {w_err[-2000:]}")
-    wr, ex = json.loads(w_out), json.loads(ex_out)
-    log = [json.loads(x) for x in (tmp / "exchange" / "orders.jsonl").read_text().splitlines()]
+    try:
+        if worker.returncode or not w_out:
+            raise net.LabError(f"round 4: tickwire run failed: {w_err[-2000:]}")
+        wr, ex = json.loads(w_out), json.loads(ex_out)
+        log = [json.loads(x) for x in (tmp / "exchange" / "orders.jsonl").read_text().splitlines()]
+    finally:
+        if not args.keep:  # else the config, the journal and the exchange's records stay for a look
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    wr["kept"] = str(tmp) if args.keep else None
     entered = [m for m in log if m.get("name") == "enter_order"]
     filled = sum(m["quantity"] for m in log if m.get("name") == "order_executed")
     account = ex["order_entry"]["accounts"].get("TWAPP1", {})
@@ -293,6 +300,7 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
         "exchange": {"orders_received": len(entered), "filled": filled, "position": account.get("position", {}),
                      "open_orders_at_end": account.get("open_orders")},
         "oms": ctl.get("oms"), "stopped_by": wr.get("stopped_by"), "journal": wr.get("journal"),
+        "kept": wr.get("kept"),
     }
     if console:
         console.print(f"trading: {out['orders_sent']:,} orders sent (the exchange received "
