@@ -233,17 +233,15 @@ static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_
 /* An order that went out: its send and tick-to-trade figures, and its event with
  * every stage from the triggering packet's arrival stamp (tr NULL: a timer or
  * the kill switch sent it, there is no packet to measure from). */
-static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, const struct trigger *tr,
-                       uint64_t t_risk, uint64_t t_sent, uint64_t now)
+static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, const char *symbol,
+                       const struct trigger *tr, uint64_t t_risk, uint64_t t_sent, uint64_t now)
 {
     struct tw_worker_stats *st = w->st;
     st->orders_sent++;
     tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, t_sent - t_risk));
     struct tw_event ev = { .ts_ns = now, .type = TW_EV_ORDER, .code = 'O', .locate = a->locate, .a = a->user_ref,
                            .b = a->qty, .price = a->price, .side = a->side };
-    struct tw_instrument ins;
-    if (tw_books_instrument(w->books, a->locate, &ins) == 0)
-        memcpy(ev.symbol, ins.symbol, sizeof(ev.symbol));
+    memcpy(ev.symbol, symbol, sizeof(ev.symbol));
     if (tr) {
         ev.line = tr->line;
         ev.seq = tr->seq;
@@ -277,6 +275,7 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
     struct tw_worker_stats *st = w->st;
     struct tw_actions none;
     const struct tw_strategy_action *queued[8];
+    char symbols[8][8]; /* as the Enter Order carried it, for its event */
     uint64_t t_risk[8];
     uint32_t nq = 0;
     tw_ouch_cork(c->ouch);
@@ -313,12 +312,13 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
             continue;
         }
         queued[nq] = a;
+        memcpy(symbols[nq], ins.symbol, sizeof(symbols[nq]));
         t_risk[nq++] = r1;
     }
     int up = tw_ouch_flush(c->ouch, now) == 0;
     uint64_t t_sent = rte_rdtsc();
     for (uint32_t i = 0; up && i < nq; i++) /* a broken link: they come back from the poll as not sent */
-        sent_order(w, queued[i], tr, t_risk[i], t_sent, now);
+        sent_order(w, queued[i], symbols[i], tr, t_risk[i], t_sent, now);
 }
 
 /* Cancel every open order (of one instrument, or all with locate 0): in one send(),
