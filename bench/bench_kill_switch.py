@@ -21,7 +21,6 @@ import os
 import pathlib
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import yaml
 
 from appliance.feed import FeedError, wait_started
 from appliance.lab import topology
-from appliance.protocols.capture import TcpReassembler, read_frames
+from appliance.protocols import soupbintcp
 from dpdk.worker import remove_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,20 +60,11 @@ def config(lab: topology.Lab, folder: pathlib.Path) -> pathlib.Path:
 def wire(pcap: pathlib.Path) -> tuple[list[int], list[int]]:
     """Times (ns) of the Cancel Orders that reached the exchange, and of its Canceled answers."""
     cancels, confirms = [], []
-    streams: dict[tuple, tuple[TcpReassembler, bytearray]] = {}
-    for f in read_frames(pcap):
-        if f.proto != "tcp":
-            continue
-        tcp, buf = streams.setdefault(f.flow, (TcpReassembler(), bytearray()))
-        buf += tcp.add(f.tcp_seq, f.tcp_flags, f.payload)
-        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack_from(">H", buf)[0]:
-            size = struct.unpack_from(">H", buf)[0]
-            pkt = bytes(buf[2:2 + size])
-            del buf[:2 + size]
-            if f.dport == OE_PORT and pkt[:2] == b"UX":
-                cancels.append(f.ts_ns)
-            elif f.sport == OE_PORT and pkt[:1] == b"S" and len(pkt) > 1 and pkt[1:2] == b"C":
-                confirms.append(f.ts_ns)
+    for f, pkt in soupbintcp.capture_packets(pcap):
+        if f.dport == OE_PORT and pkt[:2] == b"UX":
+            cancels.append(f.ts_ns)
+        elif f.sport == OE_PORT and pkt[:2] == b"SC":
+            confirms.append(f.ts_ns)
     return cancels, confirms
 
 

@@ -40,7 +40,8 @@ import yaml
 
 from appliance.feed import FeedError, wait_started
 from appliance.lab import topology
-from appliance.protocols.capture import TcpReassembler, read_frames
+from appliance.protocols import soupbintcp
+from appliance.protocols.capture import read_frames
 from dpdk.worker import STATE_DIR, remove_state
 
 TICKWIRE = str(pathlib.Path(sys.executable).parent / "tickwire")
@@ -122,20 +123,9 @@ class Capture:
     def order_arrivals(self) -> dict[int, int]:
         """UserRefNum -> when the segment completing its Enter Order reached the exchange (ns)."""
         out: dict[int, int] = {}
-        streams: dict[tuple, tuple[TcpReassembler, bytearray]] = {}
-        for f in read_frames(self.files["order-app"]):
-            if f.proto != "tcp" or f.dport != OE_PORT:
-                continue
-            tcp, buf = streams.setdefault(f.flow, (TcpReassembler(), bytearray()))
-            buf += tcp.add(f.tcp_seq, f.tcp_flags, f.payload)
-            while len(buf) >= 2:
-                size = struct.unpack_from(">H", buf)[0]
-                if len(buf) < 2 + size:
-                    break
-                pkt = bytes(buf[2:2 + size])
-                del buf[:2 + size]
-                if len(pkt) >= 6 and pkt[0:1] == b"U" and pkt[1:2] == b"O":
-                    out.setdefault(struct.unpack_from(">I", pkt, 2)[0], f.ts_ns)
+        for f, pkt in soupbintcp.capture_packets(self.files["order-app"]):
+            if f.dport == OE_PORT and len(pkt) >= 6 and pkt[:2] == b"UO":
+                out.setdefault(struct.unpack_from(">I", pkt, 2)[0], f.ts_ns)
         return out
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 _LEN = struct.Struct(">H")
 HEARTBEAT_INTERVAL = 1.0   # seconds of silence before a side sends a heartbeat
@@ -222,3 +223,19 @@ class Framer:
     def pending(self) -> int:
         """Bytes of an incomplete packet held back."""
         return len(self._buf)
+
+
+def capture_packets(path: Any) -> Iterator[tuple[Any, bytes]]:
+    """Each whole packet (type byte first) of each TCP direction of a pcap/pcapng, with
+    the frame whose segment completed it: the TCP stream put back in order, then cut
+    by :class:`Framer`. For tools that only read (``tickwire decode`` also reports
+    the problems of a damaged capture)."""
+    from appliance.protocols import capture
+
+    flows: dict[tuple, tuple[capture.TcpReassembler, Framer]] = {}
+    for f in capture.read_frames(path):
+        if f.proto != "tcp":
+            continue
+        asm, framer = flows.setdefault(f.flow, (capture.TcpReassembler(), Framer()))
+        for _offset, body in framer.feed(asm.add(f.tcp_seq, f.tcp_flags, f.payload)):
+            yield f, body

@@ -66,13 +66,11 @@ def test_the_writer_numbers_a_tcp_connection_for_both_sides(tmp_path):
         conn.send("client", soupbintcp.encode(soupbintcp.LoginRequest("U", "P")))
         conn.send("server", soupbintcp.encode(soupbintcp.LoginAccepted("S1", 1)))
         conn.send("client", soupbintcp.encode(soupbintcp.ClientHeartbeat()))
-    flows: dict = {}
-    for f in capture.read_frames(path):
-        asm, framer = flows.setdefault(f.flow, (capture.TcpReassembler(), soupbintcp.Framer()))
-        for _, body in framer.feed(asm.add(f.tcp_seq, f.tcp_flags, f.payload)):
-            flows[f.flow][1].__dict__.setdefault("got", []).append(soupbintcp.decode(body))
-    client = flows[("198.18.3.11", 40000, "198.18.3.1", 8000)][1].got
-    server = flows[("198.18.3.1", 8000, "198.18.3.11", 40000)][1].got
+    got: dict = {}
+    for f, body in soupbintcp.capture_packets(path):
+        got.setdefault(f.flow, []).append(soupbintcp.decode(body))
+    client = got[("198.18.3.11", 40000, "198.18.3.1", 8000)]
+    server = got[("198.18.3.1", 8000, "198.18.3.11", 40000)]
     assert client == [soupbintcp.LoginRequest("U", "P"), soupbintcp.ClientHeartbeat()]
     assert server == [soupbintcp.LoginAccepted("S1", 1)]
 
