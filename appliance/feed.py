@@ -376,9 +376,8 @@ class Control:
     def tick(self) -> None:
         from dpdk.worker import write_status
 
-        if self.reloads is not None:
-            self.reloads.tick()
-            self.risk.limits = getattr(self.reloads.current.risk, "manager", self.risk.limits)
+        if self.reloads is not None and self.reloads.tick():
+            self.risk.limits = self.reloads.current.risk.manager
         self.risk.tick()
         now = time.monotonic()
         if now - self._last_live >= self.LIVE_EVERY_S:
@@ -406,16 +405,10 @@ class Reloader:
     outcome written into the worker's status file. An invalid file, or one whose
     structure changed, changes nothing and says why."""
 
-    # what a reload may change; everything else needs a restart
-    RELOADABLE = ("strategies", "risk")
-
     def __init__(self, args: Any, trading: Any, journal: Any, status: dict[str, Any],
                  say: Callable[[str], None]):
-        from appliance import config
-
         self.args, self.trading, self.journal, self.status, self.say = args, trading, journal, status, say
-        self.strategy_name = config.load(args.config).strategy(getattr(args, "strategy", None)).name
-        self.current = config.load(args.config)
+        self.strategy_name, self.current = args.strategy_name, args.app_config  # as apply_config read them
         self.requested = 0
         self.count = 0
         signal.signal(signal.SIGHUP, self._handler)
@@ -423,10 +416,12 @@ class Reloader:
     def _handler(self, signum: int, frame: Any) -> None:
         self.requested += 1
 
-    def tick(self) -> None:
-        if self.requested:
-            self.requested = 0
-            self.reload()
+    def tick(self) -> bool:
+        """Reload when asked; True when a new config took effect."""
+        if not self.requested:
+            return False
+        self.requested = 0
+        return self.reload()["ok"]
 
     def reload(self) -> dict[str, Any]:
         from appliance import config
@@ -560,21 +555,14 @@ def restart_from_journal(directory: pathlib.Path, instruments: dict[str, int]) -
         return None
     import datetime
 
-    today = datetime.datetime.now(datetime.UTC).date()
-    oms = Oms()
-    last_seq = 0
-    for r in journal.read(directory):
-        if datetime.datetime.fromtimestamp(r.ts_ns / 1e9, datetime.UTC).date() != today:
-            continue  # another day's session: its orders and positions are not this one's
-        if "event" in r.data:
-            oms.on_event(r.data, where=r.seq)
-            last_seq = max(last_seq, int(r.data.get("ouch_seq") or 0))
+    midnight = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    oms = Oms.from_journal(directory, since_ns=int(midnight.timestamp()) * 1_000_000_000)  # not another day's
     if not oms.orders:
         return None
     positions = {instruments[sym]: p.shares for sym, p in oms.positions.items() if sym in instruments}
     open_orders = [{"user_ref": o.user_ref, "locate": instruments[o.symbol], "side": o.side, "qty": o.leaves,
                     "price": o.price} for o in oms.open_orders() if o.symbol in instruments and o.leaves]
-    return Restart(next_user_ref=max(oms.orders) + 1, login_seq=last_seq + 1, positions=positions,
+    return Restart(next_user_ref=max(oms.orders) + 1, login_seq=oms.last_venue_seq + 1, positions=positions,
                    open_orders=open_orders)
 
 

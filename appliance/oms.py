@@ -126,6 +126,7 @@ class Oms:
         self.positions: dict[str, Position] = {}
         self.anomalies: list[dict[str, Any]] = []
         self.events = 0
+        self.last_venue_seq = 0  # the highest SoupBinTCP sequence number among the venue's answers
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class Oms:
         if event is None:
             return
         self.events += 1
+        self.last_venue_seq = max(self.last_venue_seq, int(ev.get("ouch_seq") or 0))
         ref = ev["user_ref"]
         if event == "sent":
             if ref in self.orders:
@@ -206,13 +208,13 @@ class Oms:
                 "events": self.events, "anomalies": self.anomalies, "pnl": self.pnl()}
 
     @classmethod
-    def from_journal(cls, directory: str | pathlib.Path) -> Oms:
-        """The state the journal's order records lead to."""
+    def from_journal(cls, directory: str | pathlib.Path, since_ns: int = 0) -> Oms:
+        """The state the journal's order records lead to (those written from since_ns on)."""
         from appliance import journal
 
         oms = cls()
         for r in journal.read(directory):
-            if "event" in r.data:
+            if "event" in r.data and r.ts_ns >= since_ns:
                 oms.on_event(r.data, where=r.seq)
         return oms
 
