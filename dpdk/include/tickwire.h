@@ -215,7 +215,8 @@ enum tw_risk_denial {
     TW_RISK_KILLED = 2,           /* the global kill flag, or the instrument's */
     TW_RISK_HALTED = 3,           /* trading state halted */
     TW_RISK_REDUCE_ONLY = 4,      /* trading state reduce-only and the order would grow the position */
-    TW_RISK_NOT_TRADING = 5,      /* the instrument is halted, paused or not known to be trading, or the books are stale */
+    TW_RISK_NOT_TRADING = 5,      /* the instrument is halted, paused or not known to be trading, the market has
+                                     closed (system event M, E or C), or the books are stale */
     TW_RISK_MAX_QTY = 6,
     TW_RISK_MAX_NOTIONAL = 7,
     TW_RISK_MAX_POSITION = 8,     /* position plus open orders on that side, plus this one */
@@ -311,7 +312,8 @@ uint64_t tw_risk_check_many(struct tw_risk *r, struct tw_books *b, const struct 
  * on a timer. A strategy answers with actions (new orders, cancels) that the
  * worker passes through the risk chain. It never sees a stale book or an
  * instrument that is not trading: the dispatcher stops there and cancels its
- * quotes instead. Parameters are one table Python publishes whole. */
+ * quotes instead. After the market closes (system event M, E or C) it is not
+ * asked again and sends nothing: day orders end with the session. Parameters are one table Python publishes whole. */
 
 enum tw_strategy_kind {
     TW_STRATEGY_NONE = 0,

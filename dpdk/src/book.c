@@ -514,6 +514,20 @@ uint8_t tw_books_system_event(const struct tw_books *b)
     return b->system_event;
 }
 
+int tw_books_market_closed(const struct tw_books *b)
+{
+    uint8_t sys = b->system_event;
+    return sys == 'M' || sys == 'E' || sys == 'C';
+}
+
+int tw_books_tradable(const struct tw_books *b, uint16_t locate)
+{
+    if (locate > b->max_locate)
+        return 0;
+    const struct tw_instrument *in = &b->instruments[locate];
+    return in->trading_state == 'T' && !in->operational_halt && !tw_books_market_closed(b);
+}
+
 uint32_t tw_books_active(const struct tw_books *b, uint16_t *out, uint32_t max)
 {
     uint32_t n = 0;

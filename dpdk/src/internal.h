@@ -11,6 +11,11 @@
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);
 void tw_books_set_system_event(struct tw_books *b, uint8_t code);
 void tw_books_raise(struct tw_books *b, const struct tw_event *ev);
+/* The market has closed: system event M (end of market hours), E or C has come. */
+int tw_books_market_closed(const struct tw_books *b);
+/* May the instrument be traded now: its trading state is T, it is not under an operational
+ * halt, and the market has not closed. Strategies and the risk chain both ask this. */
+int tw_books_tradable(const struct tw_books *b, uint16_t locate);
 /* Start loading the order slot this message will touch. */
 void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len);
 

@@ -242,9 +242,7 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
         if (side == 0 ? (in->position >= 0 || after > 0) : (in->position <= 0 || after < 0))
             return TW_RISK_REDUCE_ONLY;
     }
-    struct tw_instrument state;
-    if (stale || tw_books_instrument(b, o->locate, &state) < 0 || state.trading_state != 'T' ||
-        state.operational_halt)
+    if (stale || !tw_books_tradable(b, o->locate))
         return TW_RISK_NOT_TRADING;
     if (o->qty > l->max_order_qty)
         return TW_RISK_MAX_QTY;
@@ -267,6 +265,8 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
         uint64_t slack = ref * l->collar_bps / 10000;
         if (side == 0 ? o->price > ref + slack : o->price + slack < ref)
             return TW_RISK_COLLAR_BBO;
+        struct tw_instrument state;
+        tw_books_instrument(b, o->locate, &state); /* in range: tradable said so */
         if (state.last_trade) {
             uint64_t last = state.last_trade;
             uint64_t diff = o->price > last ? o->price - last : last - o->price;

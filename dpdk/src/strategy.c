@@ -221,8 +221,7 @@ static void taker(struct tw_strategy *s, struct tw_books *b, uint16_t locate, ui
 
 static int tradable(struct tw_books *b, int stale, uint16_t locate)
 {
-    struct tw_instrument in;
-    return !stale && tw_books_instrument(b, locate, &in) == 0 && in.trading_state == 'T' && !in.operational_halt;
+    return !stale && tw_books_tradable(b, locate);
 }
 
 void tw_strategy_on_book(struct tw_strategy *s, struct tw_books *b, int stale, uint16_t locate, uint64_t now_ns,
@@ -232,6 +231,10 @@ void tw_strategy_on_book(struct tw_strategy *s, struct tw_books *b, int stale, u
     reload(s);
     if (s->p.kind == TW_STRATEGY_NONE || locate != s->p.locate)
         return;
+    if (tw_books_market_closed(b)) { /* day orders end with the session: nothing more to send, not even cancels */
+        s->st.skipped += s->p.enabled != 0;
+        return;
+    }
     if (!s->p.enabled || __atomic_load_n(&s->halted, __ATOMIC_ACQUIRE) || !tradable(b, stale, locate)) {
         s->st.skipped += s->p.enabled != 0;
         pull_quotes(s, out); /* a stale or halted book is never traded on */

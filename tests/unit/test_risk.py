@@ -109,6 +109,15 @@ def test_an_instrument_not_trading_or_stale_books_are_refused(books):
     assert check(r, books, locate=2) is None
 
 
+@pytest.mark.parametrize("code", ["M", "E", "C"])
+def test_nothing_trades_once_the_market_has_closed(books, code):
+    r = risk_with()
+    books.apply(msg("S", 0, event_code="Q"))  # market hours: trading
+    assert check(r, books) is None
+    books.apply(msg("S", 0, event_code=code))  # end of market hours, or later: the venue would refuse
+    assert check(r, books) == "not_trading"
+
+
 def test_max_quantity_and_notional_at_their_boundaries(books):
     r = risk_with(max_order_qty=500)
     assert check(r, books, qty=500) is None and check(r, books, qty=501) == "max_qty"

@@ -192,3 +192,13 @@ def test_the_market_maker_quotes_a_ladder_of_levels_a_tick_apart(books):
     capped = Strategy(dataclasses.replace(MM, quote_levels=5, max_position=120))  # 50 a quote: two levels fit
     acts = new(capped.on_book(books, 1, now_ns=1)) + new(capped.on_timer(books, now_ns=2))
     assert sorted(a["price"] for a in acts if a["side"] == "B") == [999_100 + 900, 1_000_100]
+
+
+
+def test_once_the_market_closes_the_strategy_sends_nothing_more(books):
+    s = Strategy(MM)
+    assert len(new(s.on_book(books, 1, now_ns=1))) == 2
+    books.apply(msg("S", 0, event_code="M"))  # end of market hours: day orders end with the session
+    add(books, 9, "B", 5000, 1_000_300)  # a book change that would move the quotes
+    assert s.on_book(books, 1, now_ns=20 * MS) == [] and s.on_timer(books, now_ns=40 * MS) == []
+    assert s.stats()["skipped"] == 2
