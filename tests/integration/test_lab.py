@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 import time
 
+import psutil
 import pytest
 
 from appliance.lab import net, state, topology
@@ -58,13 +59,22 @@ def test_up_completes_a_half_built_lab(lab):
     assert net.status(lab)["state"] == "up"
 
 
+def _is_in(pid: int, name: str, namespace: str) -> bool:
+    try:
+        return psutil.Process(pid).name() == name and pid in net.namespace_pids(namespace)
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_down_stops_processes_left_in_the_namespaces(lab):
     proc = net.run_in(lab.ns("app"), ["sleep", "600"])  # ip netns exec: setns, then exec sleep
     try:
+        # `ip` enters the namespace, then mounts /sys, then execs sleep: wait for the exec too, or
+        # down() finds (and stops) a process still named ip
         deadline = time.monotonic() + 5
-        while proc.pid not in net.namespace_pids(lab.ns("app")) and time.monotonic() < deadline:
+        while not _is_in(proc.pid, "sleep", lab.ns("app")) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.pid in net.namespace_pids(lab.ns("app"))
+        assert _is_in(proc.pid, "sleep", lab.ns("app"))
         report = net.down(lab.prefix)
         assert any(p["name"] == "sleep" for p in report["stopped_processes"])
         proc.wait(timeout=5)
