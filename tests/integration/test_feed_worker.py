@@ -9,6 +9,7 @@ import pathlib
 import random
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -213,16 +214,26 @@ def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
     worker = FeedWorker(lab, lab.prefix, "--record", str(record))
     watch = subprocess.Popen([TICKWIRE, "feed", "stats", "--name", lab.prefix, "--watch", "0.2", "--json"],
                              stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True)  # never a full pipe
+    reader.start()
     try:
         during = tw_json("feed", "stats", "--name", lab.prefix)
         ex = ExchangeProcess(lab, tmp_path, duration=5, rate=3000)
-        watched = [json.loads(watch.stdout.readline()) for _ in range(3)]
         report = ex.finish()
         rep = worker.result()
     finally:
         watch.send_signal(signal.SIGINT)
-        watch.communicate(timeout=10)
-        worker.kill()
+        try:
+            watch.wait(timeout=10)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+            reader.join(timeout=10)
+            worker.kill()
+    assert watch.returncode == 0, "feed stats --watch did not end on SIGINT"
+    watched = [json.loads(x) for x in lines[:3]]
+    assert len(watched) == 3
     assert all(w["running"] and w["pid"] == worker.proc.pid for w in watched)
     assert during["running"] and during["info"]["ifaces"] == {"A": "feed-a", "B": "feed-b"}
     f = rep["stats"]["feed"]
