@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -754,30 +754,33 @@ def cmd_status(args: argparse.Namespace) -> tuple[int, Report]:
     return (0 if r["running"] else 1), r
 
 
-def status_view(r: Report) -> Table:
+def status_view(r: Report) -> Group:
     h = r["health"]
     ok = {"in sequence": "green", "up": "green", "watching": "green"}
 
     def tint(v: Any) -> str:
         return f"[{ok.get(v, 'red') if isinstance(v, str) else 'red'}]{v}[/]"
 
+    def money(v: Any) -> str:
+        return f"{v:,.2f}" if isinstance(v, (int, float)) else "-"
+
+    def tripped(t: Any) -> str:
+        return tint(t) if isinstance(t, str) else f"[red]tripped: {t['breach']} {t['value']} (limit {t['limit']})[/]"
+
     kills = h["kill_switch"]
-    killed = [k for k, v in kills.items() if v]
+    killed = (["the whole worker"] if kills["global"] else []) + [f"strategy {n}" for n in kills["strategies"]] + \
+        [f"instrument {i}" for i in kills["instruments"]]
+    names = ", ".join(s["name"] for s in r["strategies"]) or "none"
     t = Table(title=f"{r['name']}: {'[green]running[/]' if r['running'] else '[yellow]stopped[/]'}, pid {r['pid']}, "
-              f"up {r['uptime_s']:.0f} s, strategy {r['strategy']}", title_justify="left")
+              f"up {r['uptime_s']:.0f} s, strategies {names}", title_justify="left")
     t.add_column("")
     t.add_column("")
-    pnl = f"{r['pnl']:,.2f}" if r["pnl"] is not None else "-"
     rows = [
         ("feed / session", f"{tint(h['feed'])} / {tint(h['session'])}"),
         ("kill switch", "[red]" + ", ".join(killed) + " thrown[/]" if killed else "[green]clear[/]"),
-        ("risk manager", tint(h["risk_manager"]) if isinstance(h["risk_manager"], str) else
-         f"[red]tripped: {h['risk_manager']['breach']} {h['risk_manager']['value']} "
-         f"(limit {h['risk_manager']['limit']})[/]"),
+        ("risk manager", tripped(h["risk_manager"])),
         ("clock", h["clock"]),
-        (f"position {r['symbol'] or ''}", f"{r['position'] if r['position'] is not None else '-'} "
-         f"(mark {r['mark'] if r['mark'] is not None else '-'})"),
-        ("P&L / drawdown", f"{pnl} / {r['drawdown'] if r['drawdown'] is not None else '-'}"),
+        ("P&L / drawdown (all)", f"{money(r['pnl'])} / {money(r['drawdown'])}"),
         ("orders (open)", f"{r['orders'].get('orders', 0):,} ({r['orders'].get('open', 0):,}); "
          + ", ".join(f"{k} {v:,}" for k, v in sorted(r["orders"].get("by_state", {}).items()))),
         ("sent / cancels / denied / failed", " / ".join(f"{r['counts'][k]:,}" for k in (
@@ -790,7 +793,18 @@ def status_view(r: Report) -> Table:
     ]
     for k, v in rows:
         t.add_row(k, v)
-    return t
+    per = Table(title="strategies", title_justify="left")
+    for col in ("strategy", "instrument", "position", "mark", "P&L", "drawdown", "open", "state"):
+        per.add_column(col, justify="left" if col in ("strategy", "instrument", "state") else "right")
+    for s in r["strategies"]:
+        state = "[red]killed[/]" if s["killed"] else ("[red]instrument killed[/]" if s["instrument_killed"] else
+                                                     tripped(s["risk_manager"]))
+        per.add_row(s["name"], f"{s['symbol'] or s['locate']} ({s['kind']})",
+                    f"{s['position']:,}" if s["position"] is not None else "-",
+                    f"{s['mark']:.4f}" if s["mark"] is not None else "-", money(s["pnl"]), money(s["drawdown"]),
+                    f"{s['open_orders']:,}", state if state != tint("watching") else
+                    ("[yellow]stopped (the whole worker is killed)[/]" if kills["global"] else "[green]active[/]"))
+    return Group(t, per)
 
 
 def render_status(r: Report) -> None:
@@ -1204,7 +1218,8 @@ COMMANDS: tuple[Command, ...] = (
             cmd_feed_run, (
                 arg("--config", metavar="FILE.yaml", help="the appliance YAML: feed lines, host, venue and the "
                     "strategy to trade, instead of the options below (see examples/market_maker.yaml)"),
-                arg("--strategy", metavar="NAME", help="with --config: the strategy to run (default: the first)"),
+                arg("--strategy", metavar="NAME", help="with --config: only this strategy (default: all of them, in "
+                    "one worker)"),
                 arg("--journal", metavar="DIR", help="keep every event, order, answer and kill in this journal "
                     "(with --config: the config's journal.dir unless given)"),
                 arg("--journal-fsync", choices=("always", "batch", "none"), default="batch",
@@ -1270,7 +1285,7 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--events", type=int, default=10, metavar="N", help="recent events to include (default 10)"),
             ), render_feed_stats),
     Command(("feed", "kill"), "throw a trading worker's kill switch: its loop refuses every new order and "
-            "cancels the strategy's quotes before its next rx burst (--release to resume)",
+            "cancels every open order before its next rx burst (--release to resume)",
             cmd_feed_kill, (
                 arg("--name", default="tw", help="the worker's name (default tw)"),
                 arg("--release", action="store_true", help="release the switch: quoting resumes"),
@@ -1286,17 +1301,19 @@ COMMANDS: tuple[Command, ...] = (
                     help="source port of retransmission answers in the capture (default 26401)"),
             ), render_book),
     Command(("run",), "the appliance as a foreground service, everything from its YAML: XDP, the DPDK worker, "
-            "the order-entry session, the strategy, risk, the journal and hot reload (SIGHUP); SIGTERM cancels "
+            "the order-entry session, every strategy, risk, the journal and hot reload (SIGHUP); SIGTERM cancels "
             "every open order, flushes the journal and exits 0; tells systemd READY and pings its watchdog "
             "(Type=notify, WatchdogSec=)", cmd_run, (
                 arg("file", metavar="CONFIG", help="the appliance YAML (see examples/market_maker.yaml)"),
-                arg("--strategy", metavar="NAME", help="the strategy to run (default: the config's first)"),
+                arg("--strategy", metavar="NAME", help="only this strategy (default: every strategy of the config, "
+                    "in one worker)"),
                 arg("--name", default="tw", help="the worker's name, for stats, kill and reload (default tw)"),
                 arg("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long "
                     "(default: until SIGTERM)"),
             ), render_feed_run, root=True),
     Command(("status",), "a trading worker at a glance: health of feed, session, kill switches and risk "
-            "manager; position and P&L; orders by state; counts, message rate and latency", cmd_status,
+            "manager; P&L; each strategy's position, P&L, drawdown, open orders and state; orders by state; counts, "
+            "message rate and latency", cmd_status,
             (arg("--name", default="tw", help="the worker's name (default tw)"),), render_status),
     Command(("top",), "the same, live: refreshed every --interval seconds until Ctrl-C (with --json: a JSON "
             "line each time)", cmd_top, (

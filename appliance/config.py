@@ -242,13 +242,15 @@ class Limits(_Model):
 
 
 class RiskManager(_Model):
-    """What the Python risk manager watches; a breach trips the kill switch (unset: not watched)."""
-    max_loss: Price | None = None          # dollars lost, realized + unrealized (marked to the micro-price)
-    max_drawdown: Price | None = None      # dollars given back from the day's best P&L
-    max_reject_rate: float | None = Field(None, gt=0, le=1)  # rejected / sent over reject_window
+    """What the Python risk manager watches; a breach trips the kill switch (unset: not watched):
+    the strategy's for its loss, drawdown and reject rate, the whole worker's for the rest."""
+    max_loss: Price | None = None          # dollars a strategy loses, realized + unrealized (marked to the micro-price)
+    max_drawdown: Price | None = None      # dollars a strategy gives back from its best P&L of the day
+    max_reject_rate: float | None = Field(None, gt=0, le=1)  # a strategy's rejected / sent over reject_window
     reject_window: Seconds = 10.0
     min_orders: int = Field(20, ge=1)      # the reject rate counts once this many orders went in the window
-    max_message_rate: int | None = Field(None, ge=1)  # orders + cancels a second, over one second
+    max_total_loss: Price | None = None    # dollars lost by every strategy together
+    max_message_rate: int | None = Field(None, ge=1)  # the session's orders + cancels a second, over one second
     stale_books: Seconds | None = None     # books stale this long
     session_down: Seconds | None = None    # order entry down this long (after it was first up)
 
@@ -314,7 +316,7 @@ class AppConfig(_Model):
                     problems.append(Problem(("instruments", i, what), None, key,
                                             f"instruments[{seen[(what, key)]}] has this {what} too: each is unique"))
                 seen[(what, key)] = i
-        symbols = [i.symbol for i in self.instruments]
+        symbols = list(dict.fromkeys(i.symbol for i in self.instruments))  # each once, even when given twice
         names: dict[str, int] = {}
         for i, s in enumerate(self.strategies):
             if s.instrument not in symbols:
@@ -381,6 +383,18 @@ class AppConfig(_Model):
         eff["max_order_notional"] = int(Decimal(eff["max_order_notional"]) * PRICE_SCALE)
         return CLimits(**eff)
 
+    def global_limits(self) -> Any:
+        """The worker's global row of the risk table (dpdk.risk.Limits): what risk.global sets,
+        and no ceiling where it sets nothing (each strategy's row still holds its own limits,
+        "allow nothing" where no level sets one). The open orders, gross and rates it sets are
+        the whole worker's, summed over its strategies."""
+        from dpdk.risk import Limits as CLimits
+
+        g = self.risk.global_
+        eff = {k: (getattr(g, k) if getattr(g, k) is not None else v) for k, v in _NO_CEILING.items()}
+        eff["max_order_notional"] = int(Decimal(eff["max_order_notional"]) * PRICE_SCALE)
+        return CLimits(**eff)
+
     def strategy_params(self, name: str | None = None) -> Any:
         """The parameter table (dpdk.strategy.Params) for one strategy."""
         from dpdk.strategy import Params
@@ -401,6 +415,10 @@ _LIMIT_DEFAULTS = {"state": "active", "max_order_qty": 0, "max_order_notional": 
                    "max_gross": 0, "collar_bps": 0, "max_open_orders": 0, "order_rate": 0, "order_burst": 0,
                    "message_rate": 0, "message_burst": 0}
 _STATE_ORDER = {"active": 0, "reduce_only": 1, "halted": 2}
+_U32, _U64 = 2**32 - 1, 2**64 - 1
+_NO_CEILING = {"state": "active", "max_order_qty": _U32, "max_order_notional": Decimal(_U64) / PRICE_SCALE,
+               "max_position": _U64, "max_gross": _U64, "collar_bps": 0, "max_open_orders": _U32, "order_rate": 0,
+               "order_burst": 0, "message_rate": 0, "message_burst": 0}
 
 
 def _stricter(field: str, new: Any, old: Any) -> bool:

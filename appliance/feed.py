@@ -266,7 +266,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
                                       "ports": [p.name for p in ports], "started": time.time(),
                                       "trading": trading is not None, "config": getattr(args, "config", None),
-                                      "strategy": getattr(args, "strategy_name", "strategy" if trading else None),
+                                      "strategies": strategy_table(trading, getattr(args, "instruments", None)),
                                       "instruments": getattr(args, "instruments", None),
                                       "stats": str(worker.stats_path), "events": str(events_path)}
                 W.write_status(name, status)
@@ -278,7 +278,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                      for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; recording to {record}" if record else ""))
-                notifier.ready(f"trading {getattr(args, 'strategy_name', '')}" if trading else "reading the feed")
+                notifier.ready(f"trading {', '.join(trading.names)}" if trading else "reading the feed")
                 report["events"] = _watch(worker, args, stop, events_path, on_event, journal,
                                           control, notifier, trading)
                 report["stopped_by"] = stop.reason
@@ -307,6 +307,15 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
     return report
 
 
+def strategy_table(trading: Any, instruments: dict[str, int] | None) -> list[dict[str, Any]]:
+    """What the status file says of each strategy: its slot, name, kind and instrument."""
+    if trading is None:
+        return []
+    symbols = {loc: sym for sym, loc in (instruments or {}).items()}
+    return [{"slot": i, "name": s.name, "kind": s.params.kind, "locate": s.params.locate,
+             "symbol": symbols.get(s.params.locate)} for i, s in enumerate(trading.specs)]
+
+
 def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable[[str], None]) -> Any:
     """The journal the run writes (--journal DIR, or the config's), with a first record
     saying what started; None without one."""
@@ -325,7 +334,8 @@ def _open_journal(args: Any, report: dict[str, Any], trading: Any, say: Callable
                              "config": getattr(args, "config", None), "config_sha256": getattr(args, "config_sha256",
                                                                                                 None)}
     if trading is not None:
-        start["strategy"] = dataclasses.asdict(trading.params)
+        start["strategies"] = [{"name": s.name, "params": dataclasses.asdict(s.params),
+                                "limits": dataclasses.asdict(s.limits)} for s in trading.specs]
         start["limits"] = dataclasses.asdict(trading.limits)
         if trading.restart is not None:
             start["restart"] = dataclasses.asdict(trading.restart)
@@ -359,15 +369,12 @@ class Control:
         self.oms = Oms()
         cfg = getattr(args, "app_config", None)
         limits = cfg.risk.manager if cfg is not None else Limits()
-        locate = trading.params.locate
-        symbol = next((s for s, loc in (getattr(args, "instruments", None) or {}).items() if loc == locate),
-                      f"locate {locate}")
-        target = {"strategy": getattr(args, "strategy_name", "strategy"), "global": None}
+        watched = [(s["name"], s["symbol"] or f"locate {s['locate']}", s["locate"]) for s in status["strategies"]]
 
-        def trip(level: str, reason: str) -> dict[str, Any]:
-            return kill(args.name, False, 2.0, level, target[level], reason, who="risk manager")
+        def trip(level: str, target: str | None, reason: str) -> dict[str, Any]:
+            return kill(args.name, False, 2.0, level, target, reason, who="risk manager")
 
-        self.risk = RiskManager(limits, self.oms, worker, trading, symbol, locate, trip, journal, say)
+        self.risk = RiskManager(limits, self.oms, worker, trading, watched, trip, journal, say)
         self._last_live = 0.0
 
     def on_event(self, ev: dict[str, Any]) -> None:
@@ -388,7 +395,8 @@ class Control:
     def live(self) -> dict[str, Any]:
         summary = self.oms.summary()
         return {"at": time.time(), "risk": self.risk.view, "orders": {k: summary[k] for k in ("orders", "open",
-                "by_state")}, "anomalies": len(summary["anomalies"]),
+                "by_state")}, "anomalies": len(summary["anomalies"]), "open_by_strategy": self.oms.strategy_open(),
+                "positions": {sym: p.shares for sym, p in sorted(self.oms.positions.items())},
                 "open_orders": [o.as_dict() for o in self.oms.open_orders()][:50]}
 
     def final(self) -> dict[str, Any]:
@@ -408,7 +416,7 @@ class Reloader:
     def __init__(self, args: Any, trading: Any, journal: Any, status: dict[str, Any],
                  say: Callable[[str], None]):
         self.args, self.trading, self.journal, self.status, self.say = args, trading, journal, status, say
-        self.strategy_name, self.current = args.strategy_name, args.app_config  # as apply_config read them
+        self.current = args.app_config  # as apply_config read it
         self.requested = 0
         self.count = 0
         signal.signal(signal.SIGHUP, self._handler)
@@ -436,15 +444,17 @@ class Reloader:
                 raise config.ConfigError([config.Problem((), None, config._MISSING,
                                                          f"{why} changed: that needs a restart; nothing was changed")],
                                          self.args.config)
-            params, limits = new.strategy_params(self.strategy_name), new.limits(self.strategy_name)
-            old_params, old_limits = self.trading.params, self.trading.limits
-            changed = {f"strategy.{k}": [getattr(old_params, k), v] for k, v in dataclasses.asdict(params).items()
-                       if getattr(old_params, k) != v}
-            changed.update({f"risk.{k}": [getattr(old_limits, k), v] for k, v in dataclasses.asdict(limits).items()
-                            if getattr(old_limits, k) != v})
-            self.trading.strategy.set_params(params)
-            self.trading.risk.set_limits(limits)
-            self.trading.params, self.trading.limits, self.current = params, limits, new
+            names = self.trading.names
+            params = [new.strategy_params(n) for n in names]
+            rows, glob = [new.limits(n) for n in names], new.global_limits()
+            changed = _changes("risk.global", self.trading.limits, glob)
+            for spec, p, row in zip(self.trading.specs, params, rows, strict=True):
+                changed.update(_changes(f"{spec.name}.params", spec.params, p))
+                changed.update(_changes(f"{spec.name}.risk", spec.limits, row))
+            for slot, p in enumerate(params):  # each strategy's table swapped whole
+                self.trading.set_params(slot, p)
+            self.trading.set_limits(glob, rows)  # the whole risk table, every row, in one swap
+            self.current = new
             out.update(ok=True, changed=changed)
             self.say(f"reloaded {self.args.config}: " + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
                                                          or "nothing changed"))
@@ -461,6 +471,7 @@ class Reloader:
 
     @staticmethod
     def _structure_changed(old: Any, new: Any) -> str | None:
+        """What changed that only a restart can take; None when nothing did."""
         for section in ("host", "feed", "venue", "instruments", "ptp", "failover", "journal"):
             if getattr(old, section) != getattr(new, section):
                 return section
@@ -468,6 +479,11 @@ class Reloader:
         if shape != [(s.name, s.kind, s.instrument) for s in new.strategies]:
             return "the strategies' names, kinds or instruments"
         return None
+
+
+def _changes(prefix: str, old: Any, new: Any) -> dict[str, list[Any]]:
+    """Each field of two tables (dataclasses) that differs: its old and new figure."""
+    return {f"{prefix}.{k}": [getattr(old, k), v] for k, v in dataclasses.asdict(new).items() if getattr(old, k) != v}
 
 
 def reload(name: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -503,10 +519,11 @@ CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pca
 
 
 def apply_config(args: Any) -> Any:
-    """``feed run --config FILE``: the feed, the host and one strategy's trading from the
-    appliance YAML (appliance/config.py) instead of options; returns the Trading."""
+    """``feed run --config FILE``: the feed, the host and the trading of every strategy (or
+    the one --strategy names) from the appliance YAML (appliance/config.py) instead of
+    options; returns the Trading."""
     from appliance import config
-    from dpdk.trading import OrderEntry, Trading
+    from dpdk.trading import OrderEntry, StrategySpec, Trading, TradingConfigError
 
     given = [f"--{k.replace('_', '-')}" for k in CONFIG_EXCLUDES if getattr(args, k, None)]
     if given:
@@ -514,7 +531,8 @@ def apply_config(args: Any) -> Any:
     try:
         cfg = config.load(args.config)
         password = cfg.venue.password()
-        strategy = cfg.strategy(getattr(args, "strategy", None))
+        only = getattr(args, "strategy", None)
+        strategies = [cfg.strategy(only)] if only else list(cfg.strategies) or [cfg.strategy()]
     except config.ConfigError as exc:
         raise FeedError(f"{exc}") from exc
     f, h, v = cfg.feed, cfg.host, cfg.venue
@@ -534,10 +552,13 @@ def apply_config(args: Any) -> Any:
     oe = OrderEntry(address=v.address, port=v.port, username=v.account, password=password.get_secret_value(),
                     session=v.session, user_ref_base=v.user_ref_base, heartbeat_s=v.heartbeat, timeout_s=v.timeout,
                     reconnect_s=v.reconnect)
-    args.strategy_name = strategy.name
     args.app_config = cfg
     args.instruments = {i.symbol: i.locate for i in cfg.instruments}
-    trading = Trading(cfg.strategy_params(strategy.name), cfg.limits(strategy.name), oe)
+    try:
+        trading = Trading([StrategySpec(s.name, cfg.strategy_params(s.name), cfg.limits(s.name)) for s in strategies],
+                          cfg.global_limits(), oe)
+    except TradingConfigError as exc:
+        raise FeedError(f"{args.config}: {exc}") from exc
     trading.restart = restart_from_journal(pathlib.Path(args.journal), args.instruments)
     return trading
 
@@ -561,9 +582,11 @@ def restart_from_journal(directory: pathlib.Path, instruments: dict[str, int]) -
         return None
     positions = {instruments[sym]: p.shares for sym, p in oms.positions.items() if sym in instruments}
     open_orders = [{"user_ref": o.user_ref, "locate": instruments[o.symbol], "side": o.side, "qty": o.leaves,
-                    "price": o.price} for o in oms.open_orders() if o.symbol in instruments and o.leaves]
+                    "price": o.price, "strategy": o.strategy} for o in oms.open_orders()
+                   if o.symbol in instruments and o.leaves]
     return Restart(next_user_ref=max(oms.orders) + 1, login_seq=oms.last_venue_seq + 1, positions=positions,
-                   open_orders=open_orders)
+                   open_orders=open_orders,
+                   strategy_positions={n: p.shares for n, p in oms.strategy_positions.items()})
 
 
 def _watch(worker: Any, args: Any, stop: _Stop, events_path: pathlib.Path,
@@ -720,19 +743,34 @@ def status(name: str) -> dict[str, Any]:
     risk = live.get("risk") or {}
     lat = s["latency_ns"]
     age = round(time.time() - live["at"], 1) if live.get("at") else None
+    views = risk.get("strategies") or {}
+    open_by = live.get("open_by_strategy") or {}
+    strategies = []
+    for t in info.get("strategies") or []:
+        v = views.get(t["name"], {})
+        strategies.append({
+            "name": t["name"], "kind": t["kind"], "symbol": t["symbol"], "locate": t["locate"],
+            "killed": bool((s["killed_strategy"] >> t["slot"]) & 1),
+            "instrument_killed": bool((s["killed_instrument"] >> t["slot"]) & 1),
+            "position": v.get("position"), "mark": v.get("mark"), "pnl": v.get("pnl"),
+            "drawdown": v.get("drawdown"), "open_orders": open_by.get(t["name"], 0),
+            "risk_manager": v.get("tripped") or "watching"})
+    tripped = risk.get("tripped") or next((st["risk_manager"] for st in strategies
+                                           if isinstance(st["risk_manager"], dict)), None)
     return {
         "name": name, "running": s["running"], "pid": s["pid"], "uptime_s": s["uptime_s"],
-        "strategy": info.get("strategy"), "config": info.get("config"), "live_age_s": age,
+        "strategies": strategies, "config": info.get("config"), "live_age_s": age,
         "health": {
             "feed": "stale" if s["feed"]["stale"] else ("in gap" if s["feed"]["in_gap"] else "in sequence"),
             "session": risk.get("session", "unknown"),
-            "kill_switch": {"global": bool(s["killed"]) if "killed" in s else None,
-                            "strategy": bool(s["killed_strategy"])},
-            "risk_manager": risk.get("tripped") or "watching",
+            "kill_switch": {"global": bool(s["killed"]),
+                            "strategies": [st["name"] for st in strategies if st["killed"]],
+                            "instruments": sorted({st["symbol"] or str(st["locate"]) for st in strategies
+                                                   if st["instrument_killed"]})},
+            "risk_manager": tripped or "watching",
             "clock": "not watched yet (PTP health is issue 8)",
         },
-        "position": risk.get("position"), "symbol": risk.get("symbol"), "mark": risk.get("mark"),
-        "pnl": risk.get("pnl"), "drawdown": risk.get("drawdown"),
+        "positions": live.get("positions", {}), "pnl": risk.get("pnl"), "drawdown": risk.get("drawdown"),
         "orders": live.get("orders", {}), "open_orders": live.get("open_orders", []),
         "anomalies": live.get("anomalies", 0),
         "counts": {k: s[k] for k in ("orders_sent", "cancels_sent", "orders_denied", "send_failed", "executed",
@@ -781,10 +819,12 @@ def kill(name: str, release: bool = False, timeout: float = 2.0, level: str = "g
         raise FeedError(f"feed worker {name} does not trade (start it with --trade or --config): there is nothing "
                         "to kill")
     locate = 0
+    slot = None
     if level == "strategy":
-        mine = status.get("strategy")
-        if target != mine:
-            raise FeedError(f"strategy {target!r}: worker {name} runs {mine!r}")
+        mine = {s["name"]: s["slot"] for s in status.get("strategies") or []}
+        if target not in mine:
+            raise FeedError(f"strategy {target!r}: worker {name} runs " + (", ".join(mine) or "none"))
+        slot = mine[target]
     elif level == "instrument":
         known = status.get("instruments") or {}
         if target is not None and target.isdigit():
@@ -813,14 +853,15 @@ def kill(name: str, release: bool = False, timeout: float = 2.0, level: str = "g
                    ("instrument", 1): lib.TW_CMD_KILL_INSTRUMENT,
                    ("instrument", 0): lib.TW_CMD_RELEASE_INSTRUMENT}[(level, want)]
             seq = st.cmd_seq + 1
-            st.cmd, st.cmd_arg = cmd, locate
+            st.cmd, st.cmd_arg = cmd, (slot if level == "strategy" else locate)
             st.cmd_seq = seq  # last: the loop reads the command once it sees the new number
             while st.cmd_done != seq:
                 if time.monotonic() > deadline:
                     raise FeedError(f"feed worker {name} did not act on the command within {timeout:g} s")
                 time.sleep(0.0002)
             if st.cmd_result:
-                raise FeedError(f"instrument locate {locate}: out of the worker's range")
+                raise FeedError(f"instrument locate {locate}: out of the worker's range" if level == "instrument"
+                                else f"strategy {target!r} (slot {slot}): not one of the worker's")
             acted = st.cmd_done_ns
         out = {"name": name, "kill": bool(want), "level": level, "target": target, "locate": locate or None,
                "who": who, "reason": reason, "asked_realtime_ns": asked_real,

@@ -7,9 +7,9 @@ The OMS follows them through one transition table, ``TRANSITIONS``; an event the
 table has no entry for is *illegal*: it is recorded as an anomaly and the order
 keeps its state. An answer about an order never sent is *unknown*.
 
-Positions and P&L come from the fills: per instrument, the signed position, the
-average cost of it, the realized P&L of what was closed, and the unrealized P&L
-against a mark.
+Positions and P&L come from the fills: per instrument (and per strategy, for
+orders whose event names one), the signed position, the average cost of it, the
+realized P&L of what was closed, and the unrealized P&L against a mark.
 
 After a restart, :meth:`Oms.from_journal` rebuilds the state from the journal and
 :func:`reconcile` compares it with what the venue says (the session's replay of
@@ -70,6 +70,7 @@ class Order:
     notional: int = 0    # sum of fill price x shares (4 decimals)
     canceled: int = 0
     history: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (event, state after)
+    strategy: str | None = None  # the strategy that sent it, when the event said
 
     @property
     def open(self) -> bool:
@@ -124,6 +125,8 @@ class Oms:
     def __init__(self) -> None:
         self.orders: dict[int, Order] = {}
         self.positions: dict[str, Position] = {}
+        self.strategy_positions: dict[str, Position] = {}  # by strategy name
+        self.strategy_symbols: dict[str, str] = {}          # strategy name -> the instrument it traded
         self.anomalies: list[dict[str, Any]] = []
         self.events = 0
         self.last_venue_seq = 0  # the highest SoupBinTCP sequence number among the venue's answers
@@ -145,7 +148,10 @@ class Oms:
             if ref in self.orders:
                 self._anomaly(ref, event, "a UserRefNum used twice", where)
                 return
-            o = Order(ref, ev.get("symbol", "?"), ev.get("side", "?"), ev["qty"], ev.get("price", 0))
+            o = Order(ref, ev.get("symbol", "?"), ev.get("side", "?"), ev["qty"], ev.get("price", 0),
+                      strategy=ev.get("strategy"))
+            if o.strategy is not None:
+                self.strategy_symbols.setdefault(o.strategy, o.symbol)
             o.history.append((event, o.state))
             self.orders[ref] = o
             return
@@ -165,6 +171,8 @@ class Oms:
             o.filled += qty
             o.notional += qty * ev.get("price", 0)
             self.positions.setdefault(o.symbol, Position()).fill(o.side, qty, ev.get("price", 0))
+            if o.strategy is not None:
+                self.strategy_positions.setdefault(o.strategy, Position()).fill(o.side, qty, ev.get("price", 0))
             if after == FILL:
                 after = "filled" if o.filled == o.qty else "partially_filled"
             elif o.filled == o.qty:
@@ -195,12 +203,21 @@ class Oms:
     def pnl(self, marks: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
         """Per instrument: position, average cost, realized and unrealized P&L (dollars)."""
         marks = marks or {}
-        out = {}
-        for sym, p in sorted(self.positions.items()):
-            out[sym] = {"position": p.shares, "bought": p.bought, "sold": p.sold,
-                        "avg_cost": round(p.cost / p.shares, 4) if p.shares else None,
-                        "realized": round(p.realized, 2), "unrealized": round(p.unrealized(marks.get(sym)), 2),
-                        "mark": marks.get(sym)}
+        return {sym: _pnl(p, marks.get(sym)) for sym, p in sorted(self.positions.items())}
+
+    def strategy_pnl(self, marks: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
+        """The same per strategy (its own fills, marked at its instrument's mark)."""
+        marks = marks or {}
+        return {name: {**_pnl(p, marks.get(self.strategy_symbols.get(name, ""))),
+                       "symbol": self.strategy_symbols.get(name)}
+                for name, p in sorted(self.strategy_positions.items())}
+
+    def strategy_open(self) -> dict[str, int]:
+        """Open orders per strategy."""
+        out: dict[str, int] = {}
+        for o in self.open_orders():
+            if o.strategy is not None:
+                out[o.strategy] = out.get(o.strategy, 0) + 1
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -217,6 +234,12 @@ class Oms:
             if "event" in r.data and r.ts_ns >= since_ns:
                 oms.on_event(r.data, where=r.seq)
         return oms
+
+
+def _pnl(p: Position, mark: float | None) -> dict[str, Any]:
+    return {"position": p.shares, "bought": p.bought, "sold": p.sold,
+            "avg_cost": round(p.cost / p.shares, 4) if p.shares else None,
+            "realized": round(p.realized, 2), "unrealized": round(p.unrealized(mark), 2), "mark": mark}
 
 
 def reconcile(oms: Oms, venue: Iterable[dict[str, Any]]) -> dict[str, Any]:

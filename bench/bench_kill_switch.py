@@ -72,8 +72,8 @@ def trip(lab: topology.Lab, folder: pathlib.Path, cancel_each: bool) -> dict:
     name = lab.prefix
     cfg = config(lab, folder)
     env = {**os.environ, "TW_OUCH_PASSWORD": "lab-secret"}
-    cmd = [TICKWIRE, "feed", "run", "--config", str(cfg), "--name", name, "--duration", "120", "--top", "0",
-           "--json", "--quiet-events"] + (["--cancel-each"] if cancel_each else [])
+    cmd = [TICKWIRE, "feed", "run", "--config", str(cfg), "--strategy", "mm-taaa", "--name", name, "--duration",
+           "120", "--top", "0", "--json", "--quiet-events"] + (["--cancel-each"] if cancel_each else [])
     worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ex_cfg = folder / "exchange.yaml"
     ex_cfg.write_text(yaml.safe_dump({"duration": 120, "rate": 300, "symbols": 2, "record": str(folder / "rec")}))

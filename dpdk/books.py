@@ -31,8 +31,9 @@ def _text(raw: Any) -> str:
 ORDER_STAGES = ("wire", "queue", "apply", "decide", "risk", "send")
 
 
-def event_dict(ev: Any) -> dict[str, Any]:
-    """A ``struct tw_event`` as plain data, with only the fields its type uses."""
+def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
+    """A ``struct tw_event`` as plain data, with only the fields its type uses; an order's
+    or a denial's strategy by name (``strategies``: the worker's, by slot)."""
     kind = EVENTS[ev.type] if ev.type < len(EVENTS) else f"type {ev.type}"
     out: dict[str, Any] = {"ts_ns": ev.ts_ns, "event": kind}
     if kind in ("gap", "unrecoverable", "retransmission_request"):
@@ -49,6 +50,7 @@ def event_dict(ev: Any) -> dict[str, Any]:
             out["price"] = ev.price
         if ev.locate:
             out.update(locate=ev.locate, symbol=_text(ev.symbol))
+        _strategy(out, ev, strategies)
         if ev.seq and ev.code != ord("O"):  # the venue's answer: its SoupBinTCP sequence number
             out["ouch_seq"] = ev.seq
         elif ev.seq:  # a packet triggered it: which, and where the time went from its arrival to the send
@@ -61,12 +63,18 @@ def event_dict(ev: Any) -> dict[str, Any]:
         from dpdk.risk import denial_names
 
         out.update(denial=denial_names().get(ev.code, ev.code), user_ref=ev.a, qty=ev.b, locate=ev.locate)
+        _strategy(out, ev, strategies)
         return out
     if ev.code:
         out["code"] = chr(ev.code) if 32 < ev.code < 127 else ev.code
     if ev.locate:
         out.update(locate=ev.locate, symbol=_text(ev.symbol))
     return out
+
+
+def _strategy(out: dict[str, Any], ev: Any, names: list[str] | None) -> None:
+    if names and ev.strategy < len(names):
+        out["strategy"] = names[ev.strategy]
 
 
 class Books:
@@ -140,6 +148,18 @@ class Books:
                 "operational_halt": bool(ins.operational_halt), "reg_sho": code(ins.reg_sho),
                 "market_category": code(ins.market_category), "round_lot": ins.round_lot,
                 "last_trade": ins.last_trade}
+
+    def watch(self, locate: int, on: bool = True) -> None:
+        """Put the instrument's book changes on the touched list (what the worker asks its strategies about)."""
+        if self.lib.tw_books_watch(self._b, locate, int(on)) < 0:
+            raise ValueError(f"locate {locate}: out of range (1..{self.max_locate}), or "
+                             f"{self.lib.TW_BOOKS_MAX_WATCHED} instruments are watched already")
+
+    def take_touched(self) -> list[int]:
+        """The watched instruments changed since the last call, in the order they first changed."""
+        out = self.ffi.new("uint16_t[]", self.lib.TW_BOOKS_MAX_WATCHED)
+        n = self.lib.tw_books_take_touched(self._b, out)
+        return [out[i] for i in range(n)]
 
     def active(self) -> list[int]:
         """Locates with a name, a state or orders, ascending."""

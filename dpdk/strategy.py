@@ -65,6 +65,11 @@ class Strategy:
     def set_params(self, params: Params) -> None:
         self.lib.tw_strategy_set_params(self._s, params.to_c(self.ffi))
 
+    def share_refs(self, other: Strategy) -> None:
+        """Hand out UserRefNums from other's series from now on (one series a session)."""
+        self.lib.tw_strategy_share_refs(self._s, other._s)
+        self._shares = other  # other's counter must live as long as this strategy
+
     def seed_position(self, position: int) -> None:
         """After a restart: the position the journal says the strategy holds."""
         self.lib.tw_strategy_seed_position(self._s, position)

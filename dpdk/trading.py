@@ -1,6 +1,8 @@
-"""What the worker trades with: a strategy, the risk limits and the order-entry
-session, from one YAML file (see examples/trading.yaml). The C objects are made
-here and handed to the worker; after it stops, their figures are read back."""
+"""What the worker trades with: its strategies, the risk table (global limits and
+a row per strategy) and the order-entry session they share, from the appliance
+YAML (appliance/feed.apply_config) or the lab's short trading file (see
+examples/trading.yaml). The C objects are made here and handed to the worker;
+after it stops, their figures are read back."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import yaml
 from dpdk.ouch import OuchSession
 from dpdk.risk import Limits, Risk
 from dpdk.strategy import Params, Strategy
+
+MAX_STRATEGIES = 64  # TW_WORKER_MAX_STRATEGIES
 
 
 class TradingConfigError(ValueError):
@@ -52,17 +56,51 @@ class Restart:
     next_user_ref: int                     # UserRefNums are never used twice in a day
     login_seq: int                         # the first sequenced message to ask the venue for
     positions: dict[int, int]              # locate -> shares
-    open_orders: list[dict[str, Any]]      # user_ref, locate, side, qty (left), price
+    open_orders: list[dict[str, Any]]      # user_ref, locate, side, qty (left), price, strategy (its name, or None)
+    strategy_positions: dict[str, int] = dataclasses.field(default_factory=dict)  # strategy name -> shares
+
+
+@dataclasses.dataclass
+class StrategySpec:
+    """One strategy of the worker: its name, its parameter table and its row of the risk table
+    (the limits it trades under: the strictest of its levels)."""
+    name: str
+    params: Params
+    limits: Limits
 
 
 class Trading:
-    def __init__(self, strategy: Params, risk: Limits, order_entry: OrderEntry):
-        self.params, self.limits, self.oe = strategy, risk, order_entry
-        self.strategy = self.risk = self.session = None
+    """The worker's strategies (one slot each, in order), the risk table (global limits and a row
+    per strategy) and the order-entry session they share."""
+
+    def __init__(self, strategies: list[StrategySpec], risk: Limits, order_entry: OrderEntry):
+        if not strategies:
+            raise TradingConfigError("no strategy to trade")
+        if len(strategies) > MAX_STRATEGIES:
+            raise TradingConfigError(f"{len(strategies)} strategies: one worker runs at most {MAX_STRATEGIES}")
+        names = [s.name for s in strategies]
+        if len(set(names)) != len(names):
+            raise TradingConfigError(f"strategy names {names}: each is unique")
+        self.specs, self.limits, self.oe = list(strategies), risk, order_entry
+        self.strategies: list[Strategy] = []
+        self.risk: Risk | None = None
+        self.session: OuchSession | None = None
         self.restart: Restart | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def slot(self, name: str) -> int:
+        """The strategy's slot (its row of the risk table, its bit in the kill masks)."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise TradingConfigError(f"strategy {name!r}: this worker runs {', '.join(self.names)}") from None
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> Trading:
+        """The lab's short trading file (examples/trading.yaml): one strategy, one risk table."""
         try:
             raw = yaml.safe_load(pathlib.Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -73,31 +111,72 @@ class Trading:
         for section in ("strategy", "risk"):
             if section not in raw:
                 raise TradingConfigError(f"{path}: the {section} section is missing")
-        t = cls(_build(Params, "strategy", raw["strategy"]), _build(Limits, "risk", raw["risk"]),
-                _build(OrderEntry, "order_entry", raw.get("order_entry", {})))
-        if t.params.locate <= 0:
-            raise TradingConfigError(f"{path}: strategy.locate {t.params.locate}: the stock locate it trades (1..)")
-        return t
+        params, limits = _build(Params, "strategy", raw["strategy"]), _build(Limits, "risk", raw["risk"])
+        if params.locate <= 0:
+            raise TradingConfigError(f"{path}: strategy.locate {params.locate}: the stock locate it trades (1..)")
+        return cls([StrategySpec("strategy", params, limits)], limits,
+                   _build(OrderEntry, "order_entry", raw.get("order_entry", {})))
 
-    def pointers(self, max_locate: int) -> tuple[Any, Any, Any]:
-        """Make the C objects; (strategy, risk, session) pointers for the worker."""
+    def rows(self) -> list[Limits]:
+        return [s.limits for s in self.specs]
+
+    def pointers(self, max_locate: int) -> tuple[list[Any], Any, Any]:
+        """Make the C objects; (strategy pointers by slot, risk, session) for the worker."""
+        for s in self.specs:
+            if not 0 < s.params.locate <= max_locate and s.params.kind != "none":
+                raise TradingConfigError(f"strategy {s.name}: locate {s.params.locate} is past the books' "
+                                         f"max_locate {max_locate}")
         r = self.restart
-        self.strategy = Strategy(self.params, max(self.oe.user_ref_base, r.next_user_ref if r else 0))
+        base = max(self.oe.user_ref_base, r.next_user_ref if r else 0)
+        self.strategies = [Strategy(s.params, base) for s in self.specs]
+        for s in self.strategies[1:]:
+            s.share_refs(self.strategies[0])  # one increasing series of UserRefNums for the session
         self.risk = Risk(max_locate=max_locate)
-        self.risk.set_limits(self.limits)
+        self.risk.set_table(self.limits, self.rows())
         if r is not None:
             for locate, shares in r.positions.items():
                 self.risk.seed_position(locate, shares)
             for o in r.open_orders:
-                self.risk.seed_order(o["user_ref"], o["locate"], o["side"], o["qty"], o["price"])
-            self.strategy.seed_position(r.positions.get(self.params.locate, 0))
+                self.risk.seed_order(o["user_ref"], o["locate"], o["side"], o["qty"], o["price"],
+                                     self._owner(o.get("strategy"), o["locate"]))
+            for spec, strat in zip(self.specs, self.strategies, strict=True):
+                strat.seed_position(self._seed(spec, r))
         o = self.oe
         self.session = OuchSession((o.address, o.port), o.username, o.password, o.session, o.heartbeat_s,
                                    o.timeout_s, o.reconnect_s, next_seq=r.login_seq if r else 0)
-        return self.strategy._s, self.risk._r, self.session._o
+        return [s._s for s in self.strategies], self.risk._r, self.session._o
+
+    def _owner(self, name: str | None, locate: int) -> int | None:
+        """The slot a journal's open order goes back to: its strategy's when it still runs,
+        else the first strategy trading its instrument (a kill of that one cancels it)."""
+        if name in self.names:
+            return self.names.index(name)
+        return next((i for i, s in enumerate(self.specs) if s.params.locate == locate), None)
+
+    def _seed(self, spec: StrategySpec, r: Restart) -> int:
+        if spec.name in r.strategy_positions:
+            return r.strategy_positions[spec.name]
+        sharing = [s for s in self.specs if s.params.locate == spec.params.locate]
+        return r.positions.get(spec.params.locate, 0) if sharing[0] is spec else 0
+
+    def set_params(self, slot: int, params: Params) -> None:
+        self.strategies[slot].set_params(params)
+        self.specs[slot].params = params
+
+    def set_limits(self, global_: Limits, rows: list[Limits]) -> None:
+        """The whole risk table, global and every row, in one publish."""
+        assert self.risk is not None
+        self.risk.set_table(global_, rows)
+        self.limits = global_
+        for spec, row in zip(self.specs, rows, strict=True):
+            spec.limits = row
 
     def report(self) -> dict[str, Any]:
-        if self.strategy is None:
+        if not self.strategies or self.risk is None or self.session is None:
             return {}
-        return {"strategy": self.strategy.stats(), "risk": self.risk.stats(), "order_entry": self.session.stats(),
-                "position": self.risk.position(self.params.locate)}
+        positions = {s.params.locate: self.risk.position(s.params.locate) for s in self.specs}
+        return {"strategies": {spec.name: {**strat.stats(), "locate": spec.params.locate,
+                                           "instrument_position": positions[spec.params.locate]}
+                               for spec, strat in zip(self.specs, self.strategies, strict=True)},
+                "risk": self.risk.stats(), "order_entry": self.session.stats(),
+                "positions": {str(k): v for k, v in positions.items()}}

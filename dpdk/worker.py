@@ -207,7 +207,7 @@ COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_m
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
             "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
             "send_failed", "order_events", "executed", "unknown_orders", "kill_cancels", "killed_strategy",
-            "killed")
+            "killed_instrument", "killed")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
@@ -327,8 +327,12 @@ class Worker:
             for line, sock in cfg.sockets.items():
                 c.sock_fd[{"A": 0, "B": 1}[line]] = sock.fileno()
         self.trading = cfg.trading
+        self.strategy_names: list[str] = cfg.trading.names if cfg.trading is not None else []
         if cfg.trading is not None:
-            c.strategy, c.risk, c.ouch = cfg.trading.pointers(cfg.max_locate)
+            strategies, c.risk, c.ouch = cfg.trading.pointers(cfg.max_locate)
+            for i, ptr in enumerate(strategies):
+                c.strategies[i] = ptr
+            c.nstrategies = len(strategies)
             c.ouch_poll_ns = 20_000
             c.cancel_each = cfg.cancel_each
         if self.record_id is not None:
@@ -374,7 +378,7 @@ class Worker:
         while True:
             n = self.lib.tw_worker_events(self._w, self._ev, len(self._ev))
             for i in range(n):
-                yield event_dict(self._ev[i])
+                yield event_dict(self._ev[i], self.strategy_names)
             if n < len(self._ev):
                 return
 

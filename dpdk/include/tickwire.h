@@ -65,7 +65,8 @@ struct tw_event {
     uint32_t stage_ns[6]; /* an order sent: ns in each enum tw_order_stage (0 without an arrival stamp) */
     uint64_t price;   /* order events: the order's price (sent, accepted), the execution's (executed); 4 decimals */
     uint8_t side;     /* order events: 'B' or 'S' when known (sent, accepted) */
-    uint8_t _pad2[7];
+    uint8_t strategy; /* order and risk-denied events: the slot of the strategy it belongs to (255: none) */
+    uint8_t _pad2[6];
 };
 
 typedef void (*tw_event_fn)(void *ctx, const struct tw_event *ev);
@@ -89,6 +90,9 @@ struct tw_instrument {
     uint32_t round_lot;     /* from R */
     uint32_t last_trade;    /* price of the last execution (E at the order's price, C, P), 0 before one */
     uint32_t updates;       /* book changes so far (wraps): a change tells a strategy to look */
+    uint8_t watched;        /* tw_books_watch: a change puts the locate on the touched list */
+    uint8_t touched;        /* on the touched list now */
+    uint8_t _pad[2];
 };
 
 /* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
@@ -151,6 +155,15 @@ void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx);
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out);
 /* How many times the instrument's book changed (wraps). */
 uint32_t tw_books_updates(const struct tw_books *b, uint16_t locate);
+enum tw_books_consts { TW_BOOKS_MAX_WATCHED = 64 };
+/* Watch (1) or stop watching (0) an instrument: a change of its book puts its locate,
+ * once, on the list tw_books_take_touched hands over (the worker: which strategies to
+ * ask after a packet). 0, or -1 for a locate out of range or more than
+ * TW_BOOKS_MAX_WATCHED instruments watched. */
+int tw_books_watch(struct tw_books *b, uint16_t locate, uint8_t on);
+/* The watched instruments whose books changed since the last call, in the order they
+ * first changed, into out (room for TW_BOOKS_MAX_WATCHED); returns how many. */
+uint32_t tw_books_take_touched(struct tw_books *b, uint16_t *out);
 /* The last ITCH system event code (O S Q M E C), 0 before the first. */
 uint8_t tw_books_system_event(const struct tw_books *b);
 /* Instruments that have a name, levels or state: locates in ascending order into
@@ -252,13 +265,30 @@ struct tw_risk_limits {
     uint32_t _pad;
 };
 
+enum tw_risk_consts {
+    TW_RISK_MAX_ROWS = 64,       /* strategies with limits of their own (a worker's strategies) */
+    TW_RISK_ANY = 255,           /* tw_risk_open_orders: of every strategy; an intent: of none (global only) */
+};
+
+/* The whole table Python publishes: the worker's global limits and a row per strategy.
+ * An order of strategy i (< nrows) trades under the stricter of global and rows[i], field by
+ * field; its open orders and rates count in its row and in the global totals. An order of no
+ * strategy (TW_RISK_ANY, or a slot past nrows) trades under global alone. */
+struct tw_risk_table {
+    struct tw_risk_limits global;   /* the whole worker: the open orders, gross and rates summed over
+                                       every strategy, and the ceiling of each row */
+    uint32_t nrows;
+    uint32_t _pad;
+    struct tw_risk_limits rows[64]; /* by strategy slot */
+};
+
 struct tw_order_intent {
     uint64_t user_ref;           /* the OUCH UserRefNum the order will carry */
     uint32_t qty;
     uint32_t price;              /* 4 decimals */
     uint16_t locate;
     uint8_t side;                /* 'B' or 'S' */
-    uint8_t _pad;
+    uint8_t strategy;            /* the strategy's slot: its row of the table (TW_RISK_ANY: none) */
 };
 
 struct tw_risk_stats {
@@ -274,21 +304,27 @@ struct tw_risk;
 
 struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders);
 void tw_risk_destroy(struct tw_risk *r);
-/* Publish a whole new table (any thread); the checks take it from their next call. */
+/* Publish a whole new table (any thread); the checks take it from their next call. nrows
+ * above TW_RISK_MAX_ROWS is taken as TW_RISK_MAX_ROWS. */
+void tw_risk_set_table(struct tw_risk *r, const struct tw_risk_table *table);
+/* The same with global limits only (no strategy rows). */
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits);
 /* The kill switch over whatever the table says (1 kills, 0 releases). */
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill);
 /* Kill (1) or release (0) one instrument. */
 int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill);
+/* Kill (1) or release (0) one strategy's row: its new orders are refused. */
+int tw_risk_kill_strategy(struct tw_risk *r, uint8_t strategy, uint8_t kill);
 /* The chain, in the order of enum tw_risk_denial; 0 when the order may go (it is
  * then counted as open and its tokens are spent), else the denial. stale: the
  * feed's books are stale. Denials are counted and raised as TW_EV_RISK_DENIED on
  * the books' event sink. */
 int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o,
                   uint64_t now_ns);
-/* A cancel or replace about to be sent: 0, or TW_RISK_MESSAGE_RATE when the message bucket is
- * empty. Cancels are never held back by the kill flag or the trading state: they reduce risk. */
-int tw_risk_message(struct tw_risk *r, uint64_t now_ns);
+/* A cancel or replace about to be sent by a strategy (TW_RISK_ANY: by none): 0, or
+ * TW_RISK_MESSAGE_RATE when a message bucket (its row's or the global one) is empty. Cancels are
+ * never held back by the kill flag or the trading state: they reduce risk. */
+int tw_risk_message(struct tw_risk *r, uint8_t strategy, uint64_t now_ns);
 /* The exchange's answers: shares executed (the position moves), the order done
  * (canceled, rejected or fully executed: it stops being open). */
 int tw_risk_on_execution(struct tw_risk *r, uint64_t user_ref, uint32_t qty);
@@ -298,9 +334,12 @@ int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate);
  * (added as they are, without the checks: they are already at the venue). */
 int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position);
 int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o);
-/* The UserRefNums of our open orders (of one instrument, or all with locate 0), up to max:
- * what a kill switch cancels. */
-uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint64_t *refs, uint32_t max);
+/* The UserRefNums of our open orders (of one instrument, or all with locate 0; of one strategy,
+ * or all with TW_RISK_ANY), up to max: what a kill switch cancels. */
+uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint8_t strategy, uint64_t *refs,
+                             uint32_t max);
+/* The strategy slot an open order was checked for (TW_RISK_ANY: none), or -1 when it is not open. */
+int tw_risk_order_strategy(const struct tw_risk *r, uint64_t user_ref);
 void tw_risk_stats(const struct tw_risk *r, struct tw_risk_stats *out);
 /* Run the chain over n intents (each passing one is then closed at once, as if
  * canceled): the benchmark's loop, kept in C so the figure is the chain's. */
@@ -399,6 +438,9 @@ void tw_strategy_halt(struct tw_strategy *s, uint8_t halt);
 void tw_strategy_forget_quotes(struct tw_strategy *s);
 /* After a restart: the position the journal says it holds. */
 void tw_strategy_seed_position(struct tw_strategy *s, int64_t position);
+/* Take UserRefNums from from's counter from now on: the strategies of one session hand out one
+ * increasing series (OUCH wants them increasing per session). from must live as long as s. */
+void tw_strategy_share_refs(struct tw_strategy *s, struct tw_strategy *from);
 
 /* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
@@ -562,6 +604,7 @@ int tw_port_stats(uint16_t port, struct tw_port_stats *out);
 
 enum tw_worker_consts {
     TW_WORKER_MAX_PORTS = 4,
+    TW_WORKER_MAX_STRATEGIES = 64, /* = TW_RISK_MAX_ROWS = TW_BOOKS_MAX_WATCHED: a row and a watch each */
     TW_LINE_BY_DEST = 255,        /* find the line from the destination (replays) */
     TW_STATS_MAGIC = 0x74777331,  /* "tws1": a tw_worker_stats of this layout */
 };
@@ -603,9 +646,12 @@ struct tw_worker_config {
     uint32_t event_ring_size; /* a power of two */
     uint16_t record_port;   /* copy every frame received to this port's tx queue (a pcap port) */
     uint8_t record;         /* 1: record_port is set */
-    /* trading (all three, or none): the strategy decides on each change of its
-     * instrument's book, the risk chain passes each new order, the session sends it */
-    struct tw_strategy *strategy;
+    /* trading (strategies, risk and a session, or none of them): each strategy decides on each
+     * change of its instrument's book, the risk chain passes each new order (against the
+     * strategy's row: its slot here), the session sends it. The strategies share one series of
+     * UserRefNums (tw_strategy_share_refs); one instrument may have several. */
+    struct tw_strategy *strategies[64];
+    uint32_t nstrategies;
     struct tw_risk *risk;
     struct tw_ouch *ouch;
     uint64_t ouch_poll_ns;  /* read the session's answers at most this often (default 20 us) */
@@ -663,16 +709,19 @@ struct tw_worker_stats {
     uint64_t cmd_result;    /* 0, or 1 when the command did not apply (a locate out of range) */
     uint64_t kill_cancels;  /* cancels the last kill (any level) sent */
     uint64_t kill_sent_ns;  /* CLOCK_MONOTONIC when their send() returned */
-    uint64_t killed_strategy;  /* 1 while the strategy is killed on its own */
+    uint64_t killed_strategy;  /* bit i set while strategy i is killed on its own */
+    uint64_t killed_instrument; /* bit i set while strategy i's instrument is killed */
     struct tw_feed_state feed;
     struct tw_book_stats book;
     struct tw_hist hist[8];  /* by tw_stage */
 };
 
 enum tw_worker_cmd {
-    TW_CMD_KILL_INSTRUMENT = 1,    /* risk refuses its new orders; its open orders are cancelled */
+    TW_CMD_KILL_INSTRUMENT = 1,    /* cmd_arg: its locate; risk refuses its new orders, the strategies trading
+                                      it stop, its open orders are cancelled */
     TW_CMD_RELEASE_INSTRUMENT = 2,
-    TW_CMD_KILL_STRATEGY = 3,      /* the strategy stops; its open orders are cancelled */
+    TW_CMD_KILL_STRATEGY = 3,      /* cmd_arg: its slot; it stops, risk refuses its orders, its open orders are
+                                      cancelled */
     TW_CMD_RELEASE_STRATEGY = 4,
 };
 

@@ -56,6 +56,9 @@ struct tw_books {
     struct tw_book_stats stats;
     struct tw_instrument *instruments; /* [locate]: what the state messages said */
     uint8_t system_event;
+    uint32_t nwatched;
+    uint32_t ntouched;
+    uint16_t touched[TW_BOOKS_MAX_WATCHED]; /* watched locates changed since the last take */
     tw_event_fn emit;
     void *emit_ctx;
 };
@@ -242,6 +245,17 @@ static void level_sub(struct tw_books *b, uint16_t locate, uint8_t side, uint32_
     }
 }
 
+/* The instrument's book changed: counted, and a watched one goes on the touched list once. */
+static inline void changed(struct tw_books *b, uint16_t locate)
+{
+    struct tw_instrument *in = &b->instruments[locate];
+    in->updates++;
+    if (__builtin_expect(in->watched && !in->touched, 0)) {
+        in->touched = 1;
+        b->touched[b->ntouched++] = locate; /* at most one entry per watched locate: it fits */
+    }
+}
+
 /* ---- ITCH ------------------------------------------------------------------------- */
 
 /* A new resting order: into the table, then onto its level (undone if the level is full). */
@@ -259,7 +273,7 @@ static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side
         erase(b, o);
         return TW_BOOK_ELEVELS;
     }
-    b->instruments[locate].updates++;
+    changed(b, locate);
     return 0;
 }
 
@@ -271,7 +285,7 @@ static int take(struct tw_books *b, struct order *o, uint32_t shares)
     o->shares -= shares;
     int gone = o->shares == 0;
     level_sub(b, o_locate(o), o_side(o), o->price, shares, gone);
-    b->instruments[o_locate(o)].updates++;
+    changed(b, o_locate(o));
     if (gone)
         erase(b, o);
     return 0;
@@ -545,4 +559,37 @@ uint32_t tw_books_active(const struct tw_books *b, uint16_t *out, uint32_t max)
 uint32_t tw_books_updates(const struct tw_books *b, uint16_t locate)
 {
     return locate <= b->max_locate ? b->instruments[locate].updates : 0;
+}
+
+int tw_books_watch(struct tw_books *b, uint16_t locate, uint8_t on)
+{
+    if (locate == 0 || locate > b->max_locate)
+        return -1;
+    struct tw_instrument *in = &b->instruments[locate];
+    if (!!on == !!in->watched)
+        return 0;
+    if (on && b->nwatched == TW_BOOKS_MAX_WATCHED)
+        return -1;
+    in->watched = on ? 1 : 0;
+    b->nwatched += on ? 1 : (uint32_t)-1;
+    if (!on && in->touched) { /* off the list too */
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < b->ntouched; i++)
+            if (b->touched[i] != locate)
+                b->touched[j++] = b->touched[i];
+        b->ntouched = j;
+        in->touched = 0;
+    }
+    return 0;
+}
+
+uint32_t tw_books_take_touched(struct tw_books *b, uint16_t *out)
+{
+    uint32_t n = b->ntouched;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = b->touched[i];
+        b->instruments[b->touched[i]].touched = 0;
+    }
+    b->ntouched = 0;
+    return n;
 }

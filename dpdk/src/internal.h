@@ -55,20 +55,19 @@ static inline void tw_publish(struct tw_published *p, void *shared, const void *
     __atomic_store_n(&p->writer, 0, __ATOMIC_RELEASE);
 }
 
-/* Copy the table into local when it changed since *seen: 1 when it did. */
-static inline int tw_take(struct tw_published *p, uint64_t *seen, const void *shared, void *local, size_t size)
+/* Copy the table into local when it changed since *seen: 1 when it did. scratch (size
+ * bytes, the reader's own) holds the copy until it is known whole. */
+static inline int tw_take(struct tw_published *p, uint64_t *seen, const void *shared, void *local, void *scratch,
+                          size_t size)
 {
     uint64_t v = __atomic_load_n(&p->version, __ATOMIC_ACQUIRE);
     if (v == *seen || (v & 1))
         return 0; /* unchanged, or being written: the next call takes it */
-    unsigned char copy[256];
-    if (size > sizeof(copy))
-        return 0;
-    memcpy(copy, shared, size);
+    memcpy(scratch, shared, size);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&p->version, __ATOMIC_ACQUIRE) != v)
         return 0;
-    memcpy(local, copy, size);
+    memcpy(local, scratch, size);
     *seen = v;
     return 1;
 }

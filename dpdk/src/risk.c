@@ -2,9 +2,12 @@
  * leaves, in the fixed order of enum tw_risk_denial, with the positions, open
  * orders and rate buckets they need. See tickwire.h.
  *
- * The limits table is written by Python (any thread) under a sequence counter
- * and copied by the checking thread when the counter moved: the checks always
- * use one whole table, never half of two.
+ * The limits table (global limits and a row per strategy) is written by Python
+ * (any thread) under a sequence counter and copied by the checking thread when
+ * the counter moved: the checks always use one whole table, never half of two.
+ * A strategy's order is checked against the stricter of global and its row
+ * (worked out once per table), and counts in its row's open orders and rate
+ * buckets as well as in the global ones.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +17,13 @@
 
 #define NS_PER_S 1000000000ull
 
-_Static_assert(sizeof(struct tw_risk_limits) <= 256, "tw_take copies tables of up to 256 bytes");
-
 struct own_order { /* one of our open orders; user_ref 0: empty slot */
     uint64_t user_ref;
     uint32_t open;  /* shares still open */
     uint32_t price;
     uint16_t locate;
     uint8_t side;   /* 0 buy, 1 sell */
+    uint8_t strategy; /* its row, or TW_RISK_ANY */
 };
 
 struct instrument_risk {
@@ -38,13 +40,23 @@ struct bucket {
     uint64_t last_ns;
 };
 
+struct row_state { /* what one strategy's orders count against its row */
+    uint64_t open;
+    struct bucket orders, messages;
+    uint8_t killed;         /* tw_risk_kill_strategy */
+};
+
 struct tw_risk {
     /* the table as Python publishes it */
     struct tw_published pub;
-    struct tw_risk_limits shared;
+    struct tw_risk_table shared;
     /* the checking thread's copy */
     uint64_t version;
-    struct tw_risk_limits lim;
+    struct tw_risk_table scratch, taken;
+    struct tw_risk_limits lim;                  /* global */
+    uint32_t nrows;
+    struct tw_risk_limits eff[TW_RISK_MAX_ROWS]; /* each row, made at least as strict as global */
+    struct row_state rows[TW_RISK_MAX_ROWS];
     struct instrument_risk *ins;
     uint32_t max_locate;
     struct own_order *own;
@@ -92,16 +104,60 @@ void tw_risk_destroy(struct tw_risk *r)
     free(r);
 }
 
+void tw_risk_set_table(struct tw_risk *r, const struct tw_risk_table *table)
+{
+    tw_publish(&r->pub, &r->shared, table, sizeof(*table));
+}
+
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits)
 {
-    tw_publish(&r->pub, &r->shared, limits, sizeof(*limits));
+    struct tw_risk_table t;
+    memset(&t, 0, sizeof(t));
+    t.global = *limits;
+    tw_risk_set_table(r, &t);
+}
+
+static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* 0 means "none" for a rate or a collar: any limit is stricter than none. */
+static inline uint32_t stricter_limit(uint32_t a, uint32_t b) { return !a ? b : (!b ? a : (a < b ? a : b)); }
+
+/* A row made at least as strict as the global limits, field by field. */
+static void strictest(struct tw_risk_limits *out, const struct tw_risk_limits *g, const struct tw_risk_limits *row)
+{
+    *out = *row;
+    out->state = g->state > row->state ? g->state : row->state; /* active < reduce-only < halted */
+    out->kill = g->kill || row->kill;
+    out->max_order_qty = (uint32_t)min64(g->max_order_qty, row->max_order_qty);
+    out->max_order_notional = min64(g->max_order_notional, row->max_order_notional);
+    out->max_position = min64(g->max_position, row->max_position);
+    out->max_gross = min64(g->max_gross, row->max_gross);
+    out->max_open_orders = (uint32_t)min64(g->max_open_orders, row->max_open_orders);
+    out->collar_bps = stricter_limit(g->collar_bps, row->collar_bps);
+    out->order_rate = stricter_limit(g->order_rate, row->order_rate);
+    out->order_burst = !row->order_rate ? g->order_burst : (!g->order_rate ? row->order_burst
+                        : (uint32_t)min64(g->order_burst, row->order_burst));
+    out->message_rate = stricter_limit(g->message_rate, row->message_rate);
+    out->message_burst = !row->message_rate ? g->message_burst : (!g->message_rate ? row->message_burst
+                          : (uint32_t)min64(g->message_burst, row->message_burst));
 }
 
 /* Take the published table when it changed (cheap when it did not). */
 static inline void reload(struct tw_risk *r)
 {
-    if (tw_take(&r->pub, &r->version, &r->shared, &r->lim, sizeof(r->lim)))
-        r->st.limits_version = r->version / 2;
+    if (!tw_take(&r->pub, &r->version, &r->shared, &r->taken, &r->scratch, sizeof(r->taken)))
+        return;
+    r->lim = r->taken.global;
+    r->nrows = r->taken.nrows > TW_RISK_MAX_ROWS ? TW_RISK_MAX_ROWS : r->taken.nrows;
+    for (uint32_t i = 0; i < r->nrows; i++)
+        strictest(&r->eff[i], &r->lim, &r->taken.rows[i]);
+    r->st.limits_version = r->version / 2;
+}
+
+/* The row an order of this strategy counts in, or NULL (global only). */
+static inline struct row_state *row_of(struct tw_risk *r, uint8_t strategy)
+{
+    return strategy < r->nrows ? &r->rows[strategy] : NULL;
 }
 
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill)
@@ -117,14 +173,25 @@ int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill)
     return 0;
 }
 
+int tw_risk_kill_strategy(struct tw_risk *r, uint8_t strategy, uint8_t kill)
+{
+    if (strategy >= TW_RISK_MAX_ROWS)
+        return -1;
+    __atomic_store_n(&r->rows[strategy].killed, kill ? 1 : 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
 /* ---- own orders ----------------------------------------------------------------------- */
 
-uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint64_t *refs, uint32_t max)
+uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint8_t strategy, uint64_t *refs,
+                             uint32_t max)
 {
     uint32_t n = 0;
-    for (uint64_t i = 0; i <= r->own_mask && n < max; i++)
-        if (r->own[i].user_ref && (locate == 0 || r->own[i].locate == locate))
-            refs[n++] = r->own[i].user_ref;
+    for (uint64_t i = 0; i <= r->own_mask && n < max; i++) {
+        const struct own_order *o = &r->own[i];
+        if (o->user_ref && (locate == 0 || o->locate == locate) && (strategy == TW_RISK_ANY || o->strategy == strategy))
+            refs[n++] = o->user_ref;
+    }
     return n;
 }
 
@@ -226,13 +293,15 @@ static inline void spend(struct bucket *k, uint32_t rate)
 
 static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now)
 {
-    const struct tw_risk_limits *l = &r->lim;
+    struct row_state *row = row_of(r, o->strategy);
+    const struct tw_risk_limits *l = row ? &r->eff[o->strategy] : &r->lim;
     if (o->qty == 0 || o->price == 0 || (o->side != 'B' && o->side != 'S') || o->locate == 0 ||
         o->locate > r->max_locate || o->user_ref == 0 || own_find(r, o->user_ref))
         return TW_RISK_BAD_ORDER;
     struct instrument_risk *in = &r->ins[o->locate];
     uint8_t side = o->side == 'S';
-    if (l->kill || __atomic_load_n(&r->kill_all, __ATOMIC_ACQUIRE) || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE))
+    if (l->kill || __atomic_load_n(&r->kill_all, __ATOMIC_ACQUIRE) || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE) ||
+        (row && __atomic_load_n(&row->killed, __ATOMIC_ACQUIRE)))
         return TW_RISK_KILLED;
     if (l->state == TW_TRADING_HALTED)
         return TW_RISK_HALTED;
@@ -274,11 +343,14 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
                 return TW_RISK_COLLAR_LAST;
         }
     }
-    if (r->open_count + 1 > l->max_open_orders || r->open_count + 1 > r->capacity)
-        return TW_RISK_MAX_OPEN_ORDERS; /* the limit, or what the own-order table holds */
-    if (!has_token(&r->orders, l->order_rate, l->order_burst, now))
+    if (r->open_count + 1 > r->lim.max_open_orders || r->open_count + 1 > r->capacity ||
+        (row && row->open + 1 > l->max_open_orders))
+        return TW_RISK_MAX_OPEN_ORDERS; /* the worker's, the strategy's, or what the own-order table holds */
+    if (!has_token(&r->orders, r->lim.order_rate, r->lim.order_burst, now) ||
+        (row && !has_token(&row->orders, l->order_rate, l->order_burst, now)))
         return TW_RISK_ORDER_RATE;
-    if (!has_token(&r->messages, l->message_rate, l->message_burst, now))
+    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now) ||
+        (row && !has_token(&row->messages, l->message_rate, l->message_burst, now)))
         return TW_RISK_MESSAGE_RATE;
     uint32_t theirs = in->own_best[side ^ 1]; /* our own best on the other side */
     if (theirs && (side == 0 ? o->price >= theirs : o->price <= theirs))
@@ -296,13 +368,18 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
     if (rc) {
         r->st.denied[rc]++;
         struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
-                               .a = o->user_ref, .b = o->qty };
+                               .a = o->user_ref, .b = o->qty, .strategy = o->strategy };
         tw_books_raise(b, &ev);
         return rc;
     }
     /* it goes: spend its tokens, open it */
     spend(&r->orders, r->lim.order_rate);
     spend(&r->messages, r->lim.message_rate);
+    struct row_state *row = row_of(r, o->strategy);
+    if (row) {
+        spend(&row->orders, r->eff[o->strategy].order_rate);
+        spend(&row->messages, r->eff[o->strategy].message_rate);
+    }
     open_order(r, o);
     r->st.passed++;
     return 0;
@@ -318,8 +395,11 @@ static void open_order(struct tw_risk *r, const struct tw_order_intent *o)
             break;
         }
     }
+    struct row_state *row = row_of(r, o->strategy);
     *slot = (struct own_order){ .user_ref = o->user_ref, .open = o->qty, .price = o->price, .locate = o->locate,
-                                .side = side };
+                                .side = side, .strategy = row ? o->strategy : TW_RISK_ANY };
+    if (row)
+        row->open++;
     struct instrument_risk *in = &r->ins[o->locate];
     in->open_qty[side] += o->qty;
     in->own_count[side]++;
@@ -348,12 +428,16 @@ int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position)
     return 0;
 }
 
-int tw_risk_message(struct tw_risk *r, uint64_t now_ns)
+int tw_risk_message(struct tw_risk *r, uint8_t strategy, uint64_t now_ns)
 {
     reload(r);
-    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now_ns))
+    struct row_state *row = row_of(r, strategy);
+    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now_ns) ||
+        (row && !has_token(&row->messages, r->eff[strategy].message_rate, r->eff[strategy].message_burst, now_ns)))
         return TW_RISK_MESSAGE_RATE;
     spend(&r->messages, r->lim.message_rate);
+    if (row)
+        spend(&row->messages, r->eff[strategy].message_rate);
     return 0;
 }
 
@@ -365,6 +449,8 @@ static void close_order(struct tw_risk *r, struct own_order *o)
     in->open_qty[side] -= o->open;
     in->own_count[side]--;
     uint16_t locate = o->locate;
+    if (o->strategy < TW_RISK_MAX_ROWS && r->rows[o->strategy].open)
+        r->rows[o->strategy].open--;
     own_erase(r, o);
     r->open_count--;
     if (in->own_count[side] == 0)
@@ -400,6 +486,12 @@ int tw_risk_on_done(struct tw_risk *r, uint64_t user_ref)
         return -1;
     close_order(r, o);
     return 0;
+}
+
+int tw_risk_order_strategy(const struct tw_risk *r, uint64_t user_ref)
+{
+    const struct own_order *o = user_ref ? own_find((struct tw_risk *)r, user_ref) : NULL;
+    return o ? o->strategy : -1;
 }
 
 int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate)

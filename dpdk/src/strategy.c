@@ -16,8 +16,6 @@
 #define MAX_OWN 256   /* orders in flight: a ladder of up to 64 quotes a side, and their replacements */
 #define MAX_LEVELS 64
 
-_Static_assert(sizeof(struct tw_strategy_params) <= 256, "tw_take copies tables of up to 256 bytes");
-
 struct own { /* an order of ours not yet done */
     uint64_t ref;
     uint32_t price;
@@ -31,8 +29,10 @@ struct tw_strategy {
     struct tw_published pub;
     struct tw_strategy_params shared;
     uint64_t version;
+    struct tw_strategy_params scratch;
     struct tw_strategy_params p;
-    uint64_t next_ref;
+    uint64_t refs;          /* its own counter of UserRefNums... */
+    uint64_t *next_ref;     /* ...or the one it shares (tw_strategy_share_refs) */
     struct own own[MAX_OWN];
     uint64_t last_quote_ns[2][MAX_LEVELS];
     uint64_t last_take_ns;
@@ -45,8 +45,10 @@ struct tw_strategy *tw_strategy_create(uint64_t user_ref_base)
     if (user_ref_base > UINT32_MAX)
         return NULL; /* OUCH carries a UserRefNum in 4 bytes */
     struct tw_strategy *s = calloc(1, sizeof(*s));
-    if (s)
-        s->next_ref = user_ref_base ? user_ref_base : 1;
+    if (s) {
+        s->refs = user_ref_base ? user_ref_base : 1;
+        s->next_ref = &s->refs;
+    }
     return s;
 }
 
@@ -62,7 +64,7 @@ void tw_strategy_set_params(struct tw_strategy *s, const struct tw_strategy_para
 
 static void reload(struct tw_strategy *s)
 {
-    if (tw_take(&s->pub, &s->version, &s->shared, &s->p, sizeof(s->p)))
+    if (tw_take(&s->pub, &s->version, &s->shared, &s->p, &s->scratch, sizeof(s->p)))
         s->st.params_version = s->version / 2;
 }
 
@@ -99,9 +101,9 @@ static int new_order(struct tw_strategy *s, struct tw_actions *out, uint8_t side
             slot = &s->own[i];
     if (!slot || out->n == sizeof(out->a) / sizeof(out->a[0]))
         return -1; /* too much in flight: wait for answers */
-    if (s->next_ref > UINT32_MAX)
+    if (*s->next_ref > UINT32_MAX)
         return -1; /* the day's UserRefNums are used up */
-    uint64_t ref = s->next_ref++;
+    uint64_t ref = (*s->next_ref)++;
     *slot = (struct own){ .ref = ref, .price = price, .open = qty, .side = side, .quote = (uint8_t)is_quote,
                           .level = level };
     push(out, (struct tw_strategy_action){ .user_ref = ref, .qty = qty, .price = price, .locate = (uint16_t)s->p.locate,
@@ -310,4 +312,11 @@ void tw_strategy_forget_quotes(struct tw_strategy *s)
 {
     for (int i = 0; i < MAX_OWN; i++)
         s->own[i].quote = 0;
+}
+
+void tw_strategy_share_refs(struct tw_strategy *s, struct tw_strategy *from)
+{
+    if (s->refs > *from->next_ref)
+        *from->next_ref = s->refs; /* the series goes on from the later of the two */
+    s->next_ref = from->next_ref;
 }

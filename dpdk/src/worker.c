@@ -69,8 +69,15 @@ struct tw_worker {
     uint64_t last_ouch_poll;
     struct sock_bufs *sk;
     uint64_t open_refs[4096]; /* a kill switch's list of orders to cancel */
-    uint8_t instrument_killed; /* the strategy's instrument, killed on its own */
+    /* the strategies: which trade an instrument (fixed at creation: a reload changes
+     * parameters, never what a strategy trades) */
+    uint32_t nstrat;
+    uint16_t locate_of[TW_WORKER_MAX_STRATEGIES];
+    uint8_t next_on[TW_WORKER_MAX_STRATEGIES]; /* the next strategy on the same instrument, NONE: no more */
+    uint8_t *first_on;        /* [locate]: 1 + the first strategy trading it, 0: none */
 };
+
+#define NONE 255
 
 /* Map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK measured;
  * later calls (every 100 ms) take the rate the two clocks actually kept since the
@@ -117,12 +124,37 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
 {
     if (!cfg || !books || !feed || cfg->nports > TW_WORKER_MAX_PORTS || cfg->burst == 0 || cfg->burst > 64)
         return NULL;
-    int trading = (cfg->strategy != NULL) + (cfg->risk != NULL) + (cfg->ouch != NULL);
-    if (trading != 0 && trading != 3)
-        return NULL; /* a strategy trades through risk and a session, or not at all */
+    int trading = (cfg->nstrategies > 0) + (cfg->risk != NULL) + (cfg->ouch != NULL);
+    if ((trading != 0 && trading != 3) || cfg->nstrategies > TW_WORKER_MAX_STRATEGIES)
+        return NULL; /* strategies trade through risk and a session, or there is no trading */
+    for (uint32_t i = 0; i < cfg->nstrategies; i++)
+        if (!cfg->strategies[i])
+            return NULL;
     struct tw_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
+    if (cfg->nstrategies && !(w->first_on = calloc(65536, 1))) {
+        free(w);
+        return NULL;
+    }
+    w->nstrat = cfg->nstrategies;
+    for (uint32_t i = w->nstrat; i-- > 0;) { /* backwards: each instrument's chain in slot order */
+        uint16_t loc = tw_strategy_locate(cfg->strategies[i]);
+        w->locate_of[i] = loc;
+        w->next_on[i] = NONE;
+        if (loc == 0)
+            continue; /* no instrument (kind none): only its timer runs */
+        if (tw_books_watch(books, loc, 1) < 0) {
+            for (uint32_t j = i + 1; j < w->nstrat; j++)
+                if (w->locate_of[j])
+                    tw_books_watch(books, w->locate_of[j], 0);
+            free(w->first_on);
+            free(w);
+            return NULL;
+        }
+        w->next_on[i] = w->first_on[loc] ? (uint8_t)(w->first_on[loc] - 1) : NONE;
+        w->first_on[loc] = (uint8_t)(i + 1);
+    }
     w->cfg = *cfg;
     if (w->cfg.retrans_max == 0 || w->cfg.retrans_max > 65534)
         w->cfg.retrans_max = 65534; /* a MoldUDP64 count; 0xFFFF means end of session */
@@ -142,9 +174,13 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
                                              RING_F_SP_ENQ | RING_F_SC_DEQ)
                       : NULL;
     if (!w->events) {
+        for (uint32_t i = 0; i < w->nstrat; i++)
+            if (w->locate_of[i])
+                tw_books_watch(books, w->locate_of[i], 0);
         if (w->own_stats)
             free(w->st);
         free(w->sk);
+        free(w->first_on);
         free(w);
         return NULL;
     }
@@ -161,10 +197,14 @@ void tw_worker_destroy(struct tw_worker *w)
     if (!w)
         return;
     tw_books_set_events(w->books, NULL, NULL);
+    for (uint32_t i = 0; i < w->nstrat; i++)
+        if (w->locate_of[i])
+            tw_books_watch(w->books, w->locate_of[i], 0);
     rte_ring_free(w->events);
     if (w->own_stats)
         free(w->st);
     free(w->sk);
+    free(w->first_on);
     free(w);
 }
 
@@ -223,24 +263,25 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
 /* ---- trading: strategy -> risk -> order entry ----------------------------------------------- */
 
 static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_t qty, uint64_t price, uint8_t side,
-                        uint64_t ts, uint64_t seq)
+                        uint64_t ts, uint64_t seq, int strategy)
 {
     struct tw_event ev = { .ts_ns = ts, .type = TW_EV_ORDER, .code = code, .a = ref, .b = qty, .price = price,
-                           .side = side, .seq = seq };
+                           .side = side, .seq = seq, .strategy = strategy < 0 ? NONE : (uint8_t)strategy };
     ring_emit(w, &ev);
 }
 
 /* An order that went out: its send and tick-to-trade figures, and its event with
- * every stage from the triggering packet's arrival stamp (tr NULL: a timer or
- * the kill switch sent it, there is no packet to measure from). */
-static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, const char *symbol,
+ * every stage from the triggering packet's arrival stamp (tr NULL, or without a
+ * stamp: a timer, a retransmission or the kill switch sent it, there is no packet
+ * arrival to measure from). */
+static void sent_order(struct tw_worker *w, uint32_t slot, const struct tw_strategy_action *a, const char *symbol,
                        const struct trigger *tr, uint64_t t_risk, uint64_t t_sent, uint64_t now)
 {
     struct tw_worker_stats *st = w->st;
     st->orders_sent++;
     tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, t_sent - t_risk));
     struct tw_event ev = { .ts_ns = now, .type = TW_EV_ORDER, .code = 'O', .locate = a->locate, .a = a->user_ref,
-                           .b = a->qty, .price = a->price, .side = a->side };
+                           .b = a->qty, .price = a->price, .side = a->side, .strategy = (uint8_t)slot };
     memcpy(ev.symbol, symbol, sizeof(ev.symbol));
     if (tr) {
         ev.line = tr->line;
@@ -266,40 +307,43 @@ static void sent_order(struct tw_worker *w, const struct tw_strategy_action *a, 
     ring_emit(w, &ev);
 }
 
-/* Carry out a strategy's actions: each new order through the risk chain; then
- * the orders and cancels of the decision leave together, in one send(). */
-static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, uint64_t now,
+/* Carry out strategy slot's actions: each new order through the risk chain (its row);
+ * then the orders and cancels of the decision leave together, in one send(). */
+static void act(struct tw_worker *w, uint32_t slot, const struct tw_actions *acts, int stale, uint64_t now,
                 const struct trigger *tr)
 {
     const struct tw_worker_config *c = &w->cfg;
+    struct tw_strategy *s = c->strategies[slot];
     struct tw_worker_stats *st = w->st;
     struct tw_actions none;
     const struct tw_strategy_action *queued[8];
     char symbols[8][8]; /* as the Enter Order carried it, for its event */
     uint64_t t_risk[8];
     uint32_t nq = 0;
+    if (acts->n == 0)
+        return;
     tw_ouch_cork(c->ouch);
     for (uint32_t i = 0; i < acts->n; i++) {
         const struct tw_strategy_action *a = &acts->a[i];
         if (a->kind == TW_ACTION_CANCEL) {
-            tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
+            tw_risk_message(c->risk, (uint8_t)slot, now); /* counted; a cancel is never held back */
             if (tw_ouch_cancel(c->ouch, (uint32_t)a->user_ref, 0, now) == 0) {
                 st->cancels_sent++;
-                order_event(w, 'X', a->user_ref, 0, 0, a->side, now, 0);
+                order_event(w, 'X', a->user_ref, 0, 0, a->side, now, 0, (int)slot);
             } else {
                 st->send_failed++;
             }
             continue;
         }
         struct tw_order_intent in = { .user_ref = a->user_ref, .qty = a->qty, .price = a->price,
-                                      .locate = a->locate, .side = a->side };
+                                      .locate = a->locate, .side = a->side, .strategy = (uint8_t)slot };
         uint64_t r0 = rte_rdtsc();
         int rc = tw_risk_check(c->risk, w->books, stale, &in, now);
         uint64_t r1 = rte_rdtsc();
         tw_hist_record(&st->hist[TW_STAGE_RISK], tsc_ns(w, r1 - r0));
         if (rc) {
             st->orders_denied++;
-            tw_strategy_on_order(c->strategy, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            tw_strategy_on_order(s, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
             continue;
         }
         struct tw_instrument ins;
@@ -308,7 +352,7 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
                           a->ioc ? '3' : '0', now) < 0) {
             st->send_failed++;
             tw_risk_on_done(c->risk, a->user_ref);
-            tw_strategy_on_order(c->strategy, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            tw_strategy_on_order(s, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
             continue;
         }
         queued[nq] = a;
@@ -318,27 +362,30 @@ static void act(struct tw_worker *w, const struct tw_actions *acts, int stale, u
     int up = tw_ouch_flush(c->ouch, now) == 0;
     uint64_t t_sent = rte_rdtsc();
     for (uint32_t i = 0; up && i < nq; i++) /* a broken link: they come back from the poll as not sent */
-        sent_order(w, queued[i], symbols[i], tr, t_risk[i], t_sent, now);
+        sent_order(w, slot, queued[i], symbols[i], tr, t_risk[i], t_sent, now);
 }
 
-/* Cancel every open order (of one instrument, or all with locate 0): in one send(),
- * or one send() each with cancel_each (the benchmark's baseline). When its quotes
- * are among them, the strategy forgets them as quotes: their cancels are on their way. */
-static void cancel_open(struct tw_worker *w, uint16_t locate)
+/* Cancel every open order of one instrument (0: all) and one strategy (TW_RISK_ANY: all): in
+ * one send(), or one send() each with cancel_each (the benchmark's baseline). The strategies
+ * whose quotes are among them forget them as quotes: their cancels are on their way. */
+static void cancel_open(struct tw_worker *w, uint16_t locate, uint8_t strategy)
 {
     const struct tw_worker_config *c = &w->cfg;
     uint64_t now = now_ns(w);
-    uint32_t n = tw_risk_open_orders(c->risk, locate, w->open_refs, sizeof(w->open_refs) / sizeof(w->open_refs[0]));
-    if (locate == 0 || locate == tw_strategy_locate(c->strategy))
-        tw_strategy_forget_quotes(c->strategy); /* its quotes are among them */
+    uint32_t n = tw_risk_open_orders(c->risk, locate, strategy, w->open_refs,
+                                     sizeof(w->open_refs) / sizeof(w->open_refs[0]));
+    for (uint32_t k = 0; k < w->nstrat; k++)
+        if ((locate == 0 || w->locate_of[k] == locate) && (strategy == TW_RISK_ANY || k == strategy))
+            tw_strategy_forget_quotes(c->strategies[k]);
     if (!c->cancel_each)
         tw_ouch_cork(c->ouch);
     uint64_t sent = 0;
     for (uint32_t i = 0; i < n; i++) {
-        tw_risk_message(c->risk, now); /* counted; a cancel is never held back */
+        int owner = tw_risk_order_strategy(c->risk, w->open_refs[i]);
+        tw_risk_message(c->risk, owner < 0 ? TW_RISK_ANY : (uint8_t)owner, now); /* counted; never held back */
         if (tw_ouch_cancel(c->ouch, (uint32_t)w->open_refs[i], 0, now) == 0) {
             sent++;
-            order_event(w, 'X', w->open_refs[i], 0, 0, 0, now, 0);
+            order_event(w, 'X', w->open_refs[i], 0, 0, 0, now, 0, owner);
         } else {
             w->st->send_failed++;
         }
@@ -350,34 +397,37 @@ static void cancel_open(struct tw_worker *w, uint16_t locate)
     w->st->kill_sent_ns = tw_mono_ns();
 }
 
-static void quote_or_not(struct tw_worker *w, uint64_t killed)
+/* Strategy k quotes unless the worker, it or its instrument is killed. */
+static void quote_or_not(struct tw_worker *w, uint32_t k)
 {
-    const struct tw_worker_config *c = &w->cfg;
-    tw_strategy_halt(c->strategy, killed || w->st->killed_strategy || w->instrument_killed);
+    uint64_t bit = 1ull << k;
+    tw_strategy_halt(w->cfg.strategies[k], w->st->killed || (w->st->killed_strategy & bit) ||
+                                               (w->st->killed_instrument & bit));
 }
 
-/* Thrown (1): risk refuses every new order, the strategy stops and every open order
- * is cancelled now; released (0): it quotes again from the next update (unless
- * its strategy or instrument is killed on its own). `killed` is written last: a
+/* Thrown (1): risk refuses every new order, the strategies stop and every open order
+ * is cancelled now; released (0): they quote again from the next update (unless a
+ * strategy or its instrument is killed on its own). `killed` is written last: a
  * reader that sees it sees the figures of what was done. */
 static void kill_switch(struct tw_worker *w, uint64_t kill)
 {
     const struct tw_worker_config *c = &w->cfg;
     tw_risk_kill_all(c->risk, (uint8_t)kill);
-    quote_or_not(w, kill);
+    for (uint32_t k = 0; k < w->nstrat; k++)
+        tw_strategy_halt(c->strategies[k], kill || (w->st->killed_strategy >> k & 1) ||
+                                               (w->st->killed_instrument >> k & 1));
     if (kill)
-        cancel_open(w, 0);
+        cancel_open(w, 0, TW_RISK_ANY);
     w->st->killed_ns = tw_mono_ns();
     __atomic_store_n(&w->st->killed, kill, __ATOMIC_RELEASE);
 }
 
-/* A command from another process: an instrument or the strategy killed or released. */
+/* A command from another process: an instrument or a strategy killed or released. */
 static void command(struct tw_worker *w, uint64_t seq)
 {
     const struct tw_worker_config *c = &w->cfg;
     struct tw_worker_stats *st = w->st;
     uint64_t cmd = st->cmd, arg = st->cmd_arg;
-    uint16_t mine = tw_strategy_locate(c->strategy);
     st->cmd_result = 0;
     switch (cmd) {
     case TW_CMD_KILL_INSTRUMENT:
@@ -387,21 +437,36 @@ static void command(struct tw_worker *w, uint64_t seq)
             st->cmd_result = 1;
             break;
         }
-        if (arg == mine) {
-            w->instrument_killed = kill;
-            quote_or_not(w, st->killed);
+        for (uint32_t k = 0; k < w->nstrat; k++) {
+            if (w->locate_of[k] != arg)
+                continue;
+            if (kill)
+                st->killed_instrument |= 1ull << k;
+            else
+                st->killed_instrument &= ~(1ull << k);
+            quote_or_not(w, k);
         }
         if (kill)
-            cancel_open(w, (uint16_t)arg);
+            cancel_open(w, (uint16_t)arg, TW_RISK_ANY);
         break;
     }
     case TW_CMD_KILL_STRATEGY:
-    case TW_CMD_RELEASE_STRATEGY:
-        st->killed_strategy = cmd == TW_CMD_KILL_STRATEGY;
-        quote_or_not(w, st->killed);
-        if (st->killed_strategy)
-            cancel_open(w, 0); /* this worker's orders are all its strategy's */
+    case TW_CMD_RELEASE_STRATEGY: {
+        uint8_t kill = cmd == TW_CMD_KILL_STRATEGY;
+        if (arg >= w->nstrat) {
+            st->cmd_result = 1;
+            break;
+        }
+        tw_risk_kill_strategy(c->risk, (uint8_t)arg, kill);
+        if (kill)
+            st->killed_strategy |= 1ull << arg;
+        else
+            st->killed_strategy &= ~(1ull << arg);
+        quote_or_not(w, (uint32_t)arg);
+        if (kill)
+            cancel_open(w, 0, (uint8_t)arg);
         break;
+    }
     default:
         st->cmd_result = 1;
         break;
@@ -410,21 +475,35 @@ static void command(struct tw_worker *w, uint64_t seq)
     __atomic_store_n(&st->cmd_done, seq, __ATOMIC_RELEASE);
 }
 
-/* The strategy's instrument changed in this packet: ask the strategy, act on its answer. */
-static void decide(struct tw_worker *w, uint16_t locate, struct trigger *tr)
+/* Strategy k's instrument changed: ask it, act on its answer. */
+static void decide(struct tw_worker *w, uint32_t k, uint16_t locate, struct trigger *tr)
 {
     struct tw_actions acts;
     int stale = tw_feed_is_stale(w->feed);
     uint64_t t0 = rte_rdtsc();
     uint64_t now = now_ns(w);
-    tw_strategy_on_book(w->cfg.strategy, w->books, stale, locate, now, &acts);
+    tw_strategy_on_book(w->cfg.strategies[k], w->books, stale, locate, now, &acts);
     tr->t_decided_tsc = rte_rdtsc();
     tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, tr->t_decided_tsc - t0));
     w->st->decisions++;
-    act(w, &acts, stale, now, tr);
+    act(w, k, &acts, stale, now, tr);
 }
 
-/* The exchange's answers: positions (risk) and the strategy's own orders follow them. */
+/* The watched instruments the books just changed: each one's strategies decide, in
+ * the order the instruments changed (no session up: nothing to decide). */
+static void dispatch(struct tw_worker *w, struct trigger *tr)
+{
+    uint16_t touched[TW_BOOKS_MAX_WATCHED];
+    uint32_t n = tw_books_take_touched(w->books, touched);
+    if (!n || !tw_ouch_is_up(w->cfg.ouch))
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint8_t k = (uint8_t)(w->first_on[touched[i]] - 1); k != NONE; k = w->next_on[k])
+            decide(w, k, touched[i], tr);
+}
+
+/* The exchange's answers: positions (risk) and the strategy's own orders follow them;
+ * the order's strategy is the one risk checked it for. */
 static void answers(struct tw_worker *w, uint64_t now)
 {
     const struct tw_worker_config *c = &w->cfg;
@@ -434,22 +513,27 @@ static void answers(struct tw_worker *w, uint64_t now)
     for (uint32_t i = 0; i < n; i++) {
         const struct tw_ouch_msg *m = &msgs[i];
         uint8_t code = m->type;
+        int owner = m->user_ref ? tw_risk_order_strategy(c->risk, m->user_ref) : -1;
+        struct tw_strategy *s = owner >= 0 && (uint32_t)owner < w->nstrat ? c->strategies[owner] : NULL;
         switch (m->type) {
         case TW_OUCH_MSG_NOT_SENT: /* queued, then a broken link took it: it never left */
             w->st->send_failed++;
             tw_risk_on_done(c->risk, m->user_ref);
-            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_DENIED, 0, now, &none);
+            if (s)
+                tw_strategy_on_order(s, m->user_ref, TW_ORDER_DENIED, 0, now, &none);
             code = 'N';
             break;
         case 'A': /* live or dead ('D': it will not rest), its executions and cancels still follow */
             w->st->order_events++;
-            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
+            if (s)
+                tw_strategy_on_order(s, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
             break;
         case 'E':
             w->st->order_events++;
             if (tw_risk_on_execution(c->risk, m->user_ref, m->qty) < 0)
                 w->st->unknown_orders++;
-            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
+            if (s)
+                tw_strategy_on_order(s, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
             w->st->executed += m->qty;
             break;
         case 'C':
@@ -457,14 +541,15 @@ static void answers(struct tw_worker *w, uint64_t now)
             w->st->order_events++;
             if (tw_risk_on_done(c->risk, m->user_ref) < 0)
                 w->st->unknown_orders++;
-            tw_strategy_on_order(c->strategy, m->user_ref, TW_ORDER_DONE, 0, now, &none);
+            if (s)
+                tw_strategy_on_order(s, m->user_ref, TW_ORDER_DONE, 0, now, &none);
             break;
         default:
             w->st->order_events++;
             break;
         }
         if (m->user_ref)
-            order_event(w, code, m->user_ref, m->qty, m->price, m->side, now, m->seq);
+            order_event(w, code, m->user_ref, m->qty, m->price, m->side, now, m->seq, owner);
     }
 }
 
@@ -477,18 +562,16 @@ static inline void datagram(struct tw_worker *w, uint32_t line, const uint8_t *p
                             uint64_t t_wire, uint64_t t_rx, uint64_t t_rx_tsc)
 {
     struct tw_worker_stats *st = w->st;
-    uint16_t watch = w->cfg.strategy ? tw_strategy_locate(w->cfg.strategy) : 0;
-    uint32_t before = watch ? tw_books_updates(w->books, watch) : 0;
     uint64_t t_dec = rte_rdtsc();
     tw_feed_packet(w->feed, line, payload, plen);
     uint64_t t_app = rte_rdtsc();
     if (t_wire > t_rx)
         t_wire = 0; /* a hardware clock's stamp is on another timescale: no wire figures from it */
-    if (watch && tw_books_updates(w->books, watch) != before && tw_ouch_is_up(w->cfg.ouch)) {
+    if (w->nstrat) {
         struct trigger tr = { .t_wire = t_wire, .t_rx = t_rx, .t_rx_tsc = t_rx_tsc, .t_dec_tsc = t_dec,
                               .t_app_tsc = t_app, .seq = plen >= 20 ? rd64(payload + 10) : 0,
                               .line = (uint8_t)line };
-        decide(w, watch, &tr); /* no session: nothing to decide */
+        dispatch(w, &tr);
     }
     uint64_t queue = tsc_ns(w, t_dec - t_rx_tsc), apply = tsc_ns(w, t_app - t_dec);
     tw_hist_record(&st->hist[TW_STAGE_QUEUE], queue);
@@ -685,8 +768,14 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
         publish(w);
     }
     if (st->feed.in_gap || (w->asked_ns && now - w->asked_ns < ANSWER_WINDOW_NS)) {
+        uint64_t t_dec = rte_rdtsc();
         service_gap(w, now);
         publish(w);
+        if (w->nstrat) { /* what the answers (or a skipped gap) changed; no arrival stamp to measure from */
+            uint64_t t = rte_rdtsc();
+            struct trigger tr = { .t_rx = now, .t_rx_tsc = t_dec, .t_dec_tsc = t_dec, .t_app_tsc = t, .line = 2 };
+            dispatch(w, &tr);
+        }
     }
     if (c->ouch && now - w->last_ouch_poll >= c->ouch_poll_ns) {
         w->last_ouch_poll = now;
@@ -694,11 +783,13 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
     }
     if (now - st->heartbeat_ns > 1000000) {
         st->heartbeat_ns = now;
-        if (c->strategy && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
+        if (w->nstrat && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
             struct tw_actions acts;
             int stale = tw_feed_is_stale(w->feed);
-            tw_strategy_on_timer(c->strategy, w->books, stale, now, &acts);
-            act(w, &acts, stale, now, NULL);
+            for (uint32_t k = 0; k < w->nstrat; k++) {
+                tw_strategy_on_timer(c->strategies[k], w->books, stale, now, &acts);
+                act(w, k, &acts, stale, now, NULL);
+            }
         }
         if (now - w->last_cal > 100000000ull) {
             calibrate(w);
@@ -711,10 +802,10 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
 static inline void check_kill(struct tw_worker *w)
 {
     uint64_t kill = __atomic_load_n(&w->st->kill, __ATOMIC_ACQUIRE);
-    if (kill != w->st->killed && w->cfg.strategy)
+    if (kill != w->st->killed && w->nstrat)
         kill_switch(w, kill);
     uint64_t seq = __atomic_load_n(&w->st->cmd_seq, __ATOMIC_ACQUIRE);
-    if (seq != w->st->cmd_done && w->cfg.strategy)
+    if (seq != w->st->cmd_done && w->nstrat)
         command(w, seq);
 }
 

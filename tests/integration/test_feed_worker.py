@@ -383,7 +383,7 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
     assert st["orders_sent"] > 10 and st["executed"] > 0 and st["unknown_orders"] == 0 and st["send_failed"] == 0
     assert tr["order_entry"]["logins"] == 1 and tr["order_entry"]["protocol_errors"] == 0
     account = report["order_entry"]["accounts"]["TWAPP1"]
-    assert tr["position"] == account["position"].get("TAAA", 0) == tr["strategy"]["position"]
+    assert tr["positions"]["1"] == account["position"].get("TAAA", 0) == tr["strategies"]["strategy"]["position"]
     assert report["order_entry"]["rejects"] == {}
     log = [json.loads(x) for x in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
     refs = [m["user_ref_num"] for m in log if m.get("name") == "enter_order"]
@@ -392,8 +392,8 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
                 for m in log if m.get("name") == "order_executed"
                 for ours in [next(o for o in log if o.get("name") == "enter_order"
                                   and o["user_ref_num"] == m["user_ref_num"])])
-    assert fills == tr["position"]
-    assert abs(tr["position"]) <= trade["risk"]["max_position"]
+    assert fills == tr["positions"]["1"]
+    assert abs(tr["positions"]["1"]) <= trade["risk"]["max_position"]
     lat = st["latency_ns"]
     assert lat["decide"]["count"] == st["decisions"] and lat["tick_to_trade"]["count"] > 0
     assert rep["events"]["order"] >= st["orders_sent"] and st["events_dropped"] == 0
@@ -423,10 +423,12 @@ def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
     assert r.returncode == 2 and "strategy.locate 0" in r.stderr
 
 
-def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, tmp_path, monkeypatch):
+def test_the_appliance_yaml_drives_the_worker_feed_venue_strategies_and_risk(lab, tmp_path, monkeypatch):
     """feed run --config: the lines, the venue (its password from the environment),
-    the strategy's parameters and the strictest of its risk levels all come from
-    one YAML; the exchange sees the account trade under those limits."""
+    three strategies on three instruments in one worker, each with its parameters
+    and the strictest of its risk levels, all come from one YAML; the exchange sees
+    the account trade every instrument under those limits, one series of
+    UserRefNums."""
     import pathlib
 
     import yaml
@@ -436,7 +438,10 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
-    raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    for strategy in raw["strategies"]:
+        strategy["params"].update(half_spread=0, refresh="2ms")
+    raw["strategies"][1]["params"]["quote_size"] = 200  # TAAB's orders are twice the size...
+    raw["risk"]["instruments"]["TAAB"] = {"max_order_qty": 150}  # ...and its instrument allows none of them
     raw["risk"]["instruments"]["TAAA"]["max_order_qty"] = 100   # the strictest level: the instrument's
     path = tmp_path / "appliance.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -455,8 +460,15 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     log = [json.loads(x) for x in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
     entered = [m for m in log if m.get("name") == "enter_order"]
     assert len(entered) == st["orders_sent"] and {m["quantity"] for m in entered} == {100}
-    assert {m["symbol"].strip() for m in entered} == {"TAAA"}
-    assert tr["position"] == report["order_entry"]["accounts"]["TWAPP1"]["position"].get("TAAA", 0)
+    assert {m["symbol"].strip() for m in entered} == {"TAAA", "TAAC"}  # TAAB's 200-share quotes were denied
+    refs = [m["user_ref_num"] for m in entered]
+    assert refs == sorted(refs) and len(set(refs)) == len(refs)  # one increasing series for the session
+    per = tr["strategies"]
+    assert per["mm-taaa"]["orders"] > 0 and per["mm-taac"]["orders"] > 0 and per["mm-taab"]["orders"] > 0
+    assert tr["risk"]["denied"]["max_qty"] >= per["mm-taab"]["orders"]  # every one of TAAB's, and only those
+    account = report["order_entry"]["accounts"]["TWAPP1"]
+    for sym, loc in (("TAAA", "1"), ("TAAB", "2"), ("TAAC", "3")):
+        assert tr["positions"][loc] == account["position"].get(sym, 0)
     # the journal kept the start, every order and every answer: as the exchange saw them
     from appliance import journal
 
@@ -464,8 +476,13 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     assert scan.corrupt == [] and scan.torn_tail is None and scan.last_seq == rep["journal"]["last_seq"]
     assert rep["journal"]["durable_seq"] == scan.last_seq
     records = list(journal.read(tmp_path / "journal"))
-    assert records[0].kind == "config" and records[0].data["limits"]["max_order_qty"] == 100
-    assert records[0].data["config_sha256"] and records[0].data["strategy"]["kind"] == "market_maker"
+    start = records[0].data
+    assert records[0].kind == "config" and start["limits"]["max_order_qty"] == 500  # risk.global's
+    assert [x["name"] for x in start["strategies"]] == ["mm-taaa", "mm-taab", "mm-taac"]
+    assert [x["limits"]["max_order_qty"] for x in start["strategies"]] == [100, 150, 500]
+    assert start["config_sha256"] and start["strategies"][0]["params"]["kind"] == "market_maker"
+    sent = [r.data for r in records if r.kind == "order" and r.data.get("type") == "O"]
+    assert {(e["strategy"], e["symbol"]) for e in sent} == {("mm-taaa", "TAAA"), ("mm-taac", "TAAC")}
     counts = journal.export_parquet(tmp_path / "journal", tmp_path / "pq")
     assert counts["order"] == st["orders_sent"]
     (filled,) = journal.query(tmp_path / "pq", "select coalesce(sum(qty), 0) from fill")["rows"][0]
@@ -476,9 +493,9 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategy_and_risk(lab, 
     from appliance.oms import Oms
 
     oms = Oms.from_journal(tmp_path / "journal")
-    account = report["order_entry"]["accounts"]["TWAPP1"]
     assert oms.anomalies == [] and len(oms.orders) == st["orders_sent"]
-    assert oms.position("TAAA") == account["position"].get("TAAA", 0) == tr["position"]
+    assert oms.position("TAAA") == account["position"].get("TAAA", 0) == tr["positions"]["1"]
+    assert oms.strategy_pnl()["mm-taac"]["position"] == account["position"].get("TAAC", 0)
     assert len(oms.open_orders()) == account["open_orders"]
 
 
@@ -514,7 +531,9 @@ def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, t
         raw["risk"]["global"]["max_order_qty"] = 50  # below the quote size: every new quote is denied
         path.write_text(yaml.safe_dump(raw))
         r = reload(0)
-        assert r["ok"] and r["changed"] == {"risk.max_order_qty": [300, 50]}
+        assert r["ok"] and r["changed"] == {  # the global row and every strategy's, in one table
+            "risk.global.max_order_qty": [500, 50], "mm-taaa.risk.max_order_qty": [300, 50],
+            "mm-taab.risk.max_order_qty": [500, 50], "mm-taac.risk.max_order_qty": [500, 50]}
         time.sleep(0.5)
         sent, denied = stats()["orders_sent"], stats()["orders_denied"]
         time.sleep(1.5)
@@ -527,8 +546,12 @@ def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, t
         path.write_text(good.replace("239.198.1.1", "239.198.1.9"))
         r = reload(1)
         assert r["problems"] == [f"{path}: feed changed: that needs a restart; nothing was changed"]
-        path.write_text(good.replace("max_order_qty: 50", "max_order_qty: 500"))
-        assert reload(0)["changed"] == {"risk.max_order_qty": [50, 300]}
+        path.write_text(good.replace("max_order_qty: 50", "max_order_qty: 500").replace(
+            "half_spread: 0.03", "half_spread: 0.04"))
+        assert reload(0)["changed"] == {
+            "risk.global.max_order_qty": [50, 500], "mm-taaa.risk.max_order_qty": [50, 300],
+            "mm-taab.risk.max_order_qty": [50, 500], "mm-taac.risk.max_order_qty": [50, 500],
+            "mm-taac.params.half_spread": [300, 400]}
         time.sleep(1.5)
         assert stats()["orders_sent"] > sent  # quoting again
         ex.finish()
@@ -542,11 +565,12 @@ def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, t
     assert tw("reload", "--name", "no-such-worker").returncode == 2
 
 
-def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab, tmp_path, monkeypatch):
-    """A ladder of resting quotes; killing another instrument touches none of them;
-    killing the strategy's instrument, the strategy, or the whole worker cancels
-    every one (the venue confirms: no open order left) and stops new ones; resume
-    brings the ladder back. Each action is journaled with who and why."""
+def test_kill_switch_levels_cancel_exactly_the_orders_they_cover_and_resume(lab, tmp_path, monkeypatch):
+    """Three strategies stand a ladder of quotes each on TAAA, TAAB and TAAC. Killing an
+    instrument nobody trades touches nothing; killing TAAB cancels TAAB's ladder and
+    nothing else; killing strategy mm-taaa cancels its ladder and nothing else; the
+    whole worker cancels every one (the venue confirms each) and stops new ones;
+    each resume brings the ladders back. Each action is journaled with who and why."""
     import pathlib
     import time
 
@@ -557,50 +581,60 @@ def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab,
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
-    raw["strategies"][0]["params"].update(half_spread=0.05, levels=5, refresh="1ms", max_position=2000)
-    raw["risk"]["global"].update(max_open_orders=40, order_rate=1000, order_burst=100)
-    raw["risk"]["strategies"]["mm-taaa"]["max_position"] = 3000
-    raw["risk"]["global"]["max_position"] = 3000
-    raw["risk"]["global"]["max_gross"] = 6000
+    for strategy in raw["strategies"]:
+        strategy["params"].update(half_spread=0.05, levels=4, refresh="1ms", max_position=2000)
+    raw["risk"]["global"].update(max_open_orders=60, order_rate=3000, order_burst=300, message_rate=6000,
+                                 message_burst=600, max_position=3000, max_gross=9000)
+    for name in ("mm-taaa", "mm-taab", "mm-taac"):
+        raw["risk"]["strategies"][name].update(max_position=3000, max_open_orders=16, order_rate=1000,
+                                               order_burst=100)
     path = tmp_path / "appliance.yaml"
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
     worker = FeedWorker(lab, lab.prefix, "--config", str(path), lab_prefix=False)
     status = tmp_path / "record" / "status.json"
+    ALL = ("TAAA", "TAAB", "TAAC")
 
-    def open_orders() -> int:
-        return json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"]
+    def resting() -> dict[str, int]:
+        got = json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_by_symbol"]
+        return {sym: got.get(sym, 0) for sym in ALL}
 
-    def until(cond, what: str, timeout: float = 8.0) -> None:
+    def until(cond, what: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while not cond():
-            assert time.monotonic() < deadline, what
+            assert time.monotonic() < deadline, f"{what}: resting {resting() if status.exists() else None}"
             time.sleep(0.1)
+
+    def ladders(symbols=ALL) -> bool:
+        r = resting()
+        return all(r[sym] >= 6 for sym in symbols)
 
     def act(verb: str, *level: str) -> dict:
         return tw_json(verb, "--name", lab.prefix, *level, "--reason", f"test {verb} {' '.join(level)}")
 
     try:
-        ex = ExchangeProcess(lab, tmp_path, duration=25, rate=2000)
-        until(lambda: status.exists() and open_orders() >= 8, "the ladder did not stand")
-        other = act("kill", "--instrument", "TAAB")
-        assert other["cancels"] == 0 and other["locate"] == 2
-        time.sleep(1.5)  # the strategy keeps managing its own ladder: not a second one beside it
-        assert open_orders() <= 12
-        act("resume", "--instrument", "TAAB")
-        for level in (["--instrument", "TAAA"], ["--strategy", "mm-taaa"], []):
-            until(lambda: open_orders() >= 8, f"the ladder did not come back before {level}")
-            standing = open_orders()
+        ex = ExchangeProcess(lab, tmp_path, duration=40, rate=2000)
+        until(lambda: status.exists() and ladders(), "the ladders did not stand")
+        other = act("kill", "--instrument", "TAAD")
+        assert other["cancels"] == 0 and other["locate"] == 4
+        act("resume", "--instrument", "TAAD")
+        for level, gone in ((["--instrument", "TAAB"], {"TAAB"}), (["--strategy", "mm-taaa"], {"TAAA"}),
+                            ([], set(ALL))):
+            until(ladders, f"the ladders did not come back before {level}")
             k = act("kill", *level)
             assert k["kill"] and k["acted_after_us"] < 100_000
-            # every order risk holds open (the venue's, and requoted ones whose cancel is on its way)
-            assert k["cancels"] >= standing - 2  # a quote or two may fill between the two readings
-            until(lambda: open_orders() == 0, f"orders still open at the venue after kill {level}", timeout=3)
-            sent = tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"]
+            until(lambda gone=gone: all(resting()[sym] == 0 for sym in gone), f"orders still open after kill {level}",
+                  timeout=3)
             time.sleep(0.5)
-            assert tw_json("feed", "stats", "--name", lab.prefix)["orders_sent"] == sent  # nothing new
+            r = resting()
+            assert all(r[sym] == 0 for sym in gone) and all(r[sym] >= 6 for sym in set(ALL) - gone), (level, r)
+            st = tw_json("status", "--name", lab.prefix)
+            killed = {s["name"]: (s["killed"], s["instrument_killed"]) for s in st["strategies"]}
+            assert killed == {"mm-taaa": (level == ["--strategy", "mm-taaa"], False),
+                              "mm-taab": (False, level == ["--instrument", "TAAB"]), "mm-taac": (False, False)}
+            assert st["health"]["kill_switch"]["global"] == (level == [])
             assert not act("resume", *level)["kill"]
-        until(lambda: open_orders() >= 8, "the ladder did not come back after the last resume")
+        until(ladders, "the ladders did not come back after the last resume")
         ex.finish()
         rep = worker.result()
     finally:
@@ -608,8 +642,8 @@ def test_kill_switch_levels_cancel_every_open_order_at_the_venue_and_resume(lab,
     assert rep["stats"]["unknown_orders"] == 0 and rep["trading"]["order_entry"]["protocol_errors"] == 0
     ops = [r.data for r in journal.read(tmp_path / "journal") if r.kind == "operator"]
     assert [(o["action"], o["level"], o["target"]) for o in ops] == [
+        ("kill", "instrument", "TAAD"), ("resume", "instrument", "TAAD"),
         ("kill", "instrument", "TAAB"), ("resume", "instrument", "TAAB"),
-        ("kill", "instrument", "TAAA"), ("resume", "instrument", "TAAA"),
         ("kill", "strategy", "mm-taaa"), ("resume", "strategy", "mm-taaa"),
         ("kill", "global", None), ("resume", "global", None)]
     assert all(o["who"] and o["reason"].startswith("test ") for o in ops)
@@ -649,7 +683,8 @@ def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue
 
     try:
         first = notify.recv(4096).decode().split("\n")
-        assert first[0] == "READY=1" and first[1] == "STATUS=trading mm-taaa" and first[2] == f"MAINPID={proc.pid}"
+        assert first[0] == "READY=1" and first[1] == "STATUS=trading mm-taaa, mm-taab, mm-taac"
+        assert first[2] == f"MAINPID={proc.pid}"
         ex = ExchangeProcess(lab, tmp_path, duration=30, rate=1000)
         pings = 0
         deadline = time.monotonic() + 15
@@ -684,9 +719,12 @@ def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue
     (stopping,) = [r.data for r in records if r.kind == "operator"]
     assert stopping["reason"] == "stopping (SIGTERM): every open order cancelled" and stopping["left_open"] == 0
     assert stopping["cancels"] >= 4
+    sent = {r.data["symbol"] for r in records if r.kind == "order" and r.data.get("type") == "O"}
+    assert sent == {"TAAA", "TAAB", "TAAC"}  # every strategy of the file traded
 
 
-def _manager_config(lab, tmp_path, manager: dict, **venue) -> pathlib.Path:
+def _manager_config(lab, tmp_path, manager: dict, strategies: int = 1, **venue) -> pathlib.Path:
+    """The example with its first `strategies` strategies, quoting at the touch."""
     import pathlib
 
     import yaml
@@ -694,7 +732,11 @@ def _manager_config(lab, tmp_path, manager: dict, **venue) -> pathlib.Path:
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
-    raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    raw["strategies"] = raw["strategies"][:strategies]
+    names = {s["name"] for s in raw["strategies"]}
+    raw["risk"]["strategies"] = {k: v for k, v in raw["risk"]["strategies"].items() if k in names}
+    for strategy in raw["strategies"]:
+        strategy["params"].update(half_spread=0, refresh="2ms")
     raw["risk"]["manager"] = manager
     raw["venue"].update(venue)
     path = tmp_path / "appliance.yaml"
@@ -731,7 +773,8 @@ def test_the_risk_manager_trips_the_kill_switch_when_the_session_stays_down(lab,
                "no orders, or no live status")
         st = status()
         assert st["health"]["session"] == "up" and st["health"]["risk_manager"] == "watching"
-        assert st["health"]["kill_switch"] == {"global": False, "strategy": False} and st["strategy"] == "mm-taaa"
+        assert st["health"]["kill_switch"] == {"global": False, "strategies": [], "instruments": []}
+        assert [s["name"] for s in st["strategies"]] == ["mm-taaa"]
         res = tw("lab", "impair", "--prefix", lab.prefix, "order-app", "--loss", "100", "--direction", "both")
         assert res.returncode == 0, res.stderr
         tripped = _until(lambda: status()["health"]["risk_manager"] if isinstance(
@@ -746,12 +789,13 @@ def test_the_risk_manager_trips_the_kill_switch_when_the_session_stays_down(lab,
         assert status()["counts"]["orders_sent"] == sent  # tripped stays tripped until an operator resumes
         tw_json("resume", "--name", lab.prefix, "--reason", "link back")
         _until(lambda: status()["counts"]["orders_sent"] > sent, "quoting did not resume")
+        _until(lambda: status()["health"]["risk_manager"] == "watching", "the resume did not re-arm the manager")
         ex.finish()
         rep = worker.result()
     finally:
         tw("lab", "clear", "--prefix", lab.prefix, "order-app")
         worker.kill()
-    assert rep["control"]["risk_manager"]["tripped"]["breach"] == "session down (s)"
+    assert rep["control"]["risk_manager"]["tripped"] is None  # resumed: watching again
     records = list(journal.read(tmp_path / "journal"))
     (risk,) = [r.data for r in records if r.kind == "risk" and "breach" in r.data]  # not the denials
     assert risk["breach"] == "session down (s)" and risk["view"]["session"] == "down"
@@ -773,7 +817,8 @@ def test_the_risk_manager_trips_the_strategy_on_drawdown_and_status_says_so(lab,
         st = _until(tripped, "no drawdown trip", timeout=25)
         trip = st["health"]["risk_manager"]
         assert trip["breach"] == "drawdown" and trip["level"] == "strategy" and trip["value"] > 0.01
-        assert st["health"]["kill_switch"]["strategy"] is True and st["drawdown"] is not None
+        assert trip["target"] == "mm-taaa" and st["health"]["kill_switch"]["strategies"] == ["mm-taaa"]
+        assert st["strategies"][0]["drawdown"] is not None and st["strategies"][0]["killed"]
         status = tmp_path / "record" / "status.json"
         _until(lambda: json.loads(status.read_text())["order_entry"]["accounts"]["TWAPP1"]["open_orders"] == 0,
                "quotes still open after the strategy was tripped", timeout=5)
@@ -799,7 +844,7 @@ def test_a_restart_takes_over_from_the_journal_no_reference_twice_and_the_positi
     from appliance import journal
     from appliance.oms import Oms
 
-    path = _manager_config(lab, tmp_path, {})
+    path = _manager_config(lab, tmp_path, {}, strategies=3)
     monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
     ex = ExchangeProcess(lab, tmp_path, duration=40, rate=3000)
     reports = []
@@ -834,13 +879,18 @@ def test_a_restart_takes_over_from_the_journal_no_reference_twice_and_the_positi
     first_refs = refs[:first["stats"]["orders_sent"]]
     assert len(refs) == len(set(refs)) == first["stats"]["orders_sent"] + second["stats"]["orders_sent"]
     assert r["next_user_ref"] == max(first_refs) + 1 == min(refs[len(first_refs):])
-    assert r["positions"] == ({"1": first["trading"]["position"]} if first["trading"]["position"] else {})
+    assert {k: v for k, v in r["positions"].items() if v} == {k: v for k, v in first["trading"]["positions"].items()
+                                                              if v}
+    assert all(r["strategy_positions"].get(n, 0) == s["position"] for n, s in first["trading"]["strategies"].items())
     assert report["order_entry"]["rejects"] == {} and second["stats"]["unknown_orders"] == 0
     assert r["login_seq"] > 1 and second["trading"]["order_entry"]["logins"] == 1
     account = report["order_entry"]["accounts"]["TWAPP1"]
-    assert second["trading"]["position"] == account["position"].get("TAAA", 0)  # the whole day's
     oms = Oms.from_journal(tmp_path / "journal")
-    assert oms.anomalies == [] and oms.position("TAAA") == account["position"].get("TAAA", 0)
+    assert oms.anomalies == []
+    for sym, loc in (("TAAA", "1"), ("TAAB", "2"), ("TAAC", "3")):  # the whole day's, every instrument
+        assert second["trading"]["positions"][loc] == account["position"].get(sym, 0) == oms.position(sym)
+        name = f"mm-{sym.lower()}"  # each strategy started from its own position and went on
+        assert second["trading"]["strategies"][name]["position"] == oms.strategy_pnl().get(name, {}).get("position", 0)
     starts = [x.data for x in journal.read(tmp_path / "journal") if x.kind == "config"]
     assert [("restart" in x) for x in starts] == [False, True]
 
@@ -856,7 +906,7 @@ def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, mon
     assert r.returncode == 2 and "the environment variable TW_OUCH_PASSWORD is not set" in r.stderr
     monkeypatch.setenv("TW_OUCH_PASSWORD", "x")
     r = tw("feed", "run", "--config", str(example), "--strategy", "nope")
-    assert r.returncode == 2 and "no strategy of that name; the strategies are mm-taaa" in r.stderr
+    assert r.returncode == 2 and "no strategy of that name; the strategies are mm-taaa, mm-taab, mm-taac" in r.stderr
 
 
 def test_socket_inputs_refuse_what_only_ports_do(tmp_path):

@@ -16,6 +16,10 @@ from appliance.protocols.itchbook import BookError, ItchBook
 from dpdk.books import Books
 
 
+def at(t: str, locate: int, **fields) -> bytes:
+    return itch.encode(dataclasses.replace(itch.example(t, 0), stock_locate=locate, **fields))
+
+
 def agree(c: Books, ref: ItchBook, locate: int) -> None:
     for side in "BS":
         assert [(p, s) for p, s, _ in c.depth(locate, side)] == ref.levels(locate, side), (locate, side)
@@ -137,3 +141,28 @@ def test_random_bytes_never_crash_the_c_book(blobs):
         for side in "BS":
             levels = c.depth(locate, side)
             assert all(shares > 0 and orders > 0 for _, shares, orders in levels)
+
+
+def test_a_watched_instruments_change_is_listed_once_in_the_order_it_came():
+    b = Books(max_locate=8, max_orders=100, levels_per_side=8)
+    b.watch(3)
+    b.watch(1)
+    add = lambda loc, ref: b.apply(at("A", loc, order_reference_number=ref, side="B", shares=10, price=100))  # noqa: E731
+    add(2, 1)
+    assert b.take_touched() == []  # not watched
+    add(3, 2)
+    add(1, 3)
+    add(3, 4)
+    assert b.take_touched() == [3, 1] and b.take_touched() == []
+    b.apply(at("D", 3, order_reference_number=2))
+    b.watch(3, False)
+    assert b.take_touched() == []  # an instrument no longer watched leaves the list too
+    with pytest.raises(ValueError, match="out of range"):
+        b.watch(9)
+    for loc in range(1, 9):
+        b.watch(loc)
+    big = Books(max_locate=100, max_orders=10, levels_per_side=2)
+    for loc in range(1, 65):
+        big.watch(loc)
+    with pytest.raises(ValueError, match="64 instruments are watched already"):
+        big.watch(65)

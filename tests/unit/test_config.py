@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from decimal import Decimal
 
 import pytest
@@ -15,6 +16,9 @@ from appliance import cli, config
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 MM = (EXAMPLES / "market_maker.yaml").read_text()
+# the example without its instruments, and so without the strategies and limits that name them
+NO_INSTRUMENTS = re.sub(r"  strategies:.*?\n  manager:", "  manager:",
+                        MM.split("\ninstruments:")[0] + "\ninstruments: []\n" + MM[MM.index("\nrisk:"):], flags=re.S)
 
 
 def problems(text: str) -> list[str]:
@@ -44,67 +48,68 @@ def test_prices_durations_and_shares_reach_c_in_its_units():
 
 BAD = [
     ("a misspelt setting, with the closest name",
-     MM.replace("half_spread: 0.02", "half_sprad: 0.02"),
-     ["mm.yaml:48: strategies[0].params.half_sprad: no such setting for a market_maker (did you mean "
+     MM.replace("half_spread: 0.02", "half_sprad: 0.02", 1),
+     ["mm.yaml:51: strategies[0].params.half_sprad: no such setting for a market_maker (did you mean "
       "'half_spread'?); the settings here are half_spread, levels, max_position, min_move, quote_size, refresh, skew"]),
     ("a price finer than OUCH carries",
-     MM.replace("half_spread: 0.02", "half_spread: '0.00001'"),
-     ["mm.yaml:48: strategies[0].params.half_spread '0.00001': at most 4 decimals: ITCH and OUCH carry prices "
+     MM.replace("half_spread: 0.02", "half_spread: '0.00001'", 1),
+     ["mm.yaml:51: strategies[0].params.half_spread '0.00001': at most 4 decimals: ITCH and OUCH carry prices "
       "to 1/10,000 of a dollar"]),
     ("a strategy on an instrument not listed",
      MM.replace("instrument: TAAA", "instrument: TAAX"),
-     ["mm.yaml:45: strategies[0].instrument 'TAAX': no such instrument (did you mean 'TAAB'?); the instruments "
-      "are TAAA, TAAB"]),
+     ["mm.yaml:48: strategies[0].instrument 'TAAX': no such instrument (did you mean 'TAAD'?); the instruments "
+      "are TAAA, TAAB, TAAC, TAAD"]),
     ("an unknown strategy kind",
-     MM.replace("kind: market_maker", "kind: maker"),
-     ["mm.yaml:44: strategies[0].kind 'maker': the strategy's kind: give one of market_maker, taker"]),
+     MM.replace("kind: market_maker", "kind: maker", 1),
+     ["mm.yaml:47: strategies[0].kind 'maker': the strategy's kind: give one of market_maker, taker"]),
     ("a unicast address as a feed group",
      MM.replace("group: 239.198.1.1", "group: 198.18.1.1"),
-     ["mm.yaml:19: feed.lines.A.group '198.18.1.1': not a multicast group: feed groups are in 224.0.0.0/4"]),
+     ["mm.yaml:20: feed.lines.A.group '198.18.1.1': not a multicast group: feed groups are in 224.0.0.0/4"]),
     ("a line that is neither A nor B",
      MM.replace("    B: {interface", "    C: {interface"),
-     ["mm.yaml:20: feed.lines.C 'C': not a name this mapping takes: give one of 'A' or 'B'"]),
+     ["mm.yaml:21: feed.lines.C 'C': not a name this mapping takes: give one of 'A' or 'B'"]),
     ("a duration without a unit that parses",
-     MM.replace("refresh: 5ms", "refresh: 5 parsecs"),
-     ["mm.yaml:52: strategies[0].params.refresh '5 parsecs': not a duration: give a number and a unit (ns, us, "
+     MM.replace("refresh: 5ms", "refresh: 5 parsecs", 1),
+     ["mm.yaml:55: strategies[0].params.refresh '5 parsecs': not a duration: give a number and a unit (ns, us, "
       "ms, s, m), e.g. 5ms; a bare number is seconds"]),
     ("no password source",
      MM.replace("  password_env: TW_OUCH_PASSWORD", "  # password_env: TW_OUCH_PASSWORD"),
-     ["mm.yaml:27: venue: give exactly one of password_env (an environment variable's name) or password_file "
+     ["mm.yaml:28: venue: give exactly one of password_env (an environment variable's name) or password_file "
       "(a file holding the password): it is never written in this file"]),
     ("a key given twice",
      MM.replace("      quote_size: 100\n", "      quote_size: 100\n      quote_size: 200\n"),
-     ["mm.yaml:50: strategies[0].params.quote_size: given twice (first on line 49): keep one"]),
+     ["mm.yaml:53: strategies[0].params.quote_size: given twice (first on line 52): keep one"]),
     ("risk limits for a strategy that does not exist",
-     MM.replace("mm-taaa: {max_position: 1000}", "mm-tab: {max_position: 1000}"),
-     ["mm.yaml:70: risk.strategies.mm-tab 'mm-tab': no such strategy (did you mean 'mm-taaa'?); the strategies "
-      "are mm-taaa"]),
+     MM.replace("mm-taaa: {max_position: 1000", "mm-tab: {max_position: 1000"),
+     ["mm.yaml:81: risk.strategies.mm-tab 'mm-tab': no such strategy (did you mean 'mm-taab'?); the strategies "
+      "are mm-taaa, mm-taab, mm-taac"]),
     ("a trading state that is not one",
      MM.replace("state: active", "state: paused"),
-     ["mm.yaml:58: risk.global.state 'paused': give one of 'active', 'reduce_only' or 'halted'"]),
+     ["mm.yaml:69: risk.global.state 'paused': give one of 'active', 'reduce_only' or 'halted'"]),
     ("the worker and Python on one core",
      MM.replace("{control: 0, worker: 1}", "{control: 1, worker: 1}"),
-     ["mm.yaml:9: host.lcores: control and worker are both CPU 1: the worker needs a core of its own"]),
+     ["mm.yaml:10: host.lcores: control and worker are both CPU 1: the worker needs a core of its own"]),
     ("a missing section",
      MM.split("feed:")[0] + "venue:" + MM.split("venue:")[1],
-     ["mm.yaml:8: feed: missing: this setting is required"]),
+     ["mm.yaml:9: feed: missing: this setting is required"]),
     ("broken YAML",
      MM.replace("  numa_node: 0", "  numa_node: [0"),
-     ["mm.yaml:11: not valid YAML: expected ',' or ']', but got ':'"]),
+     ["mm.yaml:12: not valid YAML: expected ',' or ']', but got ':'"]),
     ("two instruments with one symbol",
-     MM.replace("{symbol: TAAB, locate: 2", "{symbol: TAAA, locate: 2"),
-     ["mm.yaml:40: instruments[1].symbol 'TAAA': instruments[0] has this symbol too: each is unique"]),
+     MM.replace("{symbol: TAAC, locate: 3", "{symbol: TAAA, locate: 3"),
+     ["mm.yaml:42: instruments[2].symbol 'TAAA': instruments[0] has this symbol too: each is unique",
+      "mm.yaml:64: strategies[2].instrument 'TAAC': no such instrument (did you mean 'TAAD'?); the instruments "
+      "are TAAA, TAAB, TAAD"]),
     ("no instruments, a name too long",
-     MM.replace("  - {symbol: TAAA, locate: 1, tick: 0.01}\n  - {symbol: TAAB, locate: 2, tick: 0.01}\n", "  []\n")
-     .replace("account: TWAPP1", "account: TWAPP1234"),
-     ["mm.yaml:30: venue.account 'TWAPP1234': at most 6 characters",
-      "mm.yaml:38: instruments: at least 1 entry (none given)"]),
+     NO_INSTRUMENTS.replace("account: TWAPP1", "account: TWAPP1234"),
+     ["mm.yaml:31: venue.account 'TWAPP1234': at most 6 characters",
+      "mm.yaml:39: instruments: at least 1 entry (none given)"]),
     ("not a mapping at all", "- a\n- b\n",
      ["mm.yaml:1: the file must be a mapping of sections (host, feed, venue, instruments, strategies, risk, ...)"]),
     ("several problems at once, in file order",
      MM.replace("max_gross: 5000", "max_gros: 5000").replace("port: 15000", "port: 150000"),
-     ["mm.yaml:29: venue.port 150000: at most 65535",
-      "mm.yaml:62: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
+     ["mm.yaml:30: venue.port 150000: at most 65535",
+      "mm.yaml:73: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
       "collar_bps, max_gross, max_open_orders, max_order_notional, max_order_qty, max_position, message_burst, "
       "message_rate, order_burst, order_rate, state"]),
 ]
@@ -116,9 +121,9 @@ def test_a_bad_file_is_refused_with_every_problem_its_line_value_and_fix(what, t
 
 
 def test_a_taker_given_market_maker_settings_hears_which_settings_a_taker_has():
-    got = problems(MM.replace("kind: market_maker", "kind: taker"))
+    got = problems(MM.replace("kind: market_maker", "kind: taker", 1))
     assert len(got) == 6
-    assert got[0] == ("mm.yaml:48: strategies[0].params.half_spread: no such setting for a taker; the settings "
+    assert got[0] == ("mm.yaml:51: strategies[0].params.half_spread: no such setting for a taker; the settings "
                       "here are cooldown, imbalance_bps, levels, take_size")
     assert "(did you mean 'take_size'?)" in got[1]
 
@@ -131,19 +136,30 @@ def test_the_strictest_risk_level_wins_and_says_which_it_was():
     halted = config.loads(MM.replace("TAAA: {max_order_qty: 300}", "TAAA: {state: halted}"))
     assert halted.effective_limits()["state"] == ("halted", "risk.instruments.TAAA")
     unlimited = config.loads(MM.replace("order_rate: 200 ", "order_rate: 0 ").replace(
-        "mm-taaa: {max_position: 1000}", "mm-taaa: {order_rate: 50}"))
+        "mm-taaa: {max_position: 1000, max_open_orders: 10, order_rate: 200", "mm-taaa: {order_rate: 50"))
     assert unlimited.effective_limits()["order_rate"] == (50, "risk.strategies.mm-taaa")  # 0 is "no limit"
     bare = config.loads(MM[:MM.index("risk:")])
     assert bare.effective_limits()["max_order_qty"] == (0, "default (allows nothing)")
+
+
+def test_the_global_row_is_the_whole_workers_and_caps_nothing_it_does_not_set():
+    cfg = config.loads(MM)
+    g = cfg.global_limits()
+    assert (g.max_open_orders, g.order_rate, g.max_order_qty) == (30, 600, 500)  # as risk.global says
+    rows = [cfg.limits(s.name) for s in cfg.strategies]
+    assert [r.max_open_orders for r in rows] == [10, 10, 10] and [r.max_order_qty for r in rows] == [300, 500, 500]
+    bare = config.loads(MM.replace("    max_open_orders: 30\n", "").replace("    order_rate: 600 ", "    # "))
+    g = bare.global_limits()
+    assert g.max_open_orders == 2**32 - 1 and g.order_rate == 0  # unset: no ceiling (the rows hold theirs)
 
 
 def test_explain_gives_every_effective_value_and_its_source():
     rows = {r["path"]: r for r in config.explain(EXAMPLES / "market_maker.yaml")}
     src = str(EXAMPLES / "market_maker.yaml")
     assert rows["strategies[0].params.half_spread"] == {"path": "strategies[0].params.half_spread", "value": "0.02",
-                                                         "source": f"{src}:48"}
-    assert rows["venue.port"]["source"] == f"{src}:29"
-    assert rows["feed.lines.B.queue"] == {"path": "feed.lines.B.queue", "value": 0, "source": f"{src}:20"}
+                                                         "source": f"{src}:51"}
+    assert rows["venue.port"]["source"] == f"{src}:30"
+    assert rows["feed.lines.B.queue"] == {"path": "feed.lines.B.queue", "value": 0, "source": f"{src}:21"}
     assert rows["ptp.max_offset"] == {"path": "ptp.max_offset", "value": None, "source": "default"}
     assert rows["effective risk of mm-taaa.max_order_qty"] == {
         "path": "effective risk of mm-taaa.max_order_qty", "value": 300, "source": "risk.instruments.TAAA"}
@@ -170,11 +186,11 @@ def test_the_password_comes_from_its_file_or_variable_and_never_shows(tmp_path, 
 
 def test_config_check_exits_1_with_the_problems_as_json(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(MM.replace("half_spread: 0.02", "half_sprad: 0.02"))
+    bad.write_text(MM.replace("half_spread: 0.02", "half_sprad: 0.02", 1))
     assert cli.main(["config", "check", str(bad), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["valid"] is False and out["problems"] == [{
-        "file": str(bad), "line": 48, "path": "strategies[0].params.half_sprad", "value": None,
+        "file": str(bad), "line": 51, "path": "strategies[0].params.half_sprad", "value": None,
         "message": "no such setting for a market_maker (did you mean 'half_spread'?); the settings here are "
                    "half_spread, levels, max_position, min_move, quote_size, refresh, skew"}]
     assert cli.main(["config", "explain", str(bad)]) == 2  # nothing to explain: says so

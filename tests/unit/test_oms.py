@@ -170,11 +170,13 @@ def test_a_restart_takes_over_todays_journal_only(tmp_path):
         j.append("ack", ev("A", 5, 100, ouch_seq=3), ts_ns=time.time_ns() - day)
     assert restart_from_journal(tmp_path, {"TAAA": 1}) is None  # yesterday's session is not today's
     with journal.Journal(tmp_path, fsync="none") as j:
-        j.append("order", ev("O", 9, 100, side="B", price=1_000_000, symbol="TAAA"))
-        j.append("order", ev("O", 10, 50, side="S", price=1_010_000, symbol="TAAA"))
+        j.append("order", ev("O", 9, 100, side="B", price=1_000_000, symbol="TAAA", strategy="mm-a"))
+        j.append("order", ev("O", 10, 50, side="S", price=1_010_000, symbol="TAAA", strategy="mm-b"))
         j.append("ack", ev("A", 9, 100, ouch_seq=7))
         j.append("ack", ev("A", 10, 50, ouch_seq=8))
         j.append("fill", ev("E", 9, 100, price=1_000_000, ouch_seq=9))
     r = restart_from_journal(tmp_path, {"TAAA": 1})
     assert (r.next_user_ref, r.login_seq, r.positions) == (11, 10, {1: 100})
-    assert r.open_orders == [{"user_ref": 10, "locate": 1, "side": "S", "qty": 50, "price": 1_010_000}]
+    assert r.open_orders == [{"user_ref": 10, "locate": 1, "side": "S", "qty": 50, "price": 1_010_000,
+                              "strategy": "mm-b"}]
+    assert r.strategy_positions == {"mm-a": 100}  # each strategy's own fills, the instrument's position shared

@@ -292,3 +292,65 @@ def test_the_own_order_table_is_never_overfilled(books):
     r.set_limits(WIDE)  # max_open_orders 100: the table is the tighter bound
     assert check(r, books, price=BID - 100) is None and check(r, books, price=BID - 200) is None
     assert check(r, books, price=BID - 300) == "max_open_orders"  # refused, not a hang
+
+
+def table_with(rows: list[dict], **global_changes) -> Risk:
+    r = Risk(max_locate=8, max_own_orders=64)
+    r.set_table(dataclasses.replace(WIDE, **global_changes), [dataclasses.replace(WIDE, **row) for row in rows])
+    return r
+
+
+def test_a_strategys_order_trades_under_the_stricter_of_global_and_its_row(books):
+    r = table_with([{"max_order_qty": 200}, {}], max_order_qty=300)
+    assert check(r, books, qty=201, strategy=0) == "max_qty" and check(r, books, qty=200, strategy=0) is None
+    assert check(r, books, qty=301, strategy=1) == "max_qty" and check(r, books, qty=300, strategy=1) is None
+    assert check(r, books, qty=301) == "max_qty"  # no strategy: global alone
+    r = table_with([{"state": "halted"}, {"state": "active"}], state="reduce_only")
+    assert check(r, books, strategy=0) == "halted" and check(r, books, strategy=1) == "reduce_only"
+    r = table_with([{"collar_bps": 0}], collar_bps=5)  # 0 is "no collar": the global one applies
+    assert check(r, books, price=BID + BID * 6 // 10000 + 200, strategy=0) == "collar_bbo"
+
+
+def test_open_orders_and_rates_count_in_the_row_and_in_the_whole_worker(books):
+    r = table_with([{"max_open_orders": 2}, {"max_open_orders": 5}], max_open_orders=4)
+    assert [check(r, books, strategy=0) for _ in range(3)] == [None, None, "max_open_orders"]
+    assert [check(r, books, strategy=1) for _ in range(3)] == [None, None, "max_open_orders"]  # 4 in all
+    assert len(r.open_orders()) == 4 and len(r.open_orders(strategy=0)) == 2 and len(r.open_orders(strategy=1)) == 2
+    r.on_done(r.open_orders(strategy=0)[0])
+    assert check(r, books, strategy=1) is None and check(r, books, strategy=0) == "max_open_orders"
+    r = table_with([{"order_rate": 1, "order_burst": 1}, {}], order_rate=10, order_burst=2)
+    assert check(r, books, strategy=0, now=1) is None and check(r, books, strategy=0, now=2) == "order_rate"
+    assert check(r, books, strategy=1, now=3) is None  # the global bucket had two
+    assert check(r, books, strategy=1, now=4) == "order_rate"
+    r = table_with([{"message_rate": 1, "message_burst": 1}, {}], message_rate=0)
+    assert r.message(now_ns=5, strategy=0) is None and r.message(now_ns=6, strategy=0) == "message_rate"
+    assert r.message(now_ns=7, strategy=1) is None  # its own row has no message limit
+
+
+def test_a_killed_strategy_row_refuses_its_orders_and_its_open_orders_are_listed_by_owner(books):
+    r = table_with([{}, {}])
+    a, b = next(refs), next(refs)
+    assert r.check(books, a, 1, "B", 100, BID, now_ns=1, strategy=0) is None
+    assert r.check(books, b, 2, "B", 100, BID, now_ns=1, strategy=1) is None
+    assert (r.order_strategy(a), r.order_strategy(b)) == (0, 1)
+    r.kill_strategy(0)
+    assert check(r, books, strategy=0) == "killed" and check(r, books, strategy=1) is None
+    assert r.open_orders(strategy=0) == [a] and r.open_orders(locate=2, strategy=1) == [b]
+    r.kill_strategy(0, False)
+    assert check(r, books, strategy=0) is None
+    r.on_done(a)
+    with pytest.raises(KeyError):
+        r.order_strategy(a)
+    assert r.seed_order(next(refs), 1, "S", 10, ASK) and r.seed_order(c := next(refs), 1, "S", 10, ASK, strategy=1)
+    assert r.order_strategy(c) == 1
+
+
+def test_the_whole_table_global_and_rows_is_swapped_in_one_publish(books):
+    r = table_with([{"max_order_qty": 100}], max_order_qty=1000)
+    assert check(r, books, qty=101, strategy=0) == "max_qty"
+    before = r.stats()["limits_version"]
+    r.set_table(dataclasses.replace(WIDE, max_order_qty=50), [dataclasses.replace(WIDE, max_order_qty=5000)])
+    assert check(r, books, qty=60, strategy=0) == "max_qty" and check(r, books, qty=50, strategy=0) is None
+    assert r.stats()["limits_version"] == before + 1
+    with pytest.raises(ValueError, match="at most 64"):
+        r.set_table(WIDE, [WIDE] * 65)

@@ -202,3 +202,19 @@ def test_once_the_market_closes_the_strategy_sends_nothing_more(books):
     add(books, 9, "B", 5000, 1_000_300)  # a book change that would move the quotes
     assert s.on_book(books, 1, now_ns=20 * MS) == [] and s.on_timer(books, now_ns=40 * MS) == []
     assert s.stats()["skipped"] == 2
+
+
+def test_strategies_sharing_a_series_hand_out_one_increasing_run_of_references(books):
+    a = Strategy(Params(kind="market_maker", locate=1, half_spread=200), user_ref_base=10)
+    b = Strategy(Params(kind="market_maker", locate=2, half_spread=200), user_ref_base=1)
+    b.share_refs(a)
+    books.apply(msg("H", 2, stock="T2", trading_state="T"))
+    books.apply(msg("A", 2, order_reference_number=7, side="B", shares=300, price=2_000_000))
+    books.apply(msg("A", 2, order_reference_number=8, side="S", shares=300, price=2_000_400))
+    got = []
+    for _ in range(3):
+        for s, loc in ((a, 1), (b, 2)):
+            got += [x["user_ref"] for x in s.on_book(books, loc, now_ns=0) if x["action"] == "new"]
+            for x in got:
+                s.on_order(x, "done")
+    assert len(got) == 12 and got == sorted(got) and len(got) == len(set(got)) and got[0] == 10

@@ -423,7 +423,16 @@ class OrderEntryServer:
                 "protocol_errors": self.protocol_errors, "replayed": self.replayed, "rejects": self.oe.rejects,
                 "fills": len(self.oe.fills),
                 "accounts": {a.username: {"sequenced": len(a.outbound), "open_orders": len(a.orders),
+                                          "open_by_symbol": _count_by_symbol(a.orders.values()),
                                           "position": a.position} for a in self.oe.accounts.values()}}
+
+
+def _count_by_symbol(orders: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in orders:
+        sym = o.symbol.strip()
+        out[sym] = out.get(sym, 0) + 1
+    return out
 
 
 def json_log(path) -> Callable[[dict[str, Any]], None]:
