@@ -1262,8 +1262,13 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--levels", type=int, default=1024, help="price levels per instrument side"),
                 arg("--top", type=int, default=5, metavar="N", help="levels a side in the report (0: all)"),
                 arg("--books-out", metavar="FILE", help="also write the final books as JSON to FILE"),
-                arg("--record", metavar="FILE.pcap", help="write every frame the worker receives to this capture "
-                    "(DPDK's pcap port; tickwire book replays it)"),
+                arg("--record", metavar="PATH", help="keep every frame the worker receives (a socket's datagrams "
+                    "with made-up headers, retransmission answers too): FILE.pcap is one capture (tickwire book "
+                    "replays it); a folder gets a capture per line, rotated at --record-rotate-mb. Written by a "
+                    "thread of its own: the worker only copies each frame into a ring. --config: its journal's "
+                    "market-data folder, unless journal.market_data is false"),
+                arg("--record-rotate-mb", type=float, default=256.0, metavar="MB",
+                    help="with --record FOLDER: start a line's next capture past this size (default 256)"),
                 arg("--quiet-events", action="store_true", help="do not print events as they come"),
                 arg("--cpu-latency-us", type=int, metavar="US",
                     help="hold PM QoS (/dev/cpu_dma_latency) at US while running: idle CPUs wake within US "

@@ -292,7 +292,8 @@ class Journal(_Model):
     dir: pathlib.Path = pathlib.Path("/var/lib/tickwire/journal")
     fsync: Literal["always", "batch", "none"] = "batch"
     fsync_interval: Seconds = 0.01
-    pcap_rotate_mb: int = Field(256, ge=1)
+    market_data: bool = True                  # keep every feed frame as pcap per line, in DIR/market-data
+    pcap_rotate_mb: float = Field(256, gt=0)  # a line's capture is closed and the next begun past this size
 
 
 class AppConfig(_Model):

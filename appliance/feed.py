@@ -188,16 +188,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
 
     record = getattr(args, "record", None)
-    record_name = None
-    if record and sockets:
-        raise FeedError(f"--record copies the frames of DPDK ports; --input {source} has none (use --input af_xdp)")
-    if record:
-        index = sum(v.startswith("net_pcap") for v in vdevs)
-        record_path = pathlib.Path(record).resolve()
-        if not record_path.parent.is_dir():
-            raise FeedError(f"--record {record}: the folder {record_path.parent} does not exist")
-        vdevs.append(W.record_vdev(index, str(record_path)))
-        record_name = f"net_pcap{index}"
+    recorder = make_recorder(record, getattr(args, "record_rotate_mb", 256.0)) if record and not pcap else None
+    if record and pcap:
+        raise FeedError(f"--record {record} keeps a live feed; a replay of --pcap {pcap} is a capture already")
     trading = from_config
     if getattr(args, "trade", None):
         from dpdk.trading import Trading, TradingConfigError
@@ -215,7 +208,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
         idle_stop_ms=args.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=args.idle_sleep_us,
         max_locate=args.max_locate, max_orders=args.max_orders, levels=args.levels, join_late=bool(pcap),
         prefault=not getattr(args, "no_prefault", False), unsequenced=getattr(args, "unsequenced", False),
-        record=record_name, driver="asyncio" if source == "asyncio" else "lcore",
+        recorder=recorder, driver="asyncio" if source == "asyncio" else "lcore",
         cancel_each=getattr(args, "cancel_each", False),
     )
     eal = W.EalConfig(lcores=args.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=args.hugepages)
@@ -272,12 +265,14 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 W.write_status(name, status)
                 reloads = Reloader(args, trading, journal, status, say) if getattr(args, "config", None) else None
                 control = Control(args, worker, trading, journal, status, reloads, say) if trading else None
+                if recorder is not None:
+                    recorder.start()  # its writer thread, on the control lcore's CPU like this one
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
                     [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
                      for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
-                    + (f"; recording to {record}" if record else ""))
+                    + (f"; keeping every frame in {record}" if record else ""))
                 notifier.ready(f"trading {', '.join(trading.names)}" if trading else "reading the feed")
                 report["events"] = _watch(worker, args, stop, events_path, on_event, journal,
                                           control, notifier, trading)
@@ -291,6 +286,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                 report["books"] = worker.books.report(args.top)
                 report["system_event"] = worker.books.system_event
                 report["memory"] = process_memory()
+                if recorder is not None:
+                    recorder.stop()  # what the ring still held, written; the files closed
+                    report["recorder"] = recorder.report()
                 if trading is not None:
                     report["trading"] = trading.report()
                 if control is not None:
@@ -305,6 +303,23 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
     if args.books_out:
         pathlib.Path(args.books_out).write_text(json.dumps(report["books"], indent=1))
     return report
+
+
+def make_recorder(where: str, rotate_mb: float) -> Any:
+    """--record PATH: FILE.pcap is one capture of every frame; anything else is a folder (made
+    when missing) with a capture per line, rotated at rotate_mb."""
+    from dpdk.recorder import Recorder, RecorderError
+
+    path = pathlib.Path(where)
+    try:
+        if path.suffix == ".pcap":
+            return Recorder(single=path)
+        if not path.parent.is_dir():
+            raise RecorderError(f"the folder {path.parent} does not exist")
+        path.mkdir(exist_ok=True)
+        return Recorder(directory=path, rotate_mb=rotate_mb)
+    except (RecorderError, OSError) as exc:
+        raise FeedError(f"--record {where}: {exc}") from exc
 
 
 def strategy_table(trading: Any, instruments: dict[str, int] | None) -> list[dict[str, Any]]:
@@ -547,6 +562,14 @@ def apply_config(args: Any) -> Any:
         args.cpu_latency_us = h.cpu_latency_us
     if not getattr(args, "journal", None):
         args.journal = str(cfg.journal.dir)
+    if not getattr(args, "record", None) and cfg.journal.market_data:
+        kept = pathlib.Path(args.journal) / "market-data"  # a capture per line, rotated
+        try:
+            kept.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FeedError(f"journal.dir {args.journal}: cannot make {kept} for the market data "
+                            f"({exc.strerror})") from exc
+        args.record, args.record_rotate_mb = str(kept), cfg.journal.pcap_rotate_mb
     args.journal_fsync, args.journal_interval = cfg.journal.fsync, cfg.journal.fsync_interval
     args.config_sha256 = hashlib.sha256(pathlib.Path(args.config).read_bytes()).hexdigest()
     oe = OrderEntry(address=v.address, port=v.port, username=v.account, password=password.get_secret_value(),

@@ -139,11 +139,6 @@ def pcap_vdev(index: int, path: str) -> str:
     return f"net_pcap{index},rx_pcap={path}"
 
 
-def record_vdev(index: int, path: str) -> str:
-    """A capture port: what the worker transmits on it is written to ``path``."""
-    return f"net_pcap{index},tx_pcap={path}"
-
-
 class SharedStats:
     """The worker's ``struct tw_worker_stats`` in a file both processes map."""
 
@@ -256,7 +251,7 @@ class WorkerConfig:
     unsequenced: bool = False                   # apply in arrival order (zeroed sequence numbers)
     mbufs: int = 16383
     rx_desc: int = 4096                         # rx ring per port: absorbs the worker's stalls
-    record: str | None = None                   # the vdev name of a pcap port to copy every frame to
+    recorder: Any = None                        # a dpdk.recorder.Recorder: every frame received is kept
     trading: Any = None                         # a Trading: strategy, risk limits, order-entry session
     sockets: dict[str, socket.socket] = field(default_factory=dict)  # line -> a line_socket()
     driver: str = "lcore"                       # lcore: tw_worker_run reads; asyncio: Python reads the sockets
@@ -281,13 +276,6 @@ class Worker:
             p.port_id = pid[0]
             _check(lib.tw_port_start(p.port_id, self.pool, cfg.rx_desc, 512), f"starting port {p.name}")
             self.started_ports.append(p.port_id)
-        self.record_id: int | None = None
-        if cfg.record:
-            pid = ffi.new("uint16_t *")
-            _check(lib.tw_port_find(cfg.record.encode(), pid), f"record port {cfg.record}")
-            _check(lib.tw_port_start(pid[0], self.pool, 64, 1024), f"starting record port {cfg.record}")
-            self.record_id = pid[0]
-            self.started_ports.append(pid[0])
         self.books = Books(cfg.max_locate, cfg.max_orders, cfg.levels, prefault=cfg.prefault)
         self.feed = Feed(self.books, cfg.max_held)
         if cfg.join_late:
@@ -335,8 +323,8 @@ class Worker:
             c.nstrategies = len(strategies)
             c.ouch_poll_ns = 20_000
             c.cancel_each = cfg.cancel_each
-        if self.record_id is not None:
-            c.record_port, c.record = self.record_id, 1
+        if cfg.recorder is not None:
+            c.recorder = cfg.recorder._r
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])
         if ptr == ffi.NULL:
             raise DpdkError(f"could not create the worker (event ring tw_{name}_ev): is another worker named "

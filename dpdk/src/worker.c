@@ -11,6 +11,8 @@
 #define _GNU_SOURCE /* recvmmsg */
 #include <errno.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@
 struct sock_bufs {
     struct mmsghdr mm[SOCK_BURST];
     struct iovec iov[SOCK_BURST];
+    struct sockaddr_in src[SOCK_BURST]; /* who sent it: the recorder's made-up header */
     uint8_t ctl[SOCK_BURST][CMSG_SPACE(sizeof(struct timespec))];
     uint8_t data[SOCK_BURST][SOCK_FRAME];
 };
@@ -75,6 +78,9 @@ struct tw_worker {
     uint16_t locate_of[TW_WORKER_MAX_STRATEGIES];
     uint8_t next_on[TW_WORKER_MAX_STRATEGIES]; /* the next strategy on the same instrument, NONE: no more */
     uint8_t *first_on;        /* [locate]: 1 + the first strategy trading it, 0: none */
+    /* the retransmission socket's two ends (network order), for the recorder's headers */
+    uint32_t rt_saddr, rt_daddr;
+    uint16_t rt_sport, rt_dport;
 };
 
 #define NONE 255
@@ -183,6 +189,19 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
         free(w->first_on);
         free(w);
         return NULL;
+    }
+    if (cfg->retrans_fd >= 0) { /* once, at creation: the addresses a recorded answer is written with */
+        struct sockaddr_in a;
+        socklen_t n = sizeof(a);
+        if (getpeername(cfg->retrans_fd, (struct sockaddr *)&a, &n) == 0) {
+            w->rt_saddr = a.sin_addr.s_addr;
+            w->rt_sport = ntohs(a.sin_port);
+        }
+        n = sizeof(a);
+        if (getsockname(cfg->retrans_fd, (struct sockaddr *)&a, &n) == 0) {
+            w->rt_daddr = a.sin_addr.s_addr;
+            w->rt_dport = ntohs(a.sin_port);
+        }
     }
     memset(w->st, 0, sizeof(*w->st));
     w->st->size = sizeof(*w->st);
@@ -582,6 +601,20 @@ static inline void datagram(struct tw_worker *w, uint32_t line, const uint8_t *p
     }
 }
 
+/* The recorder's timestamp: the arrival stamp (else the read) on CLOCK_REALTIME. */
+static inline uint64_t record_ts(const struct tw_worker *w, uint64_t t_wire, uint64_t t_rx)
+{
+    return (uint64_t)((int64_t)(t_wire && t_wire <= t_rx ? t_wire : t_rx) + w->real_off); /* a PHC stamp: the read */
+}
+
+static inline void record(struct tw_worker *w, int rc)
+{
+    if (rc == 0)
+        w->st->recorded++;
+    else
+        w->st->record_dropped++;
+}
+
 static inline void frame(struct tw_worker *w, const struct tw_worker_port *port, struct rte_mbuf *m,
                          uint64_t t_rx, uint64_t t_rx_tsc)
 {
@@ -608,12 +641,15 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     uint32_t plen, daddr;
     uint16_t dport, sport;
     const uint8_t *payload = udp_payload(d, len, &plen, &daddr, &dport, &sport);
+    if (payload && line < 0)
+        line = line_by_dest(&w->cfg, daddr, dport, sport);
+    if (w->cfg.recorder) /* every frame, the ones we cannot read too: kept as it came */
+        record(w, tw_recorder_frame(w->cfg.recorder, (uint8_t)(line < 0 ? 0 : line), record_ts(w, t_wire, t_rx), d,
+                                    len));
     if (!payload) {
         st->not_udp++;
         return;
     }
-    if (line < 0)
-        line = line_by_dest(&w->cfg, daddr, dport, sport);
     datagram(w, (uint32_t)line, payload, plen, t_wire, t_rx, t_rx_tsc);
 }
 
@@ -637,6 +673,7 @@ static uint32_t poll_sockets(struct tw_worker *w)
         for (uint32_t i = 0; i < w->cfg.burst; i++) {
             sk->iov[i] = (struct iovec){ sk->data[i], SOCK_FRAME };
             sk->mm[i].msg_hdr = (struct msghdr){ .msg_iov = &sk->iov[i], .msg_iovlen = 1,
+                                                  .msg_name = &sk->src[i], .msg_namelen = sizeof(sk->src[i]),
                                                   .msg_control = sk->ctl[i], .msg_controllen = sizeof(sk->ctl[i]) };
         }
         int n = recvmmsg(fd, sk->mm, w->cfg.burst, MSG_DONTWAIT, NULL);
@@ -666,6 +703,10 @@ static uint32_t poll_sockets(struct tw_worker *w)
                 }
             if (!stamp)
                 st->no_meta++;
+            if (w->cfg.recorder)
+                record(w, tw_recorder_datagram(w->cfg.recorder, (uint8_t)l, record_ts(w, stamp, t_rx),
+                                               sk->src[i].sin_addr.s_addr, ntohs(sk->src[i].sin_port),
+                                               w->cfg.group[l], w->cfg.udp_port[l], sk->data[i], len));
             datagram(w, l, sk->data[i], len, stamp, t_rx, t_rx_tsc);
         }
         got += (uint32_t)n;
@@ -691,6 +732,9 @@ static void service_gap(struct tw_worker *w, uint64_t now)
                 break;
             }
             st->retrans_answers++;
+            if (w->cfg.recorder)
+                record(w, tw_recorder_datagram(w->cfg.recorder, 2, (uint64_t)((int64_t)now + w->real_off), w->rt_saddr,
+                                               w->rt_sport, w->rt_daddr, w->rt_dport, buf, (uint32_t)n));
             tw_feed_packet(w->feed, 2, buf, (uint32_t)n);
         }
     }
@@ -833,15 +877,6 @@ int tw_worker_run(struct tw_worker *w)
                     rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
                 frame(w, port, pkts[i], t_rx, t_rx_tsc);
             }
-            if (c->record) { /* the capture port frees its references once written */
-                for (uint16_t i = 0; i < n; i++)
-                    rte_mbuf_refcnt_update(pkts[i], 1);
-                uint16_t sent = rte_eth_tx_burst(c->record_port, 0, pkts, n);
-                st->recorded += sent;
-                st->record_dropped += (uint64_t)(n - sent);
-                for (uint16_t i = sent; i < n; i++)
-                    rte_mbuf_refcnt_update(pkts[i], -1);
-            }
             rte_pktmbuf_free_bulk(pkts, n);
             got += n;
         }
@@ -886,6 +921,9 @@ void tw_worker_datagram(struct tw_worker *w, uint32_t line, const uint8_t *paylo
     uint64_t stamp = kernel_stamp(w, kernel_stamp_ns);
     if (!stamp)
         st->no_meta++;
+    if (w->cfg.recorder && line < 2)
+        record(w, tw_recorder_datagram(w->cfg.recorder, (uint8_t)line, record_ts(w, stamp, t_rx), 0, 0,
+                                       w->cfg.group[line], w->cfg.udp_port[line], payload, len));
     datagram(w, line, payload, len, stamp, t_rx, t_rx_tsc);
     housekeeping(w, now_ns(w), 1);
 }

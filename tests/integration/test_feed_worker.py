@@ -208,8 +208,8 @@ def assert_clean(lab) -> None:
 
 
 def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
-    """exchange -> XDP -> AF_XDP -> worker; recorded by the worker's pcap port and
-    replayed, the capture builds the same books again."""
+    """exchange -> XDP -> AF_XDP -> worker; every frame kept in one capture by the
+    worker's recorder and replayed, the capture builds the same books again."""
     record = tmp_path / "worker.pcap"
     worker = FeedWorker(lab, lab.prefix, "--record", str(record))
     watch = subprocess.Popen([TICKWIRE, "feed", "stats", "--name", lab.prefix, "--watch", "0.2", "--json"],
@@ -253,6 +253,8 @@ def test_the_workers_books_equal_the_exchanges_at_the_end(lab, tmp_path):
     net.down(lab.prefix)  # the lab gone, the worker's statistics go with it
     assert tw("feed", "stats", "--name", lab.prefix).returncode == 2
     assert rep["stats"]["recorded"] == f["packets"]["A"] + f["packets"]["B"] and rep["stats"]["record_dropped"] == 0
+    assert rep["recorder"]["frames"] == {"A": f["packets"]["A"], "B": f["packets"]["B"], "R": 0}
+    assert rep["recorder"]["captures"] == [{"file": str(record), "bytes": record.stat().st_size}]
     replay = tw_json("book", str(record), "--top", "0")
     assert replay["feed"]["applied"] == f["applied"] and replay["feed"]["stale"] is False
     same_books(report, replay)
@@ -377,7 +379,9 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
     trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)  # at the touch: fills come quickly
     path = tmp_path / "trading.yaml"
     path.write_text(yaml.safe_dump(trade))
-    report, rep = run_day(lab, tmp_path, "--input", source, "--trade", str(path), duration=6, rate=3000)
+    kept = tmp_path / "market-data"
+    report, rep = run_day(lab, tmp_path, "--input", source, "--trade", str(path), "--record", str(kept),
+                          duration=6, rate=3000)
     assert rep["input"] == source
     st, tr = rep["stats"], rep["trading"]
     assert st["orders_sent"] > 10 and st["executed"] > 0 and st["unknown_orders"] == 0 and st["send_failed"] == 0
@@ -411,6 +415,18 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
         assert sum(e["stages_ns"].values()) == e["tick_to_trade_ns"] and e["stages_ns"]["wire"] > 0
         assert e["stages_ns"]["send"] > 0 and 0 < e["seq"] < st["feed"]["next_seq"]
         assert e["seq"] in packets
+    # market data kept: a capture per line (a socket's datagrams behind made-up headers), each a whole
+    # line of the day: replayed alone, it builds the exchange's books
+    f = st["feed"]
+    rec = rep["recorder"]
+    assert rec["frames"]["A"] == f["packets"]["A"] and rec["frames"]["B"] == f["packets"]["B"]
+    assert rec["dropped"] == 0 and rec["write_errors"] == 0 and st["record_dropped"] == 0
+    files = sorted(kept.glob("*.pcap"))
+    assert [p.name.split("-")[0] for p in files] == ["A", "B"]
+    assert all(x.payload[:10] == SESSION.encode() and x.dst == "239.198.1.1" for x in read_frames(files[0]))
+    replay = tw_json("book", str(files[0]), "--top", "0")
+    assert replay["feed"]["stale"] is False and replay["feed"]["applied"] == f["applied"]
+    same_books(report, replay)
 
 
 def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
@@ -483,6 +499,10 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategies_and_risk(lab
     assert start["config_sha256"] and start["strategies"][0]["params"]["kind"] == "market_maker"
     sent = [r.data for r in records if r.kind == "order" and r.data.get("type") == "O"]
     assert {(e["strategy"], e["symbol"]) for e in sent} == {("mm-taaa", "TAAA"), ("mm-taac", "TAAC")}
+    # the raw market data beside the journal, a capture per line (journal.market_data is on by default)
+    kept = sorted((tmp_path / "journal" / "market-data").glob("*.pcap"))
+    assert [p.name.split("-")[0] for p in kept] == ["A", "B"]
+    assert rep["recorder"]["frames"]["A"] == st["feed"]["packets"]["A"] and rep["recorder"]["dropped"] == 0
     counts = journal.export_parquet(tmp_path / "journal", tmp_path / "pq")
     assert counts["order"] == st["orders_sent"]
     (filled,) = journal.query(tmp_path / "pq", "select coalesce(sum(qty), 0) from fill")["rows"][0]
@@ -912,9 +932,11 @@ def test_feed_run_with_a_config_refuses_options_that_contradict_it(tmp_path, mon
 def test_socket_inputs_refuse_what_only_ports_do(tmp_path):
     r = tw("feed", "run", "--input", "socket", "--pcap", str(tmp_path / "x.pcap"))
     assert r.returncode == 2 and "--input socket reads a live feed; --pcap replays a capture" in r.stderr
-    r = tw("feed", "run", "--input", "asyncio", "--iface", "A=lo", "--group", "A=239.1.1.1:1",
-           "--record", str(tmp_path / "r.pcap"))
-    assert r.returncode == 2 and "--record copies the frames of DPDK ports; --input asyncio has none" in r.stderr
+    r = tw("feed", "run", "--pcap", str(tmp_path / "x.pcap"), "--record", str(tmp_path / "r.pcap"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = tw("feed", "run", "--iface", "A=lo", "--group", "A=239.1.1.1:1", "--record", str(tmp_path / "no" / "r"))
+    assert r.returncode == 2 and f"--record {tmp_path / 'no' / 'r'}: the folder {tmp_path / 'no'} does not exist" \
+        in r.stderr
     r = tw("feed", "run", "--input", "kernel")
     assert r.returncode == 2 and "invalid choice: 'kernel'" in r.stderr
     r = tw("feed", "run", "--iface", "A=lo", "--group", "A=239.1.1.1:1", "--busy-budget", "-1")

@@ -1,0 +1,324 @@
+/* recorder.c — market data kept: every feed frame the worker receives, as pcap,
+ * one capture per line, rotated at a size. See tickwire.h.
+ *
+ * The worker (one producer) copies each frame into a ring of bytes and goes on;
+ * (or, with cfg.single, every line into that one file, never rotated)
+ * a writer thread of ours (one consumer) takes the records out and appends them
+ * to the line's file through stdio, opening the next file when one passes
+ * rotate_bytes. The worker never waits and never makes a syscall for this: a
+ * full ring drops the frame and counts it.
+ *
+ * A record in the ring, 8-byte aligned:
+ *   u32 len | u8 line | u8 pad[3] | u64 ts_ns (CLOCK_REALTIME) | len bytes | pad to 8
+ * len WRAP marks the rest of the ring as unused: the next record is at the start.
+ *
+ * The files are classic pcap with nanosecond timestamps (magic 0xa1b23c4d),
+ * link type Ethernet; a line read from a kernel socket has its datagram
+ * written behind an Ethernet, IPv4 and UDP header made up from its addresses.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bytes.h"
+#include "internal.h"
+#include "tickwire.h"
+
+#define WRAP 0xFFFFFFFFu
+#define HDR 16u
+#define LINES 3
+static const char LINE_NAME[LINES] = { 'A', 'B', 'R' };
+
+struct line_file {
+    FILE *f;
+    uint64_t bytes;       /* of the open file */
+    uint32_t index;       /* files opened so far */
+};
+
+struct tw_recorder {
+    struct tw_recorder_config cfg;
+    uint8_t *ring;
+    uint64_t mask;
+    uint64_t head __attribute__((aligned(64))); /* written by the producer */
+    uint64_t tail __attribute__((aligned(64))); /* written by the consumer */
+    uint64_t dropped __attribute__((aligned(64)));
+    struct line_file file[LINES];
+    struct tw_recorder_stats st;  /* the consumer's, but frames/dropped read live */
+    pthread_t thread;
+    int running;
+    volatile int stop;
+};
+
+static inline uint64_t align8(uint64_t x) { return (x + 7) & ~7ull; }
+
+struct tw_recorder *tw_recorder_create(const struct tw_recorder_config *cfg)
+{
+    if (!cfg || (!cfg->dir[0] && !cfg->single[0]) || cfg->ring_bytes < 4096 ||
+        (cfg->ring_bytes & (cfg->ring_bytes - 1)))
+        return NULL;
+    struct stat sb;
+    if (!cfg->single[0] && (stat(cfg->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return NULL;
+    struct tw_recorder *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cfg = *cfg;
+    r->cfg.dir[sizeof(r->cfg.dir) - 1] = 0;
+    r->cfg.prefix[sizeof(r->cfg.prefix) - 1] = 0;
+    r->cfg.single[sizeof(r->cfg.single) - 1] = 0;
+    if (!r->cfg.snaplen || r->cfg.snaplen > 65535)
+        r->cfg.snaplen = 65535;
+    if (r->cfg.snaplen < 128)
+        r->cfg.snaplen = 128; /* room for the headers a socket's datagram is given */
+    r->ring = calloc(1, cfg->ring_bytes);
+    if (!r->ring) {
+        free(r);
+        return NULL;
+    }
+    tw_prefault(r->ring, cfg->ring_bytes); /* no page fault on the worker's copy */
+    r->mask = cfg->ring_bytes - 1;
+    return r;
+}
+
+/* ---- the producer: the worker's lcore --------------------------------------------------- */
+
+/* Room for a record of n bytes at the head, wrapping first if it would not fit before the end:
+ * the offset to write at, or -1 (full). */
+static inline int64_t reserve(struct tw_recorder *r, uint64_t n)
+{
+    uint64_t head = r->head, tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    uint64_t size = r->mask + 1, off = head & r->mask, until_end = size - off;
+    uint64_t need = n <= until_end ? n : until_end + n; /* a record never straddles the end */
+    if (size - (head - tail) < need + HDR)
+        return -1; /* keep room for a wrap marker, so head never catches tail */
+    if (n > until_end) {
+        *(uint32_t *)(r->ring + off) = WRAP;
+        __atomic_store_n(&r->head, head + until_end, __ATOMIC_RELEASE);
+        off = 0;
+    }
+    return (int64_t)off;
+}
+
+static inline void commit(struct tw_recorder *r, uint64_t n)
+{
+    __atomic_store_n(&r->head, r->head + n, __ATOMIC_RELEASE);
+}
+
+int tw_recorder_frame(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, const uint8_t *frame, uint32_t len)
+{
+    if (len > r->cfg.snaplen)
+        len = r->cfg.snaplen;
+    uint64_t n = align8(HDR + len);
+    int64_t off = reserve(r, n);
+    if (off < 0) {
+        __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED);
+        return -1;
+    }
+    uint8_t *p = r->ring + off;
+    *(uint32_t *)p = len;
+    p[4] = line < LINES ? line : 0;
+    memcpy(p + 8, &ts_ns, 8);
+    memcpy(p + HDR, frame, len);
+    commit(r, n);
+    return 0;
+}
+
+int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, uint32_t saddr, uint16_t sport,
+                         uint32_t daddr, uint16_t dport, const uint8_t *payload, uint32_t len)
+{
+    if (len > r->cfg.snaplen - 42)
+        len = r->cfg.snaplen - 42; /* cut, as a capture's snaplen cuts (the lengths say what was cut) */
+    uint32_t total = 42 + len;
+    uint64_t n = align8(HDR + total);
+    int64_t off = reserve(r, n);
+    if (off < 0) {
+        __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED);
+        return -1;
+    }
+    uint8_t *p = r->ring + off;
+    *(uint32_t *)p = total;
+    p[4] = line < LINES ? line : 0;
+    memcpy(p + 8, &ts_ns, 8);
+    uint8_t *e = p + HDR;
+    /* Ethernet: an IPv4 multicast destination maps onto 01:00:5e + the group's low 23 bits */
+    const uint8_t *d = (const uint8_t *)&daddr; /* network order */
+    uint8_t dst[6] = { 0x01, 0x00, 0x5e, (uint8_t)(d[1] & 0x7f), d[2], d[3] };
+    if ((d[0] & 0xf0) != 0xe0)
+        memset(dst, 0, sizeof(dst));
+    memcpy(e, dst, 6);
+    memset(e + 6, 0, 6);
+    wr16(e + 12, 0x0800);
+    uint8_t *ip = e + 14;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    wr16(ip + 2, (uint16_t)(20 + 8 + len));
+    wr16(ip + 4, 0);
+    wr16(ip + 6, 0x4000); /* don't fragment */
+    ip[8] = 1;
+    ip[9] = 17;
+    wr16(ip + 10, 0);
+    memcpy(ip + 12, &saddr, 4);
+    memcpy(ip + 16, &daddr, 4);
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += rd16(ip + i);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    wr16(ip + 10, (uint16_t)~sum);
+    uint8_t *udp = ip + 20;
+    wr16(udp, sport);
+    wr16(udp + 2, dport);
+    wr16(udp + 4, (uint16_t)(8 + len));
+    wr16(udp + 6, 0); /* no checksum: allowed for IPv4 */
+    memcpy(udp + 8, payload, len);
+    commit(r, n);
+    return 0;
+}
+
+/* ---- the consumer: our writer thread --------------------------------------------------- */
+
+static int open_next(struct tw_recorder *r, uint8_t line)
+{
+    struct line_file *lf = &r->file[line];
+    if (lf->f) {
+        if (fclose(lf->f) != 0)
+            r->st.write_errors++;
+        lf->f = NULL;
+        r->st.rotations++;
+    }
+    char stamp[32], path[600];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    lf->index++;
+    if (r->cfg.single[0])
+        snprintf(path, sizeof(path), "%s", r->cfg.single);
+    else
+        snprintf(path, sizeof(path), "%s/%s%s%c-%s-%04u.pcap", r->cfg.dir, r->cfg.prefix, r->cfg.prefix[0] ? "-" : "",
+                 LINE_NAME[line], stamp, lf->index);
+    lf->f = fopen(path, "wb");
+    if (!lf->f) {
+        r->st.write_errors++;
+        return -errno;
+    }
+    setvbuf(lf->f, NULL, _IOFBF, 1 << 20);
+    uint8_t gh[24];
+    memcpy(gh, (uint32_t[]){ 0xa1b23c4d }, 4);    /* nanosecond pcap, in this host's byte order */
+    memcpy(gh + 4, (uint16_t[]){ 2, 4 }, 4);       /* version 2.4 */
+    memset(gh + 8, 0, 8);                          /* thiszone, sigfigs */
+    memcpy(gh + 16, (uint32_t[]){ r->cfg.snaplen, 1 }, 8); /* snaplen, LINKTYPE_ETHERNET */
+    if (fwrite(gh, sizeof(gh), 1, lf->f) != 1)
+        r->st.write_errors++;
+    lf->bytes = sizeof(gh);
+    r->st.files++;
+    return 0;
+}
+
+/* One record to its line's file. */
+static void write_record(struct tw_recorder *r, uint8_t line, uint64_t ts, const uint8_t *data, uint32_t len)
+{
+    uint8_t slot = r->cfg.single[0] ? 0 : line; /* one file: every line goes to the first's */
+    struct line_file *lf = &r->file[slot];
+    if (!lf->f || (!r->cfg.single[0] && r->cfg.rotate_bytes && lf->bytes >= r->cfg.rotate_bytes))
+        if (open_next(r, slot) < 0)
+            return; /* counted; the next record tries again */
+    uint32_t rh[4] = { (uint32_t)(ts / 1000000000ull), (uint32_t)(ts % 1000000000ull), len, len };
+    if (fwrite(rh, sizeof(rh), 1, lf->f) != 1 || fwrite(data, len, 1, lf->f) != 1) {
+        r->st.write_errors++;
+        return;
+    }
+    lf->bytes += sizeof(rh) + len;
+    r->st.frames[line]++;
+    r->st.bytes[line] += len;
+}
+
+/* Everything in the ring now: how many records it wrote. */
+static uint64_t drain(struct tw_recorder *r)
+{
+    uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE), tail = r->tail, n = 0;
+    while (tail != head) {
+        uint64_t off = tail & r->mask;
+        uint32_t len = *(uint32_t *)(r->ring + off);
+        if (len == WRAP) {
+            tail += (r->mask + 1) - off;
+            continue;
+        }
+        uint8_t line = r->ring[off + 4];
+        uint64_t ts;
+        memcpy(&ts, r->ring + off + 8, 8);
+        write_record(r, line, ts, r->ring + off + HDR, len);
+        tail += align8(HDR + len);
+        n++;
+        if ((n & 255) == 0)
+            __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE); /* give room back as it goes */
+    }
+    __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE);
+    return n;
+}
+
+static void *writer(void *arg)
+{
+    struct tw_recorder *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        if (drain(r) == 0) {
+            for (int l = 0; l < LINES; l++)
+                if (r->file[l].f)
+                    fflush(r->file[l].f); /* quiet: what was written reaches the file */
+            nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+        }
+    }
+    drain(r);
+    return NULL;
+}
+
+int tw_recorder_start(struct tw_recorder *r)
+{
+    if (r->running)
+        return 0;
+    r->stop = 0;
+    int rc = pthread_create(&r->thread, NULL, writer, r);
+    if (rc)
+        return -rc;
+    pthread_setname_np(r->thread, "tw-recorder");
+    r->running = 1;
+    return 0;
+}
+
+void tw_recorder_stop(struct tw_recorder *r)
+{
+    if (r->running) {
+        __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(r->thread, NULL);
+        r->running = 0;
+    } else {
+        drain(r);
+    }
+    for (int l = 0; l < LINES; l++) {
+        if (r->file[l].f && fclose(r->file[l].f) != 0)
+            r->st.write_errors++;
+        r->file[l].f = NULL;
+    }
+}
+
+void tw_recorder_destroy(struct tw_recorder *r)
+{
+    if (!r)
+        return;
+    tw_recorder_stop(r);
+    free(r->ring);
+    free(r);
+}
+
+void tw_recorder_stats(const struct tw_recorder *r, struct tw_recorder_stats *out)
+{
+    *out = r->st; /* the writer's counters: a monitoring figure while it runs */
+    out->dropped = __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
+    uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE), tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    out->queued_bytes = head - tail;
+}

@@ -1,0 +1,99 @@
+"""Market data kept (dpdk/src/recorder.c): frames handed over as the worker hands
+them go to pcap files, one per line, with nanosecond timestamps, rotated at a
+size; a datagram read from a socket is written behind valid Ethernet/IPv4/UDP
+headers; a full ring drops and counts, never blocks; one-file mode takes every
+line. The files read back through scapy and the project's own capture reader."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from appliance.protocols import capture
+from dpdk.recorder import Recorder, RecorderError
+
+
+def frame(n: int, size: int = 100) -> bytes:
+    """A UDP frame of the feed's shape, its payload marked with n."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether() / IP(src="198.18.1.1", dst="239.198.1.1") / UDP(sport=30000, dport=26400)
+                 / (n.to_bytes(4, "big") * (size // 4)))
+
+
+def test_each_line_gets_its_own_capture_with_its_frames_in_order_and_their_nanoseconds(tmp_path):
+    r = Recorder(directory=tmp_path, prefix="feed")
+    r.start()
+    t0 = 1_780_000_000_123_456_789
+    for i in range(50):
+        assert r.frame("AB"[i % 2], t0 + i, frame(i))
+    r.stop()
+    st = r.stats()
+    assert st["frames"] == {"A": 25, "B": 25, "R": 0} and st["dropped"] == 0 and st["write_errors"] == 0
+    files = r.files()
+    assert [p.name.split("-")[1] for p in files] == ["A", "B"]
+    for line, path in zip("AB", files, strict=True):
+        assert path.name.startswith(f"feed-{line}-") and path.name.endswith("-0001.pcap")
+        magic, major, minor, _, _, snaplen, link = struct.unpack("<IHHiIII", path.read_bytes()[:24])
+        assert (magic, major, minor, link) == (0xa1b23c4d, 2, 4, 1)  # nanosecond pcap, Ethernet
+        got = list(capture.read_frames(path))
+        first = 0 if line == "A" else 1
+        assert [f.ts_ns for f in got] == [t0 + i for i in range(first, 50, 2)]
+        assert [int.from_bytes(f.payload[:4], "big") for f in got] == list(range(first, 50, 2))
+
+
+def test_a_lines_capture_is_rotated_past_its_size(tmp_path):
+    r = Recorder(directory=tmp_path, rotate_mb=0.01)  # 10,485 bytes
+    r.start()
+    for i in range(300):
+        r.frame("A", 1_000 + i, frame(i, 200))
+    r.stop()
+    files = r.files()
+    assert len(files) >= 6 and r.stats()["rotations"] == len(files) - 1
+    biggest = 16 + len(frame(0, 200))  # a file passes the size by at most the record that passed it
+    assert all(10_485 <= p.stat().st_size <= 10_485 + biggest for p in files[:-1])
+    assert [p.name[-9:-5] for p in files] == [f"{i:04d}" for i in range(1, len(files) + 1)]
+    assert sum(1 for p in files for _ in capture.read_frames(p)) == 300  # nothing lost at a rotation
+
+
+def test_a_socket_datagram_is_written_behind_headers_a_reader_takes(tmp_path):
+    path = tmp_path / "one.pcap"
+    r = Recorder(single=path)
+    payload = b"TWLAB00001" + (7).to_bytes(8, "big") + (1).to_bytes(2, "big") + b"\x00\x05hello"
+    src, dst = socket.inet_aton("198.18.1.1"), socket.inet_aton("239.198.1.1")
+    assert r.lib.tw_recorder_datagram(r._r, 0, 5, int.from_bytes(src, "little"), 30000,
+                                      int.from_bytes(dst, "little"), 26400, payload, len(payload)) == 0
+    r.frame("B", 6, frame(1))
+    r.stop()
+    got = list(capture.read_frames(path))
+    assert len(got) == 2 and got[0].proto == "udp" and got[0].payload == payload
+    assert (got[0].src, got[0].sport, got[0].dst, got[0].dport) == ("198.18.1.1", 30000, "239.198.1.1", 26400)
+    raw = path.read_bytes()[24 + 16:]  # the first record's frame
+    assert raw[:6] == bytes.fromhex("01005e460101")  # the group's multicast MAC
+    ip = raw[14:34]
+    words = sum(struct.unpack("!10H", ip))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    assert words == 0xFFFF  # the header checksum adds up
+    assert struct.unpack("!H", ip[2:4])[0] == 28 + len(payload)
+
+
+def test_a_full_ring_drops_and_counts_and_the_producer_never_waits(tmp_path):
+    r = Recorder(directory=tmp_path, ring_mb=0)  # the smallest ring, 4 KiB; no writer running
+    took = sum(r.frame("A", i, frame(i, 500)) for i in range(100))
+    st = r.stats()
+    assert 0 < took < 100 and st["dropped"] == 100 - took and st["queued_bytes"] > 0
+    r.stop()  # what it held is written
+    assert r.stats()["frames"]["A"] == took and r.stats()["queued_bytes"] == 0
+
+
+def test_mistakes_are_named(tmp_path):
+    with pytest.raises(RecorderError, match="no such folder"):
+        Recorder(directory=tmp_path / "nope")
+    with pytest.raises(RecorderError, match="not both"):
+        Recorder(directory=tmp_path, single=tmp_path / "x.pcap")
+    with pytest.raises(RecorderError, match="does not exist"):
+        Recorder(single=tmp_path / "no" / "x.pcap")
