@@ -14,11 +14,13 @@
    exchange's retransmission server; a live view shows its counters and
    latency, then its books are checked against the exchange's own.
 5. Round "trading": the appliance as it runs on a box, `tickwire run` from
-   examples/market_maker.yaml (in the lab's app namespace, a ladder of quotes on
-   TAAA), against the live exchange for --trade-seconds, with a live status view;
-   then SIGTERM, which cancels every open order before it exits. The report
-   (orders, fills, P&L, risk denials, tick-to-trade, XDP counters) is checked
-   against the exchange's own records.
+   examples/market_maker.yaml (in the lab's app namespace, one worker with a
+   market maker quoting a ladder on each of TAAA, TAAB and TAAC), against the
+   live exchange for --trade-seconds, with a live status view; then SIGTERM,
+   which cancels every open order before it exits. The report (feed messages
+   and gaps, orders, fills, positions and P&L per instrument, risk denials,
+   tick-to-trade percentiles, XDP counters, the market data kept) is checked
+   against the exchange's own records, instrument by instrument.
 6. The lab is torn down (unless --keep).
 
 Exit 0 when round one arrived complete everywhere, round two lost only where
@@ -38,7 +40,7 @@ import threading
 import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -208,8 +210,8 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
 
 
 def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console | None) -> dict[str, Any]:
-    """`tickwire run` on the example config against the live exchange; its report
-    beside the exchange's records."""
+    """`tickwire run` on the example config (a market maker on each of TAAA, TAAB and TAAC,
+    in one worker) against the live exchange; its report beside the exchange's records."""
     import os
     import signal
 
@@ -224,7 +226,8 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
     raw = yaml.safe_load((paths.ROOT / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns(APP)
     raw["journal"]["dir"] = str(tmp / "journal")
-    raw["strategies"][0]["params"].update(half_spread=0, levels=2, refresh="2ms")  # at the touch: fills
+    for strategy in raw["strategies"]:
+        strategy["params"].update(half_spread=0, levels=2, refresh="2ms")  # at the touch: fills
     config = tmp / "appliance.yaml"
     config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "TW_OUCH_PASSWORD": "lab-secret"}
@@ -249,10 +252,12 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
             with Live(console=console, auto_refresh=False) as live:
                 while time.monotonic() < end and worker.poll() is None:
                     try:
-                        live.update(status_view(feed.status(name)), refresh=True)
+                        live.update(Group(status_view(feed.status(name)),
+                                          f"[dim]{end - time.monotonic():.0f} s to go[/]"), refresh=True)
                     except (feed.FeedError, OSError, ValueError, KeyError):
                         pass
                     time.sleep(0.5)
+            console.print()
         else:
             time.sleep(max(0.0, end - time.monotonic()))
         from xdp import commands
@@ -279,37 +284,97 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
             raise net.LabError(f"round 4: tickwire run failed: {w_err[-2000:]}")
         wr, ex = json.loads(w_out), json.loads(ex_out)
         log = [json.loads(x) for x in (tmp / "exchange" / "orders.jsonl").read_text().splitlines()]
+        ours = _journal_by_symbol(tmp / "journal")
     finally:
         if not args.keep:  # else the config, the journal and the exchange's records stay for a look
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    wr["kept"] = str(tmp) if args.keep else None
-    entered = [m for m in log if m.get("name") == "enter_order"]
-    filled = sum(m["quantity"] for m in log if m.get("name") == "order_executed")
+    out = trading_report(wr, ex, log, ours, xdp)
+    out["kept"] = str(tmp) if args.keep else None
+    if console:
+        _print_trading(console, out)
+    return out
+
+
+def _journal_by_symbol(directory: pathlib.Path) -> dict[str, dict[str, int]]:
+    """What the journal says the appliance did, per instrument: orders sent, shares filled, position."""
+    from appliance.oms import Oms
+
+    oms = Oms.from_journal(directory)
+    out: dict[str, dict[str, int]] = {}
+    for o in oms.orders.values():
+        row = out.setdefault(o.symbol, {"orders_sent": 0, "filled": 0, "position": 0})
+        row["orders_sent"] += 1
+        row["filled"] += o.filled
+    for sym, p in oms.positions.items():
+        out.setdefault(sym, {"orders_sent": 0, "filled": 0, "position": 0})["position"] = p.shares
+    return out
+
+
+def trading_report(wr: dict[str, Any], ex: dict[str, Any], log: list[dict[str, Any]],
+                   ours: dict[str, dict[str, int]], xdp: dict[str, Any]) -> dict[str, Any]:
+    """The appliance's report (its run --json output and its journal) beside the exchange's
+    own records (its status and its log of every OUCH message), per instrument and in all."""
+    entered = {m["user_ref_num"]: m["symbol"].strip() for m in log if m.get("name") == "enter_order"}
+    theirs: dict[str, dict[str, int]] = {}
+    for sym in entered.values():
+        theirs.setdefault(sym, {"orders_received": 0, "filled": 0})["orders_received"] += 1
+    for m in log:
+        if m.get("name") == "order_executed" and m.get("user_ref_num") in entered:
+            theirs[entered[m["user_ref_num"]]]["filled"] += m["quantity"]
     account = ex["order_entry"]["accounts"].get("TWAPP1", {})
     st, tr, ctl = wr["stats"], wr["trading"], wr.get("control", {})
+    rm = ctl.get("risk_manager") or {}
+    views = rm.get("strategies") or {}
+    instruments = {}
+    for sym in sorted(set(ours) | set(theirs)):
+        pnl = next((v.get("pnl") for v in views.values() if v.get("symbol") == sym), None)
+        instruments[sym] = {**ours.get(sym, {"orders_sent": 0, "filled": 0, "position": 0}), "pnl": pnl,
+                            "exchange": {**theirs.get(sym, {"orders_received": 0, "filled": 0}),
+                                         "position": account.get("position", {}).get(sym, 0),
+                                         "open_at_end": account.get("open_by_symbol", {}).get(sym, 0)}}
     lat = st["latency_ns"]["tick_to_trade"]
-    out = {
+    rec = wr.get("recorder") or {}
+    return {
+        "strategies": {n: {k: s[k] for k in ("locate", "orders", "cancels", "executions", "position")}
+                       for n, s in tr["strategies"].items()},
+        "instruments": instruments,
         "orders_sent": st["orders_sent"], "cancels_sent": st["cancels_sent"], "executed": st["executed"],
-        "position": tr["position"], "pnl": (ctl.get("risk_manager") or {}).get("pnl"),
-        "risk_denials": tr["risk"]["denied"], "tick_to_trade_us": {q: round(lat[q] / 1000, 1) for q in
-                                                                 ("p50", "p99") if q in lat},
-        "feed_applied": st["feed"]["applied"], "feed_gaps": st["feed"]["gaps"],
+        "pnl": rm.get("pnl"), "risk_denials": tr["risk"]["denied"],
+        "tick_to_trade_us": {q: round(lat[q] / 1000, 1) for q in ("p50", "p99", "p99.9") if q in lat},
+        "tick_to_trade_orders": lat.get("count", 0),
+        "feed": {"messages": st["feed"]["applied"], "gaps": st["feed"]["gaps"],
+                 "recovered": st["feed"]["recovered"], "packets": st["feed"]["packets"]},
         "xdp": {i: {k: v for k, v in x.items() if k in ("rules", "unmatched", "error")} for i, x in xdp.items()},
-        "exchange": {"orders_received": len(entered), "filled": filled, "position": account.get("position", {}),
-                     "open_orders_at_end": account.get("open_orders")},
+        "market_data": {"frames": rec.get("frames"), "dropped": rec.get("dropped"),
+                        "files": [pathlib.Path(c["file"]).name for c in rec.get("captures", [])]},
+        "exchange": {"orders_received": len(entered), "filled": sum(t["filled"] for t in theirs.values()),
+                     "position": account.get("position", {}), "open_orders_at_end": account.get("open_orders")},
         "oms": ctl.get("oms"), "stopped_by": wr.get("stopped_by"), "journal": wr.get("journal"),
-        "kept": wr.get("kept"),
     }
-    if console:
-        console.print(f"trading: {out['orders_sent']:,} orders sent (the exchange received "
-                      f"{len(entered):,}), {out['cancels_sent']:,} cancels, {out['executed']:,} shares filled "
-                      f"(the exchange's fills: {filled:,}), position {out['position']:,}, P&L {out['pnl']}, "
-                      f"risk denials {out['risk_denials'] or 'none'}, tick to trade p50/p99 "
-                      f"{out['tick_to_trade_us'].get('p50')}/{out['tick_to_trade_us'].get('p99')} µs; "
-                      f"open at the exchange after SIGTERM: {account.get('open_orders')}")
-    return out
+
+
+def _print_trading(console: Console, out: dict[str, Any]) -> None:
+    t = Table(title="round 4: the appliance's orders beside the exchange's records", title_justify="left")
+    for col in ("instrument", "orders sent / received", "shares filled (ours / theirs)", "position (ours / theirs)",
+                "P&L", "open after SIGTERM"):
+        t.add_column(col, justify="left" if col == "instrument" else "right")
+    for sym, r in out["instruments"].items():
+        e = r["exchange"]
+        t.add_row(sym, f"{r['orders_sent']:,} / {e['orders_received']:,}", f"{r['filled']:,} / {e['filled']:,}",
+                  f"{r['position']:,} / {e['position']:,}", f"{r['pnl']:,.2f}" if r["pnl"] is not None else "-",
+                  f"{e['open_at_end']:,}")
+    console.print(t)
+    f, lat, md = out["feed"], out["tick_to_trade_us"], out["market_data"]
+    redirected = {i: sum(r.get("redirected", 0) for r in x.get("rules", [])) for i, x in out["xdp"].items()}
+    console.print(f"feed: {f['messages']:,} messages, {f['gaps']} gaps ({f['recovered']} recovered); XDP redirected "
+                  + ", ".join(f"{k} {v:,}" for k, v in redirected.items())
+                  + f"; {out['orders_sent']:,} orders, {out['cancels_sent']:,} cancels, {out['executed']:,} shares "
+                  f"filled, P&L {out['pnl']}; risk denials {out['risk_denials'] or 'none'}; tick to trade "
+                  f"p50/p99/p99.9 {lat.get('p50')}/{lat.get('p99')}/{lat.get('p99.9')} µs over "
+                  f"{out['tick_to_trade_orders']:,} orders; market data kept: {', '.join(md['files']) or 'none'} "
+                  f"({md['dropped'] or 0} frames dropped)")
 
 
 def _complete(rec: dict[str, Any], messages: int) -> bool:
@@ -343,8 +408,8 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
                 f"({args.books_seconds:g} s), both of app's lines losing {args.books_loss:g}%")
             report["books"] = books_round(lab, args, console)
         if args.trade_seconds:
-            say(f"round 4: tickwire run trades the market maker from examples/market_maker.yaml against the live "
-                f"exchange ({args.trade_seconds:g} s), then SIGTERM")
+            say(f"round 4: tickwire run trades examples/market_maker.yaml (a market maker on each of TAAA, TAAB "
+                f"and TAAC, one worker) against the live exchange ({args.trade_seconds:g} s), then SIGTERM")
             report["trading"] = trading_round(lab, args, console)
     finally:
         if not args.keep:
@@ -368,10 +433,15 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
     if args.trade_seconds and "trading" in report:
         t = report["trading"]
         e = t["exchange"]
-        checks.append(("round 4: the exchange received every order sent, its fills are the appliance's, "
-                       "nothing left open",
+        per = t["instruments"]
+        checks.append(("round 4: on every instrument the exchange received every order sent, its fills and "
+                       "positions are the appliance's, nothing left open",
                        t["orders_sent"] == e["orders_received"] > 0 and t["executed"] == e["filled"]
-                       and t["position"] == e["position"].get("TAAA", 0) and e["open_orders_at_end"] == 0))
+                       and {"TAAA", "TAAB", "TAAC"} <= {s for s, r in per.items() if r["orders_sent"]}
+                       and all(r["orders_sent"] == r["exchange"]["orders_received"]
+                               and r["filled"] == r["exchange"]["filled"]
+                               and r["position"] == r["exchange"]["position"] for r in per.values())
+                       and e["open_orders_at_end"] == 0))
     report["checks"] = [{"check": c, "ok": ok} for c, ok in checks]
     for c, ok in checks:
         say(("[green]ok[/]   " if ok else "[red]FAIL[/] ") + c)

@@ -22,9 +22,19 @@ def test_demo_shows_the_feed_arriving_and_tears_the_lab_down():
         assert [c["ok"] for c in report["checks"]] == [True, True, True, True, True]
         t = report["trading"]  # the appliance's report against the exchange's own records
         assert t["orders_sent"] == t["exchange"]["orders_received"] > 0 and t["executed"] == t["exchange"]["filled"]
-        assert t["position"] == t["exchange"]["position"].get("TAAA", 0) and t["exchange"]["open_orders_at_end"] == 0
+        assert set(t["strategies"]) == {"mm-taaa", "mm-taab", "mm-taac"}
+        for sym in ("TAAA", "TAAB", "TAAC"):  # each instrument, one by one
+            r = t["instruments"][sym]
+            e = r["exchange"]
+            assert r["orders_sent"] == e["orders_received"] > 0 and r["filled"] == e["filled"]
+            assert r["position"] == e["position"] and e["open_at_end"] == 0 and r["pnl"] is not None
+        assert sum(r["orders_sent"] for r in t["instruments"].values()) == t["orders_sent"]
+        assert t["exchange"]["open_orders_at_end"] == 0
         assert t["stopped_by"] == "SIGTERM" and t["oms"]["anomalies"] == [] and t["tick_to_trade_us"]["p50"] > 0
-        assert t["xdp"]["feed-a"]["rules"] and t["feed_applied"] > 0
+        assert 0 < t["xdp"]["feed-a"]["rules"][0]["redirected"] <= t["feed"]["packets"]["A"]  # read before SIGTERM
+        assert t["feed"]["messages"] > 0 and t["feed"]["gaps"] == 0
+        assert t["market_data"]["frames"]["A"] == t["feed"]["packets"]["A"] and t["market_data"]["dropped"] == 0
+        assert [f.split("-")[0] for f in t["market_data"]["files"]] == ["A", "B"]
         books = report["books"]
         assert books["books_equal"] and books["instruments"] == 4
         assert books["worker"]["feed"]["applied"] == books["exchange_messages"] > 0
