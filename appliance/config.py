@@ -263,15 +263,50 @@ class Risk(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class PtpServo(_Model):
+    """ptp4l's clock servo (a slave that steers its clock; never in the lab: free_running)."""
+    step_threshold: Seconds = 0.0           # step the clock when the offset passes this (0: never after start)
+    first_step_threshold: Seconds = 0.00002  # at start, step when the offset passes this
+    max_frequency: int = Field(900_000_000, ge=1)  # ppb the servo may adjust by
+    pi_proportional_const: float = Field(0.0, ge=0)  # 0: ptp4l derives it from the sync interval
+    pi_integral_const: float = Field(0.0, ge=0)
+
+
+class Phc2sys(_Model):
+    """phc2sys: the system clock disciplined from the NIC's PTP hardware clock (hardware timestamping)."""
+    enabled: bool = True
+    log: pathlib.Path | None = None         # its output, to read its offset from (else journalctl -u)
+
+
 class Ptp(_Model):
-    profile: Literal["hft", "rts25"] = "hft"
+    """What the box's clock must be, and ptp4l's configuration (tickwire ptp config writes it)."""
+    profile: Literal["hft", "rts25"] = "hft"   # hft: warn above 100 ns, fail above 1 us; rts25: fail above 100 us
     domain: int = Field(0, ge=0, le=255)
     interface: str | None = None
     transport: Literal["UDPv4", "L2"] = "UDPv4"
     timestamping: Literal["hardware", "software"] = "hardware"
+    delay_mechanism: Literal["E2E", "P2P"] = "E2E"
     sync_interval: int = Field(-4, ge=-7, le=4)       # log2 seconds
-    announce_interval: int = Field(1, ge=-3, le=4)
+    announce_interval: int = Field(1, ge=-3, le=4)    # log2 seconds
+    announce_receipt_timeout: int = Field(3, ge=2, le=255)  # announce intervals before the master is given up
+    delay_req_interval: int = Field(0, ge=-7, le=5)   # log2 seconds
+    slave_only: bool = True
+    priority1: int = Field(128, ge=0, le=255)
+    priority2: int = Field(128, ge=0, le=255)
+    clock_class: int = Field(248, ge=0, le=255)
+    free_running: bool = False                        # never steer the clock (the lab: it shares the host's)
+    uds_address: pathlib.Path = pathlib.Path("/var/run/ptp4l")  # ptp4l's management socket
+    log: pathlib.Path | None = None                   # ptp4l's output, for the servo state (else journalctl -u)
+    servo: PtpServo = PtpServo()
+    phc2sys: Phc2sys = Phc2sys()
     max_offset: Seconds | None = None                 # overrides the profile's failure threshold
+    warn_offset: Seconds | None = None                # overrides the profile's warning threshold
+    max_path_delay: Seconds | None = None             # mean path delay above this fails (default: the profile's)
+    max_sync_age: Seconds | None = None               # the last sync older than this fails (default: 8 intervals)
+    window: Seconds = 600.0                           # grandmaster changes and port-state flaps are counted over this
+    max_gm_changes: int = Field(1, ge=0)              # more in the window fails (any is a warning)
+    max_state_changes: int = Field(4, ge=0)           # port-state changes in the window above this: a warning
+    fail_after: Seconds = 2.0                         # a failure this long stops trading (stop_trading_on_failure)
     stop_trading_on_failure: bool = True
 
 

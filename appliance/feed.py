@@ -251,8 +251,10 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
             from appliance.service import Notifier
 
             notifier = Notifier()
+            clock = None
             try:
                 journal = _open_journal(args, report, trading, say)
+                clock = _watch_clock(args, journal, say)
                 status = {"pid": os.getpid(), "name": name, "mode": report["mode"],
                                       "netns": feed.netns, "ifaces": feed.ifaces, "pcap": pcap,
                                       "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
@@ -264,7 +266,7 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                                       "stats": str(worker.stats_path), "events": str(events_path)}
                 W.write_status(name, status)
                 reloads = Reloader(args, trading, journal, status, say) if getattr(args, "config", None) else None
-                control = Control(args, worker, trading, journal, status, reloads, say) if trading else None
+                control = Control(args, worker, trading, journal, status, reloads, say, clock) if trading else None
                 if recorder is not None:
                     recorder.start()  # its writer thread, on the control lcore's CPU like this one
                 lcore = worker.launch()
@@ -293,6 +295,9 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
                     report["trading"] = trading.report()
                 if control is not None:
                     report["control"] = control.final()
+                if clock is not None:
+                    report["clock"] = clock.view()
+                    clock.stop()
                 worker.close()
                 if journal is not None:
                     journal.close()
@@ -303,6 +308,29 @@ def run(args: Any, progress: Callable[[str], None] | None = None,
     if args.books_out:
         pathlib.Path(args.books_out).write_text(json.dumps(report["books"], indent=1))
     return report
+
+
+def _watch_clock(args: Any, journal: Any, say: Callable[[str], None]) -> Any:
+    """With a config: the PTP monitor on its own thread (appliance.ptp.monitor), every sample and
+    event into the journal (``ptp`` records) and the history /run/tickwire/ptp/NAME.jsonl; the risk
+    manager reads its verdict. None without a config."""
+    cfg = getattr(args, "app_config", None)
+    if cfg is None:
+        return None
+    from appliance.ptp.monitor import Monitor
+
+    def sink(rec: dict[str, Any]) -> None:
+        if journal is not None:
+            journal.append("ptp", rec)
+        if rec.get("event", "").startswith("clock_") or rec.get("event") == "gm_change":
+            say(f"clock: {rec['event'].replace('_', ' ')}" + (f" ({', '.join(rec['failed'])})" if rec.get("failed")
+                                                               else ""))
+
+    mon = Monitor(cfg.ptp, name=args.name, sink=sink)
+    mon.start()
+    say(f"watching the clock: ptp4l at {cfg.ptp.uds_address}, profile {cfg.ptp.profile}"
+        + ("; trading stops when it fails" if cfg.ptp.stop_trading_on_failure else ""))
+    return mon
 
 
 def make_recorder(where: str, rotate_mb: float) -> Any:
@@ -375,7 +403,7 @@ class Control:
     LIVE_EVERY_S = 0.5
 
     def __init__(self, args: Any, worker: Any, trading: Any, journal: Any, status: dict[str, Any],
-                 reloads: Reloader | None, say: Callable[[str], None]):
+                 reloads: Reloader | None, say: Callable[[str], None], clock: Any = None):
         from appliance.config import RiskManager as Limits
         from appliance.oms import Oms
         from appliance.riskman import RiskManager
@@ -389,7 +417,12 @@ class Control:
         def trip(level: str, target: str | None, reason: str) -> dict[str, Any]:
             return kill(args.name, False, 2.0, level, target, reason, who="risk manager")
 
-        self.risk = RiskManager(limits, self.oms, worker, trading, watched, trip, journal, say)
+        ptp = cfg.ptp if cfg is not None else None
+        self.clock = clock
+        self.risk = RiskManager(limits, self.oms, worker, trading, watched, trip, journal, say,
+                                clock=clock.view if clock is not None else None,
+                                clock_stop=bool(ptp and ptp.stop_trading_on_failure),
+                                clock_fail_after=ptp.fail_after if ptp else 2.0)
         self._last_live = 0.0
 
     def on_event(self, ev: dict[str, Any]) -> None:
@@ -412,6 +445,7 @@ class Control:
         return {"at": time.time(), "risk": self.risk.view, "orders": {k: summary[k] for k in ("orders", "open",
                 "by_state")}, "anomalies": len(summary["anomalies"]), "open_by_strategy": self.oms.strategy_open(),
                 "positions": {sym: p.shares for sym, p in sorted(self.oms.positions.items())},
+                "clock": self.clock.view() if self.clock is not None else None,
                 "open_orders": [o.as_dict() for o in self.oms.open_orders()][:50]}
 
     def final(self) -> dict[str, Any]:
@@ -791,7 +825,7 @@ def status(name: str) -> dict[str, Any]:
                             "instruments": sorted({st["symbol"] or str(st["locate"]) for st in strategies
                                                    if st["instrument_killed"]})},
             "risk_manager": tripped or "watching",
-            "clock": "not watched yet (PTP health is issue 8)",
+            "clock": _clock_health(live.get("clock"), info.get("config")),
         },
         "positions": live.get("positions", {}), "pnl": risk.get("pnl"), "drawdown": risk.get("drawdown"),
         "orders": live.get("orders", {}), "open_orders": live.get("open_orders", []),
@@ -805,6 +839,16 @@ def status(name: str) -> dict[str, Any]:
         "last_reload": info.get("last_reload"),
         "recent_events": s["recent_events"],
     }
+
+
+def _clock_health(view: dict[str, Any] | None, config: str | None) -> str:
+    """One line for status: the PTP monitor's verdict and why."""
+    if view is None:
+        return "not watched (started without --config)" if not config else "not watched yet"
+    if view["verdict"] == "healthy":
+        return "healthy"
+    names = view["failed"] if view["verdict"] == "failed" else view["degraded"]
+    return f"{view['verdict']}: {', '.join(names)}" if names else view["verdict"]
 
 
 LEVELS = ("global", "strategy", "instrument")

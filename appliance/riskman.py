@@ -8,8 +8,10 @@ control loop (50 ms):
   orders, marked to its instrument's micro-price), the drawdown from its best,
   and its reject rate over a window: a breach trips *that strategy's* kill switch;
 - for the whole worker: the total P&L of every strategy (``max_total_loss``),
-  the session's message rate (what the venue throttles), books left stale and
-  the order-entry session down: a breach trips the *global* kill switch.
+  the session's message rate (what the venue throttles), books left stale, the
+  order-entry session down, and (``ptp.stop_trading_on_failure``) the clock
+  failed for ``ptp.fail_after`` (the PTP monitor's verdict,
+  appliance.ptp.monitor): a breach trips the *global* kill switch.
 
 A trip journals why (a ``risk`` record, and the kill as an ``operator`` action by
 ``risk manager``) and stays until an operator runs ``tickwire resume`` at that
@@ -45,13 +47,16 @@ class Watched:
 class RiskManager:
     def __init__(self, limits: Any, oms: Oms, worker: Any, trading: Any, strategies: list[tuple[str, str, int]],
                  trip: Callable[[str, str | None, str], dict[str, Any]], journal: Any = None,
-                 say: Callable[[str], None] = lambda _m: None):
+                 say: Callable[[str], None] = lambda _m: None, clock: Callable[[], Any] | None = None,
+                 clock_stop: bool = False, clock_fail_after: float = 2.0):
         """limits: config.RiskManager; strategies: (name, symbol, locate) by slot;
-        trip(level, target, reason) throws the kill switch (level global or strategy)."""
+        trip(level, target, reason) throws the kill switch (level global or strategy); clock():
+        the PTP monitor's latest view (its verdict, how long it has failed, why)."""
         self.limits, self.oms, self.worker, self.trading = limits, oms, worker, trading
         self.watched = {name: Watched(name, symbol, locate, slot)
                         for slot, (name, symbol, locate) in enumerate(strategies)}
         self.trip, self.journal, self.say = trip, journal, say
+        self.clock, self.clock_stop, self.clock_fail_after = clock, clock_stop, clock_fail_after
         self.peak = 0.0
         self.tripped: dict[str, Any] | None = None  # the global trip
         self.messages: collections.deque[tuple[float, int]] = collections.deque()
@@ -132,7 +137,9 @@ class RiskManager:
         self.was_up = self.was_up or up
         self.down_since = (now if self.down_since is None else self.down_since) if (self.was_up and not up) \
             else None
+        clock = self.clock() if self.clock is not None else None
         self.view = {"pnl": round(total, 2), "peak": round(self.peak, 2), "drawdown": round(self.peak - total, 2),
+                     "clock": clock["verdict"] if clock else None,
                      "strategies": views, "messages_per_s": rate,
                      "books_stale_s": round(now - self.stale_since, 3) if stale else 0,
                      "session": "up" if up else ("down" if self.was_up else "not yet up"),
@@ -140,7 +147,7 @@ class RiskManager:
                      "tripped": self.tripped}
         first = None
         if self.tripped is None:
-            breach = self._global_breach(total, rate, now)
+            breach = self._global_breach(total, rate, now, clock)
             if breach is not None:
                 first = self._trip("global", None, *breach)
         if self.tripped is None:  # a global trip stops everything: no strategy to trip on its own
@@ -200,8 +207,12 @@ class RiskManager:
                 return "reject rate", round(r, 3), lim.max_reject_rate
         return None
 
-    def _global_breach(self, total: float, rate: int, now: float) -> tuple[str, Any, Any] | None:
+    def _global_breach(self, total: float, rate: int, now: float, clock: Any = None) -> tuple[str, Any, Any] | None:
         lim = self.limits
+        if self.clock_stop and clock and clock["verdict"] == "failed" and \
+                clock["failed_for_s"] >= self.clock_fail_after:
+            return f"clock failed ({', '.join(clock['failed']) or clock.get('error')}) for s", \
+                round(clock["failed_for_s"], 3), self.clock_fail_after
         if lim.max_total_loss is not None and -total > float(lim.max_total_loss):
             return "total loss", round(-total, 2), str(lim.max_total_loss)
         if lim.max_message_rate is not None and rate > lim.max_message_rate:

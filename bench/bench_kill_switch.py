@@ -45,6 +45,7 @@ def tw(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def config(lab: topology.Lab, folder: pathlib.Path) -> pathlib.Path:
     raw = yaml.safe_load((ROOT / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # the benchmark's lab runs no ptp4l
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(folder / "journal")
     raw["strategies"][0]["params"].update(half_spread=0.05, levels=LEVELS, quote_size=10, refresh="50ms",

@@ -489,9 +489,11 @@ def _lcore_cpus(lcore: int) -> set[int]:
 
 
 def remove_state(name: str) -> None:
-    """A worker's statistics, status, events and operator requests in STATE_DIR (when not wanted after it stopped)."""
+    """A worker's statistics, status, events and operator requests in STATE_DIR, and its clock monitor's
+    history (when not wanted after it stopped: its journal keeps the clock's records)."""
     for suffix in (".stats", ".json", ".events.jsonl", ".operator.jsonl"):
         (STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+    (STATE_DIR.parent / "ptp" / f"{name}.jsonl").unlink(missing_ok=True)
 
 
 def write_status(name: str, info: dict[str, Any]) -> pathlib.Path:

@@ -77,11 +77,17 @@ def _index(ns: NetNS, ifname: str) -> int | None:
     return found[0] if found else None
 
 
-def _ensure_addr(ns: NetNS, index: int, address: str, prefixlen: int) -> bool:
+IFA_F_NOPREFIXROUTE = 0x200  # <linux/if_addr.h>
+
+
+def _ensure_addr(ns: NetNS, index: int, address: str, prefixlen: int, prefix_route: bool = True) -> bool:
     have = {(a.get("address"), a.get("prefixlen")) for a in ns.get_addr(index=index, family=2)}
     if (address, prefixlen) in have:
         return False
-    ns.addr("add", index=index, address=address, prefixlen=prefixlen)
+    if prefix_route:
+        ns.addr("add", index=index, address=address, prefixlen=prefixlen)
+    else:
+        ns.addr("add", index=index, address=address, prefixlen=prefixlen, IFA_FLAGS=IFA_F_NOPREFIXROUTE)
     return True
 
 
@@ -171,7 +177,7 @@ def _ensure_link(lab: Lab, link: Link) -> list[str]:
         dns.link("set", index=d_idx, state="up")
         uns.link("set", index=u_idx, state="up")
         for ns, idx, end in ((dns, d_idx, link.down), (uns, u_idx, link.up)):
-            if end.address and _ensure_addr(ns, idx, end.address, end.prefixlen):
+            if end.address and _ensure_addr(ns, idx, end.address, end.prefixlen, end.prefix_route):
                 created.append(f"address {end.address}/{end.prefixlen} on {end.ifname}")
     return created
 

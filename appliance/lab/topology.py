@@ -11,8 +11,14 @@ that :mod:`appliance.lab.net` builds and inspects.
       bridge fb 198.18.2.1  line B ─ fb-app ──────── feed-b .11
                                    └ fb-standby ─────────────────────── feed-b .12
       bridge oe 198.18.3.1  orders ─ oe-app ──────── order  .11
-                                   └ oe-standby ─────────────────────── order  .12
+                                   ├ oe-standby ─────────────────────── order  .12
+                                   └ oe-gm ─ gm .2 (the PTP grandmaster's port)
                                                      ha 198.18.4.1 ──── ha 198.18.4.2
+
+The grandmaster's port is a veth pair inside the exchange namespace, one end in
+the order-entry bridge: ptp4l needs software timestamps, which a bridge does not
+give. Its address has no prefix route, so the exchange's own traffic to the
+order network still leaves by the bridge.
 
 Addresses come from 198.18.0.0/15 (RFC 2544, reserved for benchmarking) and
 exist only inside the lab's namespaces, which have their own routing tables, so
@@ -33,6 +39,7 @@ EXCH, APP, STANDBY = "exch", "app", "standby"
 ROLES = (EXCH, APP, STANDBY)
 HOSTS = (APP, STANDBY)  # the roles that hang off the exchange's networks
 HOST_OCTET = {EXCH: 1, APP: 11, STANDBY: 12}
+GM_OCTET = 2  # the exchange's PTP grandmaster on the order network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,7 @@ class End:
     ifname: str
     address: str | None  # None: a bridge port, the bridge holds the address
     prefixlen: int
+    prefix_route: bool = True  # False: the address without its subnet's route (noprefixroute)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +152,14 @@ def plan(prefix: str = DEFAULT_PREFIX) -> Lab:
                 up=End(host, net.host_ifname, net.address(host), net.prefixlen),
                 bridge=net.bridge,
             ))
+    order = next(n for n in NETWORKS if n.name == "order")
+    gm = ipaddress.ip_network(order.subnet).network_address + GM_OCTET
+    links.append(Link(
+        name="ptp-gm",
+        down=End(EXCH, f"{order.bridge}-gm", None, order.prefixlen),
+        up=End(EXCH, "gm", str(gm), order.prefixlen, prefix_route=False),
+        bridge=order.bridge,
+    ))
     ha = ipaddress.ip_network(HA_SUBNET)
     links.append(Link(
         name="ha",

@@ -452,6 +452,7 @@ def test_the_appliance_yaml_drives_the_worker_feed_venue_strategies_and_risk(lab
     from appliance import config
 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # no ptp4l in this lab (test_ptp.py trades under a watched clock)
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
     for strategy in raw["strategies"]:
@@ -528,6 +529,7 @@ def test_reload_swaps_limits_under_traffic_and_a_bad_file_changes_nothing(lab, t
     from appliance import journal
 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # no ptp4l in this lab (test_ptp.py trades under a watched clock)
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
     raw["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
@@ -599,6 +601,7 @@ def test_kill_switch_levels_cancel_exactly_the_orders_they_cover_and_resume(lab,
     from appliance import journal
 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # no ptp4l in this lab (test_ptp.py trades under a watched clock)
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
     for strategy in raw["strategies"]:
@@ -684,6 +687,7 @@ def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue
     from appliance import journal
 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # no ptp4l in this lab (test_ptp.py trades under a watched clock)
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
     raw["strategies"][0]["params"].update(half_spread=0.05, levels=3, refresh="1ms")
@@ -750,6 +754,7 @@ def _manager_config(lab, tmp_path, manager: dict, strategies: int = 1, **venue) 
     import yaml
 
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
+    raw["ptp"]["stop_trading_on_failure"] = False  # no ptp4l in this lab (test_ptp.py trades under a watched clock)
     raw["host"]["netns"] = lab.ns("app")
     raw["journal"]["dir"] = str(tmp_path / "journal")
     raw["strategies"] = raw["strategies"][:strategies]
