@@ -100,7 +100,7 @@ def cmd_doctor(args: argparse.Namespace) -> tuple[int, Report]:
         findings.append({"check": "build:dpdk._native", "ok": True, "evidence": "imports", "fix": ""})
     except NativeMissing as exc:
         findings.append({"check": "build:dpdk._native", "ok": False, "evidence": str(exc), "fix": "make build"})
-    for tool in ("ip", "tc", "ethtool", "bpftool", "clang"):
+    for tool in ("ip", "tc", "ethtool", "bpftool", "clang", "ptp4l", "pmc"):
         path = shutil.which(tool)
         findings.append({"check": f"tool:{tool}", "ok": bool(path), "evidence": path or "not on PATH",
                          "fix": "" if path else "make setup (installs the Debian packages)"})

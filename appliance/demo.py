@@ -16,7 +16,9 @@
 5. Round "trading": the appliance as it runs on a box, `tickwire run` from
    examples/market_maker.yaml (in the lab's app namespace, one worker with a
    market maker quoting a ladder on each of TAAA, TAAB and TAAC), against the
-   live exchange for --trade-seconds, with a live status view; then SIGTERM,
+   live exchange for --trade-seconds, with a live status view, on a watched
+   clock (the lab's PTP first: a grandmaster in exch, app's slave following it
+   free-running); then SIGTERM,
    which cancels every open order before it exits. The report (feed messages
    and gaps, orders, fills, positions and P&L per instrument, risk denials,
    tick-to-trade percentiles, XDP counters, the market data kept) is checked
@@ -220,12 +222,17 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
     from appliance import feed
     from dpdk.worker import remove_state
 
+    from appliance.lab import ptp as lab_ptp
+
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-trade"
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="tw-demo-"))
     raw = yaml.safe_load((paths.ROOT / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns(APP)
     raw["journal"]["dir"] = str(tmp / "journal")
+    raw["ptp"]["uds_address"] = str(lab_ptp.socket_path(lab.prefix, "app"))  # the appliance trades on a watched clock
+    lab_ptp.up(lab, ("gm", "app"))
+    lab_ptp.wait_state(lab.prefix, "app")
     for strategy in raw["strategies"]:
         strategy["params"].update(half_spread=0, levels=2, refresh="2ms")  # at the touch: fills
     config = tmp / "appliance.yaml"
@@ -279,6 +286,7 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
                 proc.wait(timeout=30)
         if not args.keep:
             remove_state(name)
+            lab_ptp.down(lab)
     try:
         if worker.returncode or not w_out:
             raise net.LabError(f"round 4: tickwire run failed: {w_err[-2000:]}")
@@ -351,6 +359,8 @@ def trading_report(wr: dict[str, Any], ex: dict[str, Any], log: list[dict[str, A
                         "files": [pathlib.Path(c["file"]).name for c in rec.get("captures", [])]},
         "exchange": {"orders_received": len(entered), "filled": sum(t["filled"] for t in theirs.values()),
                      "position": account.get("position", {}), "open_orders_at_end": account.get("open_orders")},
+        "clock": {k: (wr.get("clock") or {}).get(k) for k in ("verdict", "failed", "degraded", "offset_ns", "gm",
+                                                               "timestamping")},
         "oms": ctl.get("oms"), "stopped_by": wr.get("stopped_by"), "journal": wr.get("journal"),
     }
 
@@ -375,6 +385,12 @@ def _print_trading(console: Console, out: dict[str, Any]) -> None:
                   f"p50/p99/p99.9 {lat.get('p50')}/{lat.get('p99')}/{lat.get('p99.9')} µs over "
                   f"{out['tick_to_trade_orders']:,} orders; market data kept: {', '.join(md['files']) or 'none'} "
                   f"({md['dropped'] or 0} frames dropped)")
+    c = out["clock"]
+    if c.get("verdict"):
+        console.print(f"clock (PTP, the lab's grandmaster over the order network): {c['verdict']}"
+                      + (f" ({', '.join(c['failed'] or c['degraded'])})" if c["failed"] or c["degraded"] else "")
+                      + (f", offset {c['offset_ns']:,.0f} ns" if c.get("offset_ns") is not None else "")
+                      + f", {c['timestamping']} timestamping")
 
 
 def _complete(rec: dict[str, Any], messages: int) -> bool:
@@ -442,6 +458,9 @@ def run(args: argparse.Namespace, console: Console | None) -> tuple[int, dict[st
                                and r["filled"] == r["exchange"]["filled"]
                                and r["position"] == r["exchange"]["position"] for r in per.values())
                        and e["open_orders_at_end"] == 0))
+        checks.append(("round 4: the appliance traded on a watched clock, healthy but for software timestamping",
+                       t["clock"]["verdict"] == "degraded" and t["clock"]["degraded"] == ["timestamping"]
+                       and not t["clock"]["failed"]))
     report["checks"] = [{"check": c, "ok": ok} for c, ok in checks]
     for c, ok in checks:
         say(("[green]ok[/]   " if ok else "[red]FAIL[/] ") + c)

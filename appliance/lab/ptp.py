@@ -55,6 +55,7 @@ def lab_ptp(prefix: str, role: str = "app", profile: str = "rts25") -> Any:
     ns_role, iface = ROLES[role]
     return Ptp(profile=profile, domain=0, interface=iface, timestamping="software", free_running=True,
                sync_interval=LAB_SYNC_INTERVAL, announce_interval=LAB_ANNOUNCE_INTERVAL,
+               delay_req_interval=LAB_SYNC_INTERVAL,  # the path delay's filter follows a change in about a second
                slave_only=role not in GM_PRIORITY1, priority1=GM_PRIORITY1.get(role, 128),
                clock_class=6 if role in GM_PRIORITY1 else 255, uds_address=socket_path(prefix, role),
                log=ptp_dir(prefix) / f"{role}.log")

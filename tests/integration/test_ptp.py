@@ -119,6 +119,10 @@ def test_a_healthy_slave_passes_every_check_but_software_timestamping(clock):
     assert human.returncode == 0 and "degraded" in human.stdout and "timestamping" in human.stdout
     hft = check(clock, "--profile", "hft")[1]  # the same clock judged for HFT: software stamps are µs off
     assert hft["profile"] == "hft" and "timestamping" in hft["degraded"]
+    lines = tw("ptp", "watch", "--lab", "--prefix", clock.prefix, "--count", "2", "--interval", "0.2",
+               "--json").stdout.splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["verdict"] == "degraded" for x in lines)
+    assert json.loads(lines[0])["events"][0]["event"] == "port_state"  # the first look: where the port is
     got = tw_json("ptp", "get", "--lab", "--prefix", clock.prefix, "PARENT_DATA_SET")
     assert got["answers"][0]["gm_clock_class"] == 6
     assert tw("ptp", "get", "--lab", "--prefix", clock.prefix, "NOPE").returncode == 2
@@ -207,11 +211,17 @@ def test_asymmetry_shifts_the_offset_a_better_grandmaster_is_followed_and_the_re
     mon = _monitor(lab)
     try:
         before = statistics.median(_offsets(lab))
-        # 2 ms more on the way from the exchange to app only: the slave sees syncs late, its delay
-        # measurement takes half of it, so its offset moves by +1 ms
-        res = tw("lab", "impair", "--prefix", lab.prefix, "order-app", "--delay", "2", "--direction", "down")
-        assert res.returncode == 0, res.stderr
-        time.sleep(3)  # the path delay filter settles
+        with PtpClient(lab_ptp.socket_path(lab.prefix, "app")) as c:
+            delay = c.get_one("CURRENT_DATA_SET")["mean_path_delay_ns"]
+            # 2 ms more on the way from the exchange to app only: the slave sees syncs late, its delay
+            # measurement takes half of it, so its offset moves by +1 ms
+            res = tw("lab", "impair", "--prefix", lab.prefix, "order-app", "--delay", "2", "--direction", "down")
+            assert res.returncode == 0, res.stderr
+            deadline = time.monotonic() + 15
+            while c.get_one("CURRENT_DATA_SET")["mean_path_delay_ns"] < delay + 900_000:  # the delay filter follows
+                assert time.monotonic() < deadline, "the path delay never took the added delay in"
+                time.sleep(0.25)
+        time.sleep(1.5)  # the rest of the filter's window
         after = statistics.median(_offsets(lab))
         shift = after - before
         assert 750_000 < shift < 1_250_000, f"offset {before:.0f} -> {after:.0f} ns"

@@ -6,6 +6,8 @@ ptp4l is tests/integration/test_ptp.py's."""
 
 from __future__ import annotations
 
+import json
+import pathlib
 import struct
 from types import SimpleNamespace
 
@@ -273,3 +275,42 @@ def test_a_failed_clock_stops_trading_after_fail_after_and_only_when_asked():
     calm = RiskManager(config.RiskManager(), Oms(), fake, fake, [("mm", "TAAA", 1)],
                        lambda *a: pytest.fail("tripped"), clock=lambda: view, clock_stop=False)
     assert calm.tick(now=3.0) is None
+
+
+def test_the_read_only_socket_is_preferred_and_the_newer_place_tried_first(tmp_path, monkeypatch):
+    import socket as so
+
+    from appliance.ptp import client
+
+    def listen(p):
+        s = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
+        s.bind(str(p))
+        return s
+
+    new, old = tmp_path / "run-ptp" / "ptp4l", tmp_path / "ptp4l"
+    new.parent.mkdir()
+    keep = [listen(old)]
+    monkeypatch.setattr(client, "DEFAULT_SOCKETS", (new, old))
+    assert client.find_socket() == old  # newer linuxptp's place is empty: the old one
+    keep.append(listen(new))
+    assert client.find_socket() == new
+    keep.append(listen(new.with_name("ptp4lro")))
+    assert client.find_socket() == new.with_name("ptp4lro")  # reads take the read-only socket
+    assert client.find_socket(read_only=False) == new  # a SET takes the read-write one
+    with pytest.raises(client.PtpClientError, match="no ptp4l management socket at .*nope"):
+        client.find_socket(tmp_path / "nope")
+    for s in keep:
+        s.close()
+
+
+def test_ptp_config_writes_ptp4l_conf_and_the_units(tmp_path, capsys):
+    from appliance import cli
+
+    example = pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml"
+    assert cli.main(["ptp", "config", str(example), "--out", str(tmp_path), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert set(r["written"]) == {"ptp4l.conf", "tickwire-ptp4l.service"} and r["phc2sys"] is None  # software
+    text = (tmp_path / "ptp4l.conf").read_text()
+    opts = dict(ln.split(None, 1) for ln in text.splitlines() if ln and not ln.startswith(("#", "[")))
+    assert opts["free_running"] == "1" and opts["uds_address"] == "/run/tickwire/lab/tw/ptp/app.sock"
+    assert opts["time_stamping"] == "software" and "[order]" in text
