@@ -220,9 +220,8 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
     import yaml
 
     from appliance import feed
-    from dpdk.worker import remove_state
-
     from appliance.lab import ptp as lab_ptp
+    from dpdk.worker import remove_state
 
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-trade"

@@ -83,6 +83,7 @@ def evaluate_now(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with _client(ptp) as c:
             snap = c.snapshot()
+        health.observe_host(snap, ptp)
     except PtpClientError as exc:
         error = str(exc)
     result = health.evaluate(snap, lim, _history(args, ptp), error)

@@ -318,10 +318,12 @@ def check_phc2sys(snap: dict[str, Any], lim: Limits, history: Any) -> Check:
     if off is None:
         return Check("phc2sys", "ok", f"phc2sys running (pid {running[0]}); its offset is not readable here "
                      "(ptp.phc2sys.log)", value=None)
+    state = snap.get("phc2sys_state")
     status = "fail" if abs(off) > lim.fail_offset_ns else (
-        "warn" if lim.warn_offset_ns is not None and abs(off) > lim.warn_offset_ns else "ok")
-    return Check("phc2sys", status, f"phc2sys offset (CLOCK_REALTIME to the PHC) {_ns(off)}",
-                 None if status == "ok" else "the system clock does not follow the PHC closely", value=off)
+        "warn" if (lim.warn_offset_ns is not None and abs(off) > lim.warn_offset_ns) or state != 2 else "ok")
+    return Check("phc2sys", status, f"phc2sys offset (CLOCK_REALTIME to the PHC) {_ns(off)}, servo s{state}",
+                 None if status == "ok" else "the system clock does not follow the PHC closely (s2 is locked)",
+                 value=off)
 
 
 def check_service_stats(snap: dict[str, Any], lim: Limits, history: Any) -> Check:
@@ -364,3 +366,70 @@ def _running(name: str) -> list[int]:
         return []
     res = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
     return [int(x) for x in res.stdout.split()]
+
+
+# ---- what the host adds to a snapshot: the PHC's time, phc2sys's offset --------------------------
+
+_PHC2SYS_LINE = __import__("re").compile(r"phc offset\s+(-?\d+)\s+s(\d)")
+
+
+def phc2sys_offset(lines: list[str]) -> tuple[int, int] | None:
+    """The last offset phc2sys printed (``CLOCK_REALTIME phc offset -12 s2 freq ...``) and its servo
+    state (0 unlocked, 1 stepped, 2 locked), or None."""
+    for line in reversed(lines):
+        m = _PHC2SYS_LINE.search(line)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def _phc2sys_lines(ptp: Any) -> list[str]:
+    log = ptp.phc2sys.log
+    if log is not None:
+        try:
+            with open(log, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 8192))
+                return f.read().decode("ascii", "replace").splitlines()
+        except OSError:
+            return []
+    if shutil.which("journalctl"):
+        res = subprocess.run(["journalctl", "-u", "tickwire-phc2sys.service", "-n", "20", "-o", "cat", "--no-pager"],
+                             capture_output=True, text=True, timeout=5)
+        return res.stdout.splitlines()
+    return []
+
+
+def phc_now_ns(iface: str | None) -> int | None:
+    """The time of the interface's PTP hardware clock (ptp4l stamps with it under hardware
+    timestamping), or None when it has none."""
+    import os
+    import pathlib
+
+    if not iface:
+        return None
+    ptp_dir = pathlib.Path("/sys/class/net") / iface / "device" / "ptp"
+    try:
+        dev = next(iter(sorted(ptp_dir.iterdir()))).name
+        fd = os.open(f"/dev/{dev}", os.O_RDONLY)
+    except (OSError, StopIteration):
+        return None
+    try:
+        return time.clock_gettime_ns((~fd << 3) | 3)  # FD_TO_CLOCKID: a dynamic POSIX clock
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def observe_host(snap: dict[str, Any] | None, ptp: Any) -> None:
+    """Add what ptp4l does not say: the PHC's time (for the last sync's age) and phc2sys's offset."""
+    if snap is None or ptp.timestamping != "hardware" or ptp.free_running:
+        return
+    now = phc_now_ns(ptp.interface)
+    if now is not None:
+        snap["phc_now_ns"] = now
+    if ptp.phc2sys.enabled and _running("phc2sys"):
+        got = phc2sys_offset(_phc2sys_lines(ptp))
+        if got is not None:
+            snap["phc2sys_offset_ns"], snap["phc2sys_state"] = got

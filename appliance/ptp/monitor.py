@@ -157,6 +157,7 @@ class Monitor:
         try:
             snap = self.client.snapshot()
             snap["at"] = at
+            health.observe_host(snap, self.ptp)
         except PtpClientError as exc:
             error = str(exc)
         with self._lock:

@@ -314,3 +314,21 @@ def test_ptp_config_writes_ptp4l_conf_and_the_units(tmp_path, capsys):
     opts = dict(ln.split(None, 1) for ln in text.splitlines() if ln and not ln.startswith(("#", "[")))
     assert opts["free_running"] == "1" and opts["uds_address"] == "/run/tickwire/lab/tw/ptp/app.sock"
     assert opts["time_stamping"] == "software" and "[order]" in text
+
+
+def test_phc2sys_is_read_from_its_own_lines_and_judged_like_the_offset(monkeypatch):
+    lines = ["phc2sys[10.1]: CLOCK_REALTIME phc offset       310 s0 freq  +1234 delay    567",
+             "phc2sys[11.1]: CLOCK_REALTIME phc offset       -42 s2 freq  +1200 delay    566", "something else"]
+    assert health.phc2sys_offset(lines) == (-42, 2) and health.phc2sys_offset(["nothing"]) is None
+    monkeypatch.setattr(health, "_running", lambda name: [4242])
+    cfg = ptp()
+    snap = snapshot()
+    snap.update(phc2sys_offset_ns=-42, phc2sys_state=2)
+    assert statuses(snap, cfg)["phc2sys"] == "ok"
+    snap.update(phc2sys_offset_ns=-420, phc2sys_state=2)
+    assert statuses(snap, cfg)["phc2sys"] == "warn"  # hft: past 100 ns
+    snap.update(phc2sys_offset_ns=-42, phc2sys_state=0)
+    assert statuses(snap, cfg)["phc2sys"] == "warn"  # not locked
+    monkeypatch.setattr(health, "_running", lambda name: [])
+    assert statuses(snap, cfg)["phc2sys"] == "fail"  # hardware timestamping, and nothing follows the PHC
+    assert health.phc_now_ns("no-such-iface") is None
