@@ -823,17 +823,23 @@ def cmd_top(args: argparse.Namespace) -> tuple[int, Report]:
         else:
             live = stack.enter_context(Live(console=console, auto_refresh=False))
             show = lambda r: live.update(status_view(r), refresh=True)  # noqa: E731
-        n = 0
-        try:
-            while True:
-                show(_feed(feed.status, args.name))
-                n += 1
-                if args.count and n >= args.count:
-                    break
-                time.sleep(args.interval)
-        except KeyboardInterrupt:
-            pass
+        repeat(lambda: show(_feed(feed.status, args.name)), args.interval, args.count)
     return 0, None
+
+
+def repeat(fn: Callable[[], Any], interval: float, count: int = 0, stop: Callable[[], bool] | None = None) -> None:
+    """fn() every interval seconds until Ctrl-C, count calls (0: no end), or stop() says so: the
+    live views' and the watchers' loop."""
+    n = 0
+    try:
+        while not (stop and stop()):
+            fn()
+            n += 1
+            if count and n >= count:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_reload(args: argparse.Namespace) -> tuple[int, Report]:

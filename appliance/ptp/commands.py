@@ -167,30 +167,35 @@ def cmd_watch(args: argparse.Namespace) -> tuple[int, Any]:
 
     mon = _monitor(args)
     events: list[str] = []
-    n = 0
     with contextlib.ExitStack() as stack:
         live = None if args.json else stack.enter_context(Live(console=console, auto_refresh=False))
-        try:
-            while True:
-                r = mon.step()
-                for e in r["events"]:
-                    events.append(_event_text(e))
-                if args.json:
-                    print(json.dumps({k: r[k] for k in ("at", "verdict", "exit", "sample", "events", "failed",
-                                                        "degraded")}, default=str), flush=True)
-                else:
-                    r.update(socket=str(mon.ptp.uds_address), domain=mon.ptp.domain)
-                    assert live is not None
-                    live.update(Group(checks_table(r), *events[-8:]), refresh=True)
-                n += 1
-                if args.count and n >= args.count:
-                    break
-                time.sleep(args.interval)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            mon.client.close()
+
+        def show(r: dict[str, Any]) -> None:
+            events.extend(_event_text(e) for e in r["events"])
+            if live is None:
+                print(json.dumps({k: r[k] for k in ("at", "verdict", "exit", "sample", "events", "failed",
+                                                    "degraded")}, default=str), flush=True)
+            else:
+                r.update(socket=str(mon.ptp.uds_address), domain=mon.ptp.domain)
+                live.update(Group(checks_table(r), *events[-8:]), refresh=True)
+
+        _looks(mon, args, show)
     return 0, None
+
+
+def _looks(mon: Any, args: argparse.Namespace, then: Any = None, stop: dict[str, bool] | None = None) -> None:
+    """Look every --interval until Ctrl-C, --count looks, or stop["now"]; then(result) after each."""
+    from appliance.cli import repeat
+
+    def look() -> None:
+        r = mon.step()
+        if then is not None:
+            then(r)
+
+    try:
+        repeat(look, args.interval, args.count, (lambda: stop["now"]) if stop else None)
+    finally:
+        mon.client.close()
 
 
 def _event_text(e: dict[str, Any]) -> str:
@@ -242,18 +247,9 @@ def cmd_monitor(args: argparse.Namespace) -> tuple[int, Any]:
         console.print(f"[dim]watching ptp4l at {mon.ptp.uds_address} every {args.interval:g} s; history in "
                       f"{mon.history_file}" + (f"; metrics on http://{args.listen}/metrics" if args.listen else "")
                       + (f"; journal {args.journal}" if journal else "") + "[/]")
-    n = 0
     try:
-        while not stop["now"]:
-            mon.step()
-            n += 1
-            if args.count and n >= args.count:
-                break
-            time.sleep(args.interval)
-    except KeyboardInterrupt:
-        pass
+        _looks(mon, args, stop=stop)
     finally:
-        mon.client.close()
         if journal is not None:
             journal.close()
     return 0, None

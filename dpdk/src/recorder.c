@@ -109,21 +109,32 @@ static inline void commit(struct tw_recorder *r, uint64_t n)
     __atomic_store_n(&r->head, r->head + n, __ATOMIC_RELEASE);
 }
 
+/* A record of total bytes begun at the head, its header written: where its data goes, or NULL
+ * when the ring is full (counted). commit() makes it the consumer's. */
+static inline uint8_t *begin(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, uint32_t total, uint64_t *n)
+{
+    *n = align8(HDR + total);
+    int64_t off = reserve(r, *n);
+    if (off < 0) {
+        __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    uint8_t *p = r->ring + off;
+    *(uint32_t *)p = total;
+    p[4] = line < LINES ? line : 0;
+    memcpy(p + 8, &ts_ns, 8);
+    return p + HDR;
+}
+
 int tw_recorder_frame(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, const uint8_t *frame, uint32_t len)
 {
     if (len > r->cfg.snaplen)
         len = r->cfg.snaplen;
-    uint64_t n = align8(HDR + len);
-    int64_t off = reserve(r, n);
-    if (off < 0) {
-        __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED);
+    uint64_t n;
+    uint8_t *p = begin(r, line, ts_ns, len, &n);
+    if (!p)
         return -1;
-    }
-    uint8_t *p = r->ring + off;
-    *(uint32_t *)p = len;
-    p[4] = line < LINES ? line : 0;
-    memcpy(p + 8, &ts_ns, 8);
-    memcpy(p + HDR, frame, len);
+    memcpy(p, frame, len);
     commit(r, n);
     return 0;
 }
@@ -132,19 +143,11 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
                          uint32_t daddr, uint16_t dport, const uint8_t *payload, uint32_t len)
 {
     if (len > r->cfg.snaplen - 42)
-        len = r->cfg.snaplen - 42; /* cut, as a capture's snaplen cuts (the lengths say what was cut) */
-    uint32_t total = 42 + len;
-    uint64_t n = align8(HDR + total);
-    int64_t off = reserve(r, n);
-    if (off < 0) {
-        __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED);
+        len = r->cfg.snaplen - 42; /* cut, as a capture's snaplen cuts */
+    uint64_t n;
+    uint8_t *e = begin(r, line, ts_ns, 42 + len, &n);
+    if (!e)
         return -1;
-    }
-    uint8_t *p = r->ring + off;
-    *(uint32_t *)p = total;
-    p[4] = line < LINES ? line : 0;
-    memcpy(p + 8, &ts_ns, 8);
-    uint8_t *e = p + HDR;
     /* Ethernet: an IPv4 multicast destination maps onto 01:00:5e + the group's low 23 bits */
     const uint8_t *d = (const uint8_t *)&daddr; /* network order */
     uint8_t dst[6] = { 0x01, 0x00, 0x5e, (uint8_t)(d[1] & 0x7f), d[2], d[3] };
