@@ -325,3 +325,26 @@ void tw_recorder_stats(const struct tw_recorder *r, struct tw_recorder_stats *ou
     uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE), tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
     out->queued_bytes = head - tail;
 }
+
+/* ---- the benchmark's loops (bench/bench_recorder.py): kept in C so no Python call is timed ---- */
+
+uint64_t tw_recorder_frames(struct tw_recorder *r, uint8_t line, const uint8_t *frame, uint32_t len, uint64_t n)
+{
+    uint64_t taken = 0;
+    for (uint64_t i = 0; i < n; i++)
+        taken += tw_recorder_frame(r, line, i, frame, len) == 0;
+    return taken;
+}
+
+uint64_t tw_copy_frames(uint8_t *dst, uint64_t dst_len, const uint8_t *frame, uint32_t len, uint64_t n)
+{
+    uint64_t off = 0, sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (off + len > dst_len)
+            off = 0;
+        memcpy(dst + off, frame, len);
+        sum += dst[off];
+        off += (len + 7) & ~7u;
+    }
+    return sum; /* read back, so the copies are not optimised away */
+}
