@@ -653,7 +653,7 @@ enum tw_worker_consts {
     TW_WORKER_MAX_PORTS = 4,
     TW_WORKER_MAX_STRATEGIES = 64, /* = TW_RISK_MAX_ROWS = TW_BOOKS_MAX_WATCHED: a row and a watch each */
     TW_LINE_BY_DEST = 255,        /* find the line from the destination (replays) */
-    TW_STATS_MAGIC = 0x74777331,  /* "tws1": a tw_worker_stats of this layout */
+    TW_STATS_MAGIC = 0x74777332,  /* "tws2": a tw_worker_stats of this layout (per-strategy kill masks) */
 };
 
 enum tw_stage {

@@ -9,7 +9,8 @@
  * full ring drops the frame and counts it.
  *
  * A record in the ring, 8-byte aligned:
- *   u32 len | u8 line | u8 pad[3] | u64 ts_ns (CLOCK_REALTIME) | len bytes | pad to 8
+ *   u32 len | u32 orig (low 24 bits: the length on the wire; high 8: the line) | u64 ts_ns (CLOCK_REALTIME)
+ *   | len bytes | pad to 8
  * len WRAP marks the rest of the ring as unused: the next record is at the start.
  *
  * The files are classic pcap with nanosecond timestamps (magic 0xa1b23c4d),
@@ -38,6 +39,7 @@ struct line_file {
     FILE *f;
     uint64_t bytes;       /* of the open file */
     uint32_t index;       /* files opened so far */
+    time_t failed_at;     /* the last open that failed: the next is tried a second later */
 };
 
 struct tw_recorder {
@@ -111,7 +113,8 @@ static inline void commit(struct tw_recorder *r, uint64_t n)
 
 /* A record of total bytes begun at the head, its header written: where its data goes, or NULL
  * when the ring is full (counted). commit() makes it the consumer's. */
-static inline uint8_t *begin(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, uint32_t total, uint64_t *n)
+static inline uint8_t *begin(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, uint32_t total, uint32_t orig,
+                             uint64_t *n)
 {
     *n = align8(HDR + total);
     int64_t off = reserve(r, *n);
@@ -121,17 +124,18 @@ static inline uint8_t *begin(struct tw_recorder *r, uint8_t line, uint64_t ts_ns
     }
     uint8_t *p = r->ring + off;
     *(uint32_t *)p = total;
-    p[4] = line < LINES ? line : 0;
+    *(uint32_t *)(p + 4) = (orig & 0xFFFFFFu) | (uint32_t)(line < LINES ? line : 0) << 24;
     memcpy(p + 8, &ts_ns, 8);
     return p + HDR;
 }
 
 int tw_recorder_frame(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, const uint8_t *frame, uint32_t len)
 {
+    uint32_t orig = len;
     if (len > r->cfg.snaplen)
         len = r->cfg.snaplen;
     uint64_t n;
-    uint8_t *p = begin(r, line, ts_ns, len, &n);
+    uint8_t *p = begin(r, line, ts_ns, len, orig, &n);
     if (!p)
         return -1;
     memcpy(p, frame, len);
@@ -142,10 +146,12 @@ int tw_recorder_frame(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, const
 int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, uint32_t saddr, uint16_t sport,
                          uint32_t daddr, uint16_t dport, const uint8_t *payload, uint32_t len)
 {
+    uint32_t orig = 42 + len; /* the headers say the whole datagram; the record keeps what fits */
     if (len > r->cfg.snaplen - 42)
         len = r->cfg.snaplen - 42; /* cut, as a capture's snaplen cuts */
     uint64_t n;
-    uint8_t *e = begin(r, line, ts_ns, 42 + len, &n);
+    uint8_t *e = begin(r, line, ts_ns, 42 + len, orig, &n);
+    uint32_t wire_len = orig - 42;
     if (!e)
         return -1;
     /* Ethernet: an IPv4 multicast destination maps onto 01:00:5e + the group's low 23 bits */
@@ -159,7 +165,7 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
     uint8_t *ip = e + 14;
     ip[0] = 0x45;
     ip[1] = 0;
-    wr16(ip + 2, (uint16_t)(20 + 8 + len));
+    wr16(ip + 2, (uint16_t)(20 + 8 + wire_len));
     wr16(ip + 4, 0);
     wr16(ip + 6, 0x4000); /* don't fragment */
     ip[8] = 1;
@@ -176,7 +182,7 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
     uint8_t *udp = ip + 20;
     wr16(udp, sport);
     wr16(udp + 2, dport);
-    wr16(udp + 4, (uint16_t)(8 + len));
+    wr16(udp + 4, (uint16_t)(8 + wire_len));
     wr16(udp + 6, 0); /* no checksum: allowed for IPv4 */
     memcpy(udp + 8, payload, len);
     commit(r, n);
@@ -196,21 +202,33 @@ static int open_next(struct tw_recorder *r, uint8_t line)
     }
     char stamp[32], path[600];
     time_t now = time(NULL);
+    if (lf->failed_at && now - lf->failed_at < 1)
+        return -EAGAIN; /* the last open failed a moment ago: the records meanwhile are counted, not retried */
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    lf->index++;
     if (r->cfg.single[0])
         snprintf(path, sizeof(path), "%s", r->cfg.single);
     else
         snprintf(path, sizeof(path), "%s/%s%s%c-%s-%04u.pcap", r->cfg.dir, r->cfg.prefix, r->cfg.prefix[0] ? "-" : "",
-                 LINE_NAME[line], stamp, lf->index);
-    lf->f = fopen(path, "wb");
+                 LINE_NAME[line], stamp, lf->index + 1);
+    /* the one file goes on where this recorder left it before a stop (it has its header then) */
+    struct stat sb;
+    int resume = r->cfg.single[0] && lf->index > 0 && stat(path, &sb) == 0 && sb.st_size >= 24;
+    lf->f = fopen(path, resume ? "ab" : "wb");
     if (!lf->f) {
         r->st.write_errors++;
+        lf->failed_at = now;
         return -errno;
     }
+    lf->failed_at = 0;
+    lf->index++;
     setvbuf(lf->f, NULL, _IOFBF, 1 << 20);
+    if (resume) {
+        lf->bytes = (uint64_t)ftell(lf->f);
+        r->st.files++;
+        return 0;
+    }
     uint8_t gh[24];
     memcpy(gh, (uint32_t[]){ 0xa1b23c4d }, 4);    /* nanosecond pcap, in this host's byte order */
     memcpy(gh + 4, (uint16_t[]){ 2, 4 }, 4);       /* version 2.4 */
@@ -224,14 +242,15 @@ static int open_next(struct tw_recorder *r, uint8_t line)
 }
 
 /* One record to its line's file. */
-static void write_record(struct tw_recorder *r, uint8_t line, uint64_t ts, const uint8_t *data, uint32_t len)
+static void write_record(struct tw_recorder *r, uint8_t line, uint64_t ts, const uint8_t *data, uint32_t len,
+                         uint32_t orig)
 {
     uint8_t slot = r->cfg.single[0] ? 0 : line; /* one file: every line goes to the first's */
     struct line_file *lf = &r->file[slot];
     if (!lf->f || (!r->cfg.single[0] && r->cfg.rotate_bytes && lf->bytes >= r->cfg.rotate_bytes))
         if (open_next(r, slot) < 0)
             return; /* counted; the next record tries again */
-    uint32_t rh[4] = { (uint32_t)(ts / 1000000000ull), (uint32_t)(ts % 1000000000ull), len, len };
+    uint32_t rh[4] = { (uint32_t)(ts / 1000000000ull), (uint32_t)(ts % 1000000000ull), len, orig > len ? orig : len };
     if (fwrite(rh, sizeof(rh), 1, lf->f) != 1 || fwrite(data, len, 1, lf->f) != 1) {
         r->st.write_errors++;
         return;
@@ -252,10 +271,10 @@ static uint64_t drain(struct tw_recorder *r)
             tail += (r->mask + 1) - off;
             continue;
         }
-        uint8_t line = r->ring[off + 4];
+        uint32_t word = *(uint32_t *)(r->ring + off + 4);
         uint64_t ts;
         memcpy(&ts, r->ring + off + 8, 8);
-        write_record(r, line, ts, r->ring + off + HDR, len);
+        write_record(r, (uint8_t)(word >> 24), ts, r->ring + off + HDR, len, word & 0xFFFFFFu);
         tail += align8(HDR + len);
         n++;
         if ((n & 255) == 0)
@@ -322,7 +341,8 @@ void tw_recorder_stats(const struct tw_recorder *r, struct tw_recorder_stats *ou
 {
     *out = r->st; /* the writer's counters: a monitoring figure while it runs */
     out->dropped = __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
-    uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE), tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+    uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE); /* tail first: head only grows past it */
+    uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
     out->queued_bytes = head - tail;
 }
 

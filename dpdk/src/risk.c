@@ -154,10 +154,17 @@ static inline void reload(struct tw_risk *r)
     r->st.limits_version = r->version / 2;
 }
 
-/* The row an order of this strategy counts in, or NULL (global only). */
+/* What a strategy's orders count in (its open orders, its kill), whatever the table says; NULL for
+ * an order of no strategy. */
 static inline struct row_state *row_of(struct tw_risk *r, uint8_t strategy)
 {
-    return strategy < r->nrows ? &r->rows[strategy] : NULL;
+    return strategy < TW_RISK_MAX_ROWS ? &r->rows[strategy] : NULL;
+}
+
+/* The limits of a strategy's own row, or NULL when the table has none for it (global only). */
+static inline const struct tw_risk_limits *row_limits(const struct tw_risk *r, uint8_t strategy)
+{
+    return strategy < r->nrows ? &r->eff[strategy] : NULL;
 }
 
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill)
@@ -294,7 +301,8 @@ static inline void spend(struct bucket *k, uint32_t rate)
 static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now)
 {
     struct row_state *row = row_of(r, o->strategy);
-    const struct tw_risk_limits *l = row ? &r->eff[o->strategy] : &r->lim;
+    const struct tw_risk_limits *rl = row_limits(r, o->strategy);
+    const struct tw_risk_limits *l = rl ? rl : &r->lim;
     if (o->qty == 0 || o->price == 0 || (o->side != 'B' && o->side != 'S') || o->locate == 0 ||
         o->locate > r->max_locate || o->user_ref == 0 || own_find(r, o->user_ref))
         return TW_RISK_BAD_ORDER;
@@ -344,13 +352,13 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
         }
     }
     if (r->open_count + 1 > r->lim.max_open_orders || r->open_count + 1 > r->capacity ||
-        (row && row->open + 1 > l->max_open_orders))
+        (rl && row->open + 1 > rl->max_open_orders))
         return TW_RISK_MAX_OPEN_ORDERS; /* the worker's, the strategy's, or what the own-order table holds */
     if (!has_token(&r->orders, r->lim.order_rate, r->lim.order_burst, now) ||
-        (row && !has_token(&row->orders, l->order_rate, l->order_burst, now)))
+        (rl && !has_token(&row->orders, rl->order_rate, rl->order_burst, now)))
         return TW_RISK_ORDER_RATE;
     if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now) ||
-        (row && !has_token(&row->messages, l->message_rate, l->message_burst, now)))
+        (rl && !has_token(&row->messages, rl->message_rate, rl->message_burst, now)))
         return TW_RISK_MESSAGE_RATE;
     uint32_t theirs = in->own_best[side ^ 1]; /* our own best on the other side */
     if (theirs && (side == 0 ? o->price >= theirs : o->price <= theirs))
@@ -375,10 +383,10 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
     /* it goes: spend its tokens, open it */
     spend(&r->orders, r->lim.order_rate);
     spend(&r->messages, r->lim.message_rate);
-    struct row_state *row = row_of(r, o->strategy);
-    if (row) {
-        spend(&row->orders, r->eff[o->strategy].order_rate);
-        spend(&row->messages, r->eff[o->strategy].message_rate);
+    const struct tw_risk_limits *rl = row_limits(r, o->strategy);
+    if (rl) {
+        spend(&r->rows[o->strategy].orders, rl->order_rate);
+        spend(&r->rows[o->strategy].messages, rl->message_rate);
     }
     open_order(r, o);
     r->st.passed++;
@@ -411,6 +419,7 @@ static void open_order(struct tw_risk *r, const struct tw_order_intent *o)
 
 int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
 {
+    reload(r); /* the table just published: what the rows hold */
     if (!o->user_ref || o->locate == 0 || o->locate > r->max_locate || (o->side != 'B' && o->side != 'S') ||
         r->open_count >= r->capacity || own_find(r, o->user_ref))
         return -1;
@@ -431,13 +440,13 @@ int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position)
 int tw_risk_message(struct tw_risk *r, uint8_t strategy, uint64_t now_ns)
 {
     reload(r);
-    struct row_state *row = row_of(r, strategy);
+    const struct tw_risk_limits *rl = row_limits(r, strategy);
     if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now_ns) ||
-        (row && !has_token(&row->messages, r->eff[strategy].message_rate, r->eff[strategy].message_burst, now_ns)))
+        (rl && !has_token(&r->rows[strategy].messages, rl->message_rate, rl->message_burst, now_ns)))
         return TW_RISK_MESSAGE_RATE;
     spend(&r->messages, r->lim.message_rate);
-    if (row)
-        spend(&row->messages, r->eff[strategy].message_rate);
+    if (rl)
+        spend(&r->rows[strategy].messages, rl->message_rate);
     return 0;
 }
 

@@ -316,7 +316,7 @@ void tw_strategy_forget_quotes(struct tw_strategy *s)
 
 void tw_strategy_share_refs(struct tw_strategy *s, struct tw_strategy *from)
 {
-    if (s->refs > *from->next_ref)
-        *from->next_ref = s->refs; /* the series goes on from the later of the two */
+    if (*s->next_ref > *from->next_ref)
+        *from->next_ref = *s->next_ref; /* the series goes on from the later of the two */
     s->next_ref = from->next_ref;
 }

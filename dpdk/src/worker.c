@@ -32,6 +32,7 @@
 #include "tw_meta.h"
 
 #define ANSWER_WINDOW_NS 2000000000ull /* read answers for this long after a request */
+#define MAX_PENDING (TW_WORKER_MAX_STRATEGIES * 8) /* every strategy's whole answer, for one send() */
 #define SOCK_BURST 64
 #define SOCK_FRAME 2048
 
@@ -44,11 +45,20 @@ struct sock_bufs {
     uint8_t data[SOCK_BURST][SOCK_FRAME];
 };
 
+/* An order queued in the session's corked buffer, until the send() of its packet's decisions. */
+struct pending {
+    struct tw_strategy_action a;
+    uint64_t t_decided_tsc; /* its decision's answer */
+    uint64_t t_risk;        /* it passed the risk chain */
+    char symbol[8];         /* as the Enter Order carried it, for its event */
+    uint8_t slot;
+};
+
 /* The packet a decision answers, and when it went through each stage. */
 struct trigger {
     uint64_t t_wire;        /* its arrival stamp, CLOCK_MONOTONIC (0: none usable) */
     uint64_t t_rx;          /* CLOCK_MONOTONIC when its burst was read */
-    uint64_t t_rx_tsc, t_dec_tsc, t_app_tsc, t_decided_tsc;
+    uint64_t t_rx_tsc, t_dec_tsc, t_app_tsc;
     uint64_t seq;           /* the MoldUDP64 sequence number of its first message */
     uint8_t line;
 };
@@ -81,6 +91,10 @@ struct tw_worker {
     /* the retransmission socket's two ends (network order), for the recorder's headers */
     uint32_t rt_saddr, rt_daddr;
     uint16_t rt_sport, rt_dport;
+    /* the orders of a packet's decisions (every strategy's), until their one send() */
+    uint32_t npending;
+    int corked;
+    struct pending pending[MAX_PENDING];
 };
 
 #define NONE 255
@@ -125,6 +139,46 @@ static void ring_emit(void *ctx, const struct tw_event *ev)
         w->st->events_dropped++;
 }
 
+/* Which instruments the strategies trade, as their tables say now: the books watch them, and each
+ * instrument's strategies are chained in slot order. Returns 0, or -1 (the books could not watch
+ * one: a locate past max_locate), with nothing watched. */
+static int watch_strategies(struct tw_worker *w)
+{
+    for (uint32_t i = 0; i < w->nstrat; i++)
+        if (w->locate_of[i])
+            tw_books_watch(w->books, w->locate_of[i], 0);
+    memset(w->first_on, 0, 65536);
+    for (uint32_t i = w->nstrat; i-- > 0;) { /* backwards: each instrument's chain in slot order */
+        uint16_t loc = tw_strategy_locate(w->cfg.strategies[i]);
+        w->locate_of[i] = loc;
+        w->next_on[i] = NONE;
+        if (loc == 0)
+            continue; /* no instrument (kind none): only its timer runs */
+        if (tw_books_watch(w->books, loc, 1) < 0) {
+            for (uint32_t j = i; j < w->nstrat; j++) {
+                if (j > i && w->locate_of[j])
+                    tw_books_watch(w->books, w->locate_of[j], 0);
+                w->locate_of[j] = 0;
+            }
+            memset(w->first_on, 0, 65536);
+            return -1;
+        }
+        w->next_on[i] = w->first_on[loc] ? (uint8_t)(w->first_on[loc] - 1) : NONE;
+        w->first_on[loc] = (uint8_t)(i + 1);
+    }
+    return 0;
+}
+
+/* A strategy given another instrument by a new table: watch what they trade now. */
+static void rewatch_if_moved(struct tw_worker *w)
+{
+    for (uint32_t i = 0; i < w->nstrat; i++)
+        if (tw_strategy_locate(w->cfg.strategies[i]) != w->locate_of[i]) {
+            watch_strategies(w);
+            return;
+        }
+}
+
 struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw_books *books,
                                    struct tw_feed *feed, struct tw_worker_stats *stats, const char *name)
 {
@@ -139,57 +193,25 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     struct tw_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    if (cfg->nstrategies && !(w->first_on = calloc(65536, 1))) {
-        free(w);
-        return NULL;
-    }
-    w->nstrat = cfg->nstrategies;
-    for (uint32_t i = w->nstrat; i-- > 0;) { /* backwards: each instrument's chain in slot order */
-        uint16_t loc = tw_strategy_locate(cfg->strategies[i]);
-        w->locate_of[i] = loc;
-        w->next_on[i] = NONE;
-        if (loc == 0)
-            continue; /* no instrument (kind none): only its timer runs */
-        if (tw_books_watch(books, loc, 1) < 0) {
-            for (uint32_t j = i + 1; j < w->nstrat; j++)
-                if (w->locate_of[j])
-                    tw_books_watch(books, w->locate_of[j], 0);
-            free(w->first_on);
-            free(w);
-            return NULL;
-        }
-        w->next_on[i] = w->first_on[loc] ? (uint8_t)(w->first_on[loc] - 1) : NONE;
-        w->first_on[loc] = (uint8_t)(i + 1);
-    }
     w->cfg = *cfg;
     if (w->cfg.retrans_max == 0 || w->cfg.retrans_max > 65534)
         w->cfg.retrans_max = 65534; /* a MoldUDP64 count; 0xFFFF means end of session */
     w->books = books;
     w->feed = feed;
-    if (cfg->sock_fd[0] > 0 || cfg->sock_fd[1] > 0) {
-        w->sk = calloc(1, sizeof(*w->sk));
-        if (!w->sk) {
-            free(w);
-            return NULL;
-        }
-    }
+    w->nstrat = cfg->nstrategies;
     w->own_stats = stats == NULL;
     w->st = stats ? stats : calloc(1, sizeof(*w->st));
+    if (!w->st)
+        goto fail;
+    if (w->nstrat && (!(w->first_on = calloc(65536, 1)) || watch_strategies(w) < 0))
+        goto fail;
+    if ((cfg->sock_fd[0] > 0 || cfg->sock_fd[1] > 0) && !(w->sk = calloc(1, sizeof(*w->sk))))
+        goto fail;
     uint32_t size = cfg->event_ring_size ? cfg->event_ring_size : 4096;
-    w->events = w->st ? rte_ring_create_elem(name, sizeof(struct tw_event), size, SOCKET_ID_ANY,
-                                             RING_F_SP_ENQ | RING_F_SC_DEQ)
-                      : NULL;
-    if (!w->events) {
-        for (uint32_t i = 0; i < w->nstrat; i++)
-            if (w->locate_of[i])
-                tw_books_watch(books, w->locate_of[i], 0);
-        if (w->own_stats)
-            free(w->st);
-        free(w->sk);
-        free(w->first_on);
-        free(w);
-        return NULL;
-    }
+    w->events = rte_ring_create_elem(name, sizeof(struct tw_event), size, SOCKET_ID_ANY,
+                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!w->events)
+        goto fail;
     if (cfg->retrans_fd >= 0) { /* once, at creation: the addresses a recorded answer is written with */
         struct sockaddr_in a;
         socklen_t n = sizeof(a);
@@ -209,6 +231,16 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     w->st->magic = TW_STATS_MAGIC;
     tw_books_set_events(books, ring_emit, w);
     return w;
+fail: /* what was made, unmade: nothing watched, nothing allocated */
+    for (uint32_t i = 0; i < w->nstrat; i++)
+        if (w->locate_of[i])
+            tw_books_watch(books, w->locate_of[i], 0);
+    if (w->own_stats)
+        free(w->st);
+    free(w->sk);
+    free(w->first_on);
+    free(w);
+    return NULL;
 }
 
 void tw_worker_destroy(struct tw_worker *w)
@@ -293,15 +325,18 @@ static void order_event(struct tw_worker *w, uint8_t code, uint64_t ref, uint64_
  * every stage from the triggering packet's arrival stamp (tr NULL, or without a
  * stamp: a timer, a retransmission or the kill switch sent it, there is no packet
  * arrival to measure from). */
-static void sent_order(struct tw_worker *w, uint32_t slot, const struct tw_strategy_action *a, const char *symbol,
-                       const struct trigger *tr, uint64_t t_risk, uint64_t t_sent, uint64_t now)
+static void sent_order(struct tw_worker *w, const struct pending *p, const struct trigger *tr, uint64_t t_sent,
+                       uint64_t now)
 {
+    const struct tw_strategy_action *a = &p->a;
+    uint32_t slot = p->slot;
+    uint64_t t_risk = p->t_risk;
     struct tw_worker_stats *st = w->st;
     st->orders_sent++;
     tw_hist_record(&st->hist[TW_STAGE_SEND], tsc_ns(w, t_sent - t_risk));
     struct tw_event ev = { .ts_ns = now, .type = TW_EV_ORDER, .code = 'O', .locate = a->locate, .a = a->user_ref,
                            .b = a->qty, .price = a->price, .side = a->side, .strategy = (uint8_t)slot };
-    memcpy(ev.symbol, symbol, sizeof(ev.symbol));
+    memcpy(ev.symbol, p->symbol, sizeof(ev.symbol));
     if (tr) {
         ev.line = tr->line;
         ev.seq = tr->seq;
@@ -311,8 +346,8 @@ static void sent_order(struct tw_worker *w, uint32_t slot, const struct tw_strat
             [TW_OS_WIRE] = tr->t_rx - tr->t_wire,
             [TW_OS_QUEUE] = tsc_ns(w, tr->t_dec_tsc - tr->t_rx_tsc),
             [TW_OS_APPLY] = tsc_ns(w, tr->t_app_tsc - tr->t_dec_tsc),
-            [TW_OS_DECIDE] = tsc_ns(w, tr->t_decided_tsc - tr->t_app_tsc),
-            [TW_OS_RISK] = tsc_ns(w, t_risk - tr->t_decided_tsc),
+            [TW_OS_DECIDE] = tsc_ns(w, p->t_decided_tsc - tr->t_app_tsc),
+            [TW_OS_RISK] = tsc_ns(w, t_risk - p->t_decided_tsc),
             [TW_OS_SEND] = tsc_ns(w, t_sent - t_risk),
         };
         uint64_t total = 0;
@@ -326,22 +361,22 @@ static void sent_order(struct tw_worker *w, uint32_t slot, const struct tw_strat
     ring_emit(w, &ev);
 }
 
-/* Carry out strategy slot's actions: each new order through the risk chain (its row);
- * then the orders and cancels of the decision leave together, in one send(). */
-static void act(struct tw_worker *w, uint32_t slot, const struct tw_actions *acts, int stale, uint64_t now,
-                const struct trigger *tr)
+/* Carry out strategy slot's actions: each new order through the risk chain (its row), then into
+ * the session's corked buffer with the cancels; send_pending() sends what every decision of the
+ * packet (or of the timer's round) queued, in one send(). */
+static void queue_actions(struct tw_worker *w, uint32_t slot, const struct tw_actions *acts, int stale, uint64_t now,
+                          uint64_t t_decided_tsc)
 {
     const struct tw_worker_config *c = &w->cfg;
     struct tw_strategy *s = c->strategies[slot];
     struct tw_worker_stats *st = w->st;
     struct tw_actions none;
-    const struct tw_strategy_action *queued[8];
-    char symbols[8][8]; /* as the Enter Order carried it, for its event */
-    uint64_t t_risk[8];
-    uint32_t nq = 0;
     if (acts->n == 0)
         return;
-    tw_ouch_cork(c->ouch);
+    if (!w->corked) {
+        tw_ouch_cork(c->ouch);
+        w->corked = 1;
+    }
     for (uint32_t i = 0; i < acts->n; i++) {
         const struct tw_strategy_action *a = &acts->a[i];
         if (a->kind == TW_ACTION_CANCEL) {
@@ -367,21 +402,34 @@ static void act(struct tw_worker *w, uint32_t slot, const struct tw_actions *act
         }
         struct tw_instrument ins;
         tw_books_instrument(w->books, a->locate, &ins);
-        if (tw_ouch_enter(c->ouch, (uint32_t)a->user_ref, a->side, a->qty, ins.symbol, a->price,
+        if (w->npending == MAX_PENDING ||
+            tw_ouch_enter(c->ouch, (uint32_t)a->user_ref, a->side, a->qty, ins.symbol, a->price,
                           a->ioc ? '3' : '0', now) < 0) {
             st->send_failed++;
             tw_risk_on_done(c->risk, a->user_ref);
             tw_strategy_on_order(s, a->user_ref, TW_ORDER_DENIED, 0, now, &none);
             continue;
         }
-        queued[nq] = a;
-        memcpy(symbols[nq], ins.symbol, sizeof(symbols[nq]));
-        t_risk[nq++] = r1;
+        struct pending *p = &w->pending[w->npending++];
+        p->a = *a;
+        p->t_decided_tsc = t_decided_tsc;
+        p->t_risk = r1;
+        p->slot = (uint8_t)slot;
+        memcpy(p->symbol, ins.symbol, sizeof(p->symbol));
     }
-    int up = tw_ouch_flush(c->ouch, now) == 0;
+}
+
+/* What the decisions queued leaves, in one send(); each order's event after it. */
+static void send_pending(struct tw_worker *w, const struct trigger *tr, uint64_t now)
+{
+    if (!w->corked)
+        return;
+    int up = tw_ouch_flush(w->cfg.ouch, now) == 0;
     uint64_t t_sent = rte_rdtsc();
-    for (uint32_t i = 0; up && i < nq; i++) /* a broken link: they come back from the poll as not sent */
-        sent_order(w, slot, queued[i], symbols[i], tr, t_risk[i], t_sent, now);
+    for (uint32_t i = 0; up && i < w->npending; i++) /* a broken link: they come back from the poll as not sent */
+        sent_order(w, &w->pending[i], tr, t_sent, now);
+    w->npending = 0;
+    w->corked = 0;
 }
 
 /* Cancel every open order of one instrument (0: all) and one strategy (TW_RISK_ANY: all): in
@@ -495,17 +543,17 @@ static void command(struct tw_worker *w, uint64_t seq)
 }
 
 /* Strategy k's instrument changed: ask it, act on its answer. */
-static void decide(struct tw_worker *w, uint32_t k, uint16_t locate, struct trigger *tr)
+static void decide(struct tw_worker *w, uint32_t k, uint16_t locate)
 {
     struct tw_actions acts;
     int stale = tw_feed_is_stale(w->feed);
     uint64_t t0 = rte_rdtsc();
     uint64_t now = now_ns(w);
     tw_strategy_on_book(w->cfg.strategies[k], w->books, stale, locate, now, &acts);
-    tr->t_decided_tsc = rte_rdtsc();
-    tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, tr->t_decided_tsc - t0));
+    uint64_t t1 = rte_rdtsc();
+    tw_hist_record(&w->st->hist[TW_STAGE_DECIDE], tsc_ns(w, t1 - t0));
     w->st->decisions++;
-    act(w, k, &acts, stale, now, tr);
+    queue_actions(w, k, &acts, stale, now, t1);
 }
 
 /* The watched instruments the books just changed: each one's strategies decide, in
@@ -518,7 +566,8 @@ static void dispatch(struct tw_worker *w, struct trigger *tr)
         return;
     for (uint32_t i = 0; i < n; i++)
         for (uint8_t k = (uint8_t)(w->first_on[touched[i]] - 1); k != NONE; k = w->next_on[k])
-            decide(w, k, touched[i], tr);
+            decide(w, k, touched[i]);
+    send_pending(w, tr, now_ns(w)); /* every decision of the packet in one send() */
 }
 
 /* The exchange's answers: positions (risk) and the strategy's own orders follow them;
@@ -643,14 +692,13 @@ static inline void frame(struct tw_worker *w, const struct tw_worker_port *port,
     const uint8_t *payload = udp_payload(d, len, &plen, &daddr, &dport, &sport);
     if (payload && line < 0)
         line = line_by_dest(&w->cfg, daddr, dport, sport);
-    if (w->cfg.recorder) /* every frame, the ones we cannot read too: kept as it came */
+    if (!payload)
+        st->not_udp++;
+    else
+        datagram(w, (uint32_t)line, payload, plen, t_wire, t_rx, t_rx_tsc);
+    if (w->cfg.recorder) /* every frame, the ones we cannot read too, kept as it came: after the decision */
         record(w, tw_recorder_frame(w->cfg.recorder, (uint8_t)(line < 0 ? 0 : line), record_ts(w, t_wire, t_rx), d,
                                     len));
-    if (!payload) {
-        st->not_udp++;
-        return;
-    }
-    datagram(w, (uint32_t)line, payload, plen, t_wire, t_rx, t_rx_tsc);
 }
 
 /* A kernel receive stamp (CLOCK_REALTIME) on CLOCK_MONOTONIC, or 0. */
@@ -703,11 +751,11 @@ static uint32_t poll_sockets(struct tw_worker *w)
                 }
             if (!stamp)
                 st->no_meta++;
+            datagram(w, l, sk->data[i], len, stamp, t_rx, t_rx_tsc);
             if (w->cfg.recorder)
                 record(w, tw_recorder_datagram(w->cfg.recorder, (uint8_t)l, record_ts(w, stamp, t_rx),
                                                sk->src[i].sin_addr.s_addr, ntohs(sk->src[i].sin_port),
                                                w->cfg.group[l], w->cfg.udp_port[l], sk->data[i], len));
-            datagram(w, l, sk->data[i], len, stamp, t_rx, t_rx_tsc);
         }
         got += (uint32_t)n;
     }
@@ -827,13 +875,16 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
     }
     if (now - st->heartbeat_ns > 1000000) {
         st->heartbeat_ns = now;
+        if (w->nstrat)
+            rewatch_if_moved(w);
         if (w->nstrat && tw_ouch_is_up(c->ouch)) { /* requotes the throttle held back */
             struct tw_actions acts;
             int stale = tw_feed_is_stale(w->feed);
             for (uint32_t k = 0; k < w->nstrat; k++) {
                 tw_strategy_on_timer(c->strategies[k], w->books, stale, now, &acts);
-                act(w, k, &acts, stale, now, NULL);
+                queue_actions(w, k, &acts, stale, now, rte_rdtsc());
             }
+            send_pending(w, NULL, now);
         }
         if (now - w->last_cal > 100000000ull) {
             calibrate(w);
@@ -921,10 +972,10 @@ void tw_worker_datagram(struct tw_worker *w, uint32_t line, const uint8_t *paylo
     uint64_t stamp = kernel_stamp(w, kernel_stamp_ns);
     if (!stamp)
         st->no_meta++;
+    datagram(w, line, payload, len, stamp, t_rx, t_rx_tsc);
     if (w->cfg.recorder && line < 2)
         record(w, tw_recorder_datagram(w->cfg.recorder, (uint8_t)line, record_ts(w, stamp, t_rx), 0, 0,
                                        w->cfg.group[line], w->cfg.udp_port[line], payload, len));
-    datagram(w, line, payload, len, stamp, t_rx, t_rx_tsc);
     housekeeping(w, now_ns(w), 1);
 }
 

@@ -97,3 +97,20 @@ def test_mistakes_are_named(tmp_path):
         Recorder(directory=tmp_path, single=tmp_path / "x.pcap")
     with pytest.raises(RecorderError, match="does not exist"):
         Recorder(single=tmp_path / "no" / "x.pcap")
+
+
+def test_a_cut_datagram_keeps_its_wire_length_and_one_file_goes_on_after_a_restart(tmp_path):
+    path = tmp_path / "one.pcap"
+    r = Recorder(single=path, snaplen=128)
+    payload = bytes(range(200))
+    assert r.lib.tw_recorder_datagram(r._r, 0, 5, 0, 1, 0, 2, payload, len(payload)) == 0
+    r.start()
+    r.stop()
+    raw = path.read_bytes()
+    caplen, orig = struct.unpack_from("<II", raw, 24 + 8)
+    assert (caplen, orig) == (128, 242)  # kept what fits, says what came (a reader sees the cut)
+    assert struct.unpack_from(">H", raw, 24 + 16 + 14 + 2)[0] == 228  # the IP header says the whole datagram
+    r.frame("A", 6, frame(1))
+    r.start()  # the same recorder again: its one file goes on, not started anew
+    r.stop()
+    assert path.read_bytes().startswith(raw) and len(path.read_bytes()) > len(raw)

@@ -354,3 +354,17 @@ def test_the_whole_table_global_and_rows_is_swapped_in_one_publish(books):
     assert r.stats()["limits_version"] == before + 1
     with pytest.raises(ValueError, match="at most 64"):
         r.set_table(WIDE, [WIDE] * 65)
+
+
+def test_an_orders_strategy_is_kept_whatever_rows_the_table_has(books):
+    r = Risk(max_locate=8, max_own_orders=64)
+    r.set_table(WIDE, [WIDE, WIDE])
+    seeded = next(refs)
+    assert r.seed_order(seeded, 1, "B", 10, BID, strategy=1)  # right after the publish, before any check
+    assert r.order_strategy(seeded) == 1 and r.open_orders(strategy=1) == [seeded]
+    r.set_limits(WIDE)  # a table without rows: the strategy's orders are still its own
+    ref = next(refs)
+    assert r.check(books, ref, 1, "B", 100, BID, now_ns=1, strategy=3) is None
+    assert r.order_strategy(ref) == 3 and r.open_orders(strategy=3) == [ref]
+    r.kill_strategy(3)  # and its kill holds without a row of its own
+    assert check(r, books, strategy=3) == "killed" and check(r, books, strategy=2) is None
