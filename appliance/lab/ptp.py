@@ -123,19 +123,27 @@ def stop(lab: topology.Lab, role: str) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
             break
-        time.sleep(0.02)
-    else:
-        os.killpg(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, os.WNOHANG)  # ours: reap it
-    except ChildProcessError:
-        pass
+        time.sleep(0.01)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process still runs (one of ours that ended is reaped here, not left a zombie)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return False
+    except ChildProcessError:
+        pass  # another process's child: ask the kernel
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def up(lab: topology.Lab, roles: tuple[str, ...] = ("gm", "app")) -> list[dict[str, Any]]:
@@ -151,10 +159,10 @@ def running(lab: topology.Lab) -> dict[str, int]:
     for role in ROLES:
         try:
             pid = int((ptp_dir(lab.prefix) / f"{role}.pid").read_text())
-            os.kill(pid, 0)
-            out[role] = pid
         except (OSError, ValueError):
             continue
+        if _alive(pid):
+            out[role] = pid
     return out
 
 
