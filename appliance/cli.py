@@ -26,6 +26,7 @@ from rich.table import Table
 
 from appliance import __version__, preflight
 from appliance.ptp.commands import commands as ptp_commands
+from tuning.commands import commands as tune_commands
 
 Report = dict[str, Any] | list[Any]
 Handler = Callable[[argparse.Namespace], tuple[int, Report]]
@@ -1401,7 +1402,7 @@ COMMANDS: tuple[Command, ...] = (
                          "it)"),
                 arg("--keep", action="store_true", help="leave the lab up afterwards"),
             ), lambda report: None, root=True),  # the demo prints its own live view
-) + ptp_commands(Command, arg)
+) + ptp_commands(Command, arg) + tune_commands(Command, arg)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,6 +112,8 @@ class Host(_Model):
     lcores: Lcores = Lcores()
     numa_node: int = Field(0, ge=0)
     hugepages: Literal["auto", "on", "off"] = "auto"
+    hugepages_2mb: int = Field(512, ge=0)           # 2 MiB pages to reserve on numa_node (tickwire tune, provisioning)
+    isolated_cpus: list[int] | None = None          # kept off the kernel's housekeeping (default: the worker's)
     netns: str | None = None              # the network namespace the feed and venue are reached from
     cpu_latency_us: int | None = Field(None, ge=0)  # hold PM QoS at this while running (0: idle CPUs poll)
 

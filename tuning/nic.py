@@ -190,3 +190,96 @@ def _ntuple(iface: str, netns: str | None, spec: str) -> dict[str, str]:
     if "Operation not supported" in res.stderr or "not supported" in res.stderr.lower():
         return {"status": UNSUPPORTED, "reason": res.stderr.strip()}
     return {"status": "failed", "reason": res.stderr.strip()}
+
+
+# ---- the audit and what apply changes: the plan's interfaces -------------------------------------------
+
+def audit(plan: Any) -> list[Any]:
+    from tuning.findings import Finding
+
+    out = []
+    if not plan.interfaces:
+        return [Finding("nic", "interfaces", "info", "no interface planned (give --config: its feed lines and PTP "
+                        "interface are checked)")]
+    for itf in plan.interfaces:
+        where = f"{itf.name}" + (f" (netns {itf.netns})" if itf.netns else "") + f", {itf.role}"
+        try:
+            s = show(itf.name, itf.netns)
+        except Exception as exc:  # noqa: BLE001 - a namespace or interface not there: said, not raised
+            out.append(Finding("nic", f"{itf.name}", "warn", f"{where}: {exc}", "bring the interface up (the lab: "
+                               "tickwire lab up)"))
+            continue
+        numa = s.get("numa_node")
+        if numa is None:
+            out.append(Finding("nic", f"{itf.name} NUMA node", "info", f"{where}: {s.get('note', 'no NUMA node')}"))
+        else:
+            out.append(Finding("nic", f"{itf.name} NUMA node", "ok" if numa == plan.numa_node else "fail",
+                               f"/sys/class/net/{itf.name}/device/numa_node: {numa} (the worker's node "
+                               f"{plan.numa_node})", None if numa == plan.numa_node else "the worker on the NIC's "
+                               "node (host.numa_node and lcores), or the NIC in a slot of the worker's", numa))
+        ch = s["channels"]
+        if ch["status"] == "ok":
+            n = ch.get("combined_count") or ch.get("rx_count")
+            out.append(Finding("nic", f"{itf.name} channels", "info", f"ethtool -l {itf.name}: {n} queue(s) "
+                               f"(max {ch.get('max_combined') or ch.get('max_rx')})", value=n))
+        rings = s["rings"]
+        if rings["status"] == "ok":
+            rx = rings.get("rx_pending")
+            ok = (rx or 0) >= min(plan.rx_ring, rings.get("rx_max") or plan.rx_ring)
+            out.append(Finding("nic", f"{itf.name} rx ring", "ok" if ok else "warn", f"ethtool -g {itf.name}: rx "
+                               f"{rx} (max {rings.get('rx_max')}; planned {plan.rx_ring})",
+                               None if ok else "a deeper rx ring absorbs the worker's stalls (tickwire tune apply)",
+                               rx))
+        else:
+            out.append(Finding("nic", f"{itf.name} rx ring", "info", f"ethtool -g {itf.name}: {rings['reason']}"))
+        co = s["coalesce"]
+        if co["status"] == "ok":
+            us = co.get("rx_coalesce_usecs")
+            out.append(Finding("nic", f"{itf.name} coalescing", "ok" if not us else "warn",
+                               f"ethtool -c {itf.name}: rx-usecs {us}", None if not us else "rx-usecs 0: interrupt at "
+                               "once, not after a wait (tickwire tune apply)", us))
+        else:
+            out.append(Finding("nic", f"{itf.name} coalescing", "info", f"ethtool -c {itf.name}: {co['reason']}"))
+        off = s["offloads"]
+        if off["status"] == "ok":
+            on = [f for f in ("rx-gro-hw", "large-receive-offload") if f in off["enabled"]]
+            out.append(Finding("nic", f"{itf.name} offloads", "warn" if on else "ok",
+                               f"ethtool -k {itf.name}: " + (", ".join(on) + " on" if on else "no receive "
+                                                            "aggregation (LRO, hardware GRO) on"),
+                               "ethtool -K IFACE lro off rx-gro-hw off: frames as they came" if on else None, on))
+        ts = s["timestamping"]
+        hw = ts.get("hardware", False)
+        want_hw = plan.timestamping == "hardware"
+        caps = ", ".join(ts.get("capabilities", [])) or ts.get("reason", "")
+        out.append(Finding("nic", f"{itf.name} timestamping", "ok" if hw or not want_hw else "warn",
+                           f"ethtool -T {itf.name}: " + (f"hardware, PTP hardware clock {ts.get('phc_index')}" if hw
+                                                        else f"no hardware timestamps ({caps})"),
+                           None if hw or not want_hw else "a NIC with hardware timestamps and a PHC (ptp.timestamping "
+                           "hardware asks for one)", hw))
+    return out
+
+
+def changes(plan: Any) -> list[dict[str, Any]]:
+    out = []
+    for itf in plan.interfaces:
+        try:
+            s = show(itf.name, itf.netns)
+        except Exception:  # noqa: BLE001 - not there: nothing to change (the audit says so)
+            continue
+        rings, co = s["rings"], s["coalesce"]
+        if rings["status"] == "ok" and rings.get("rx_max"):
+            want = min(plan.rx_ring, rings["rx_max"])
+            if (rings.get("rx_pending") or 0) < want:
+                out.append({"concern": "nic", "kind": "nic", "what": f"{itf.name} rx ring", "iface": itf.name,
+                            "netns": itf.netns, "field": "rx_ring", "before": rings.get("rx_pending"), "after": want})
+        if co["status"] == "ok" and co.get("rx_coalesce_usecs"):
+            out.append({"concern": "nic", "kind": "nic", "what": f"{itf.name} rx-usecs", "iface": itf.name,
+                        "netns": itf.netns, "field": "rx-usecs", "before": co["rx_coalesce_usecs"], "after": 0})
+    return out
+
+
+def apply_change(ch: dict[str, Any], value: Any) -> dict[str, Any]:
+    """One NIC change (or its revert): rx_ring or rx-usecs to value."""
+    if ch["field"] == "rx_ring":
+        return set_(ch["iface"], ch["netns"], rx_ring=int(value))["results"]["rx_ring"]
+    return set_(ch["iface"], ch["netns"], coalesce={"rx_usecs": int(value)})["results"]["coalesce"]

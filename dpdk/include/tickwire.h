@@ -612,6 +612,32 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
 uint64_t tw_recorder_frames(struct tw_recorder *r, uint8_t line, const uint8_t *frame, uint32_t len, uint64_t n);
 uint64_t tw_copy_frames(uint8_t *dst, uint64_t dst_len, const uint8_t *frame, uint32_t len, uint64_t n);
 
+/* ---- jitter: what takes a core away from a busy thread (dpdk/src/jitter.c) ---------------------
+ * tickwire tune jitter: on the calling thread, pinned to cpu, read CLOCK_MONOTONIC as fast as it
+ * goes for duration_ns and keep each gap between two reads longer than threshold_ns (an interrupt,
+ * a softirq, another thread, the hypervisor). */
+
+struct tw_gap {
+    uint64_t at_ns;            /* CLOCK_MONOTONIC when it began */
+    uint64_t len_ns;
+};
+
+struct tw_gap_stats {
+    uint32_t cpu;
+    uint32_t running_on;       /* where the loop ran at the end (it must be cpu) */
+    uint64_t threshold_ns;
+    uint64_t elapsed_ns;
+    uint64_t samples;          /* clock reads */
+    uint64_t gaps;             /* gaps past the threshold */
+    uint64_t gap_ns;           /* their sum: the time the core was taken */
+    uint64_t max_ns;
+    uint64_t by_decade[8];     /* gaps of [1, 10) us, [10, 100) us, ... [10 s, ...) */
+    struct tw_gap top[16];     /* the longest, longest first */
+};
+
+/* 0, or a negative errno (the CPU is not one this process may run on). */
+int tw_gap_run(uint32_t cpu, uint64_t duration_ns, uint64_t threshold_ns, struct tw_gap_stats *out);
+
 /* ---- DPDK: EAL and ports (dpdk/src/port.c) ----------------------------------------- */
 
 struct rte_mempool;

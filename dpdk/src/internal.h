@@ -72,6 +72,14 @@ static inline int tw_take(struct tw_published *p, uint64_t *seen, const void *sh
     return 1;
 }
 
+static inline uint64_t tw_pow10(uint32_t e)
+{
+    uint64_t v = 1;
+    while (e--)
+        v *= 10;
+    return v;
+}
+
 /* Touch every page of a fresh zeroed allocation now, so the hot path takes no
  * page fault later. (A memset after calloc does not do it: the compiler may
  * drop it, knowing the memory is zero already.) */
