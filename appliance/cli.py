@@ -62,9 +62,25 @@ PREFIX = arg("--prefix", default=None,
              help="lab name prefix: namespaces are PREFIX-exch, PREFIX-app, PREFIX-standby (default tw)")
 
 
-def need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise UsageError(f"{what} needs root (network namespaces, BPF): run it as root, e.g. sudo tickwire ...")
+# what `tickwire run` needs on a box without the lab's namespaces, each one shown needed by
+# tests/integration/test_provisioning.py: the XDP program and its maps (NET_ADMIN, BPF, and PERFMON for the
+# verifier's pointer arithmetic), AF_XDP sockets (NET_RAW) and their locked umem (IPC_LOCK)
+RUN_CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_IPC_LOCK")
+
+
+def need_root(what: str, caps: Sequence[str] = ()) -> None:
+    """Root, or (when ``caps`` are given) a process holding every one of them: the
+    systemd unit provisioning writes runs ``tickwire run`` as its own user with just those."""
+    if os.geteuid() == 0:
+        return
+    if caps:
+        missing = [c for c in caps if not preflight.has_capability(c)]
+        if not missing:
+            return
+        raise UsageError(f"{what} needs root or the capabilities {', '.join(caps)} (missing here: "
+                         f"{', '.join(missing)}): run it as root, or give them to the process (systemd's "
+                         "AmbientCapabilities=, as provisioning's tickwire_app unit does)")
+    raise UsageError(f"{what} needs root (network namespaces, BPF): run it as root, e.g. sudo tickwire ...")
 
 
 # ---- version, doctor ------------------------------------------------------------------
@@ -925,7 +941,7 @@ def render_config_explain(r: Report) -> None:
 def cmd_feed_run(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feed
 
-    need_root("tickwire feed run")
+    need_root("tickwire feed run", RUN_CAPABILITIES)
     quiet = args.json
     say = (lambda m: None) if quiet else (lambda m: console.print(f"[dim]{m}[/]"))
     on_event = None if quiet or args.quiet_events else (lambda e: console.print(f"  event: {event_text(e)}"))

@@ -6,6 +6,9 @@ import os
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# the runtime state every command reads: workers' statistics, status and events, the lab's, PTP history;
+# $TICKWIRE_RUN_DIR moves it (systemd's RuntimeDirectory= does on a provisioned box)
+RUN_DIR = pathlib.Path(os.environ.get("TICKWIRE_RUN_DIR", "/run/tickwire"))
 
 
 def shared_data() -> pathlib.Path | None:

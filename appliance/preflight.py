@@ -23,6 +23,20 @@ from collections.abc import Callable, Mapping, Sequence
 AF_XDP = 44  # include/linux/socket.h; Python's socket module has no name for it
 
 
+# capability numbers (include/uapi/linux/capability.h) of the ones tickwire may need
+CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_SYS_ADMIN": 21,
+                "CAP_SYS_NICE": 23, "CAP_SYS_RESOURCE": 24, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+
+def has_capability(name: str, status: str | None = None) -> bool:
+    """Whether this process's effective set holds ``name`` (``/proc/self/status`` CapEff)."""
+    if status is None:
+        with open("/proc/self/status") as f:
+            status = f.read()
+    eff = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("CapEff:")), 0)
+    return bool(eff >> CAPABILITIES[name] & 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     check: str

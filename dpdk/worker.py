@@ -27,10 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.paths import RUN_DIR
 from dpdk import native
 from dpdk.books import Books, Feed, event_dict
 
-STATE_DIR = pathlib.Path("/run/tickwire/feed")
+STATE_DIR = RUN_DIR / "feed"
 STAGES = ("wire", "queue", "apply", "total", "decide", "risk", "send", "tick_to_trade")
 STAGE_HELP = {
     "wire": "arrival stamp (XDP, or the kernel's for sockets) -> rx burst returned",

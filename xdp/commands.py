@@ -16,10 +16,11 @@ import pathlib
 import socket
 from typing import Any
 
+from appliance import paths
 from appliance.lab.net import in_netns
 from xdp import filter as xf
 
-RUN_DIR = pathlib.Path("/run/tickwire/xdp")
+RUN_DIR = paths.RUN_DIR / "xdp"
 
 
 class XdpError(RuntimeError):

@@ -23,6 +23,7 @@ from pyroute2 import NetNS, netns
 
 from appliance.lab import state
 from appliance.lab.topology import EXCH, HOSTS, Lab, Link
+from appliance.paths import RUN_DIR
 
 NETNS_DIR = "/run/netns"
 # IFLA_XDP_ATTACHED: the kernel's number, or pyroute2's name for it
@@ -238,7 +239,7 @@ def down(prefix: str) -> dict[str, Any]:
         for link in pathlib.Path("/sys/fs/bpf").glob("*"):
             if link.is_symlink() and os.readlink(link).startswith(f"{pins}/"):
                 link.unlink()
-        for root in (pins, pathlib.Path("/run/tickwire/xdp") / name):
+        for root in (pins, RUN_DIR / "xdp" / name):
             _remove_tree(root)
     _remove_feed_state(set(names))
     state.remove_lab_dir(prefix)

@@ -12,7 +12,7 @@ import pathlib
 import shutil
 from typing import Any
 
-RUN_DIR = pathlib.Path(os.environ.get("TICKWIRE_RUN_DIR", "/run/tickwire"))
+from appliance.paths import RUN_DIR
 
 
 def lab_dir(prefix: str) -> pathlib.Path:

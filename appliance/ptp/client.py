@@ -18,10 +18,11 @@ import socket
 import time
 from typing import Any
 
+from appliance.paths import RUN_DIR
 from appliance.ptp import mgmt
 
 DEFAULT_SOCKETS = (pathlib.Path("/var/run/ptp/ptp4l"), pathlib.Path("/var/run/ptp4l"))
-CLIENT_DIR = pathlib.Path("/run/tickwire/ptp")
+CLIENT_DIR = RUN_DIR / "ptp"
 _counter = itertools.count(1)
 
 

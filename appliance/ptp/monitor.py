@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from appliance.paths import RUN_DIR
 from appliance.ptp import health
 from appliance.ptp.client import PtpClient, PtpClientError
 
-HISTORY_DIR = pathlib.Path("/run/tickwire/ptp")
+HISTORY_DIR = RUN_DIR / "ptp"
 
 # (verdict before, verdict now) -> the event raised; a pair not here raises nothing
 TRANSITIONS: dict[tuple[str | None, str], str] = {
