@@ -329,7 +329,8 @@ def cmd_config(args: argparse.Namespace) -> tuple[int, Any]:
 
     try:
         ptp = config.load(args.file).ptp
-        written = conf.write(ptp, pathlib.Path(args.out), pathlib.Path(args.conf_path) if args.conf_path else None)
+        written = conf.write(ptp, pathlib.Path(args.out), pathlib.Path(args.conf_path) if args.conf_path else None,
+                             args.group)
     except (config.ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     return 0, {"file": args.file, "written": written, "phc2sys": conf.phc2sys_argv(ptp)}
@@ -429,7 +430,9 @@ def commands(Command: Any, arg: Any) -> tuple[Any, ...]:  # noqa: N803 - the CLI
                 "timestamping) from the appliance YAML's ptp section", cmd_config,
                 (arg("file", metavar="CONFIG"), arg("--out", required=True, metavar="DIR"),
                  arg("--conf-path", metavar="PATH", help="where the unit will find ptp4l.conf (default "
-                     "/etc/tickwire/ptp4l.conf)")), render_config),
+                     "/etc/tickwire/ptp4l.conf)"),
+                 arg("--group", metavar="GROUP", help="ptp4l's management socket is this group's (the user "
+                     "tickwire run runs as: provisioning uses tickwire); default root's only")), render_config),
         Command(("lab", "ptp"), "ptp4l in the lab: a grandmaster in exch, slaves in app and standby (all "
                 "free_running: this machine's clock is never steered)", None),
         Command(("lab", "ptp", "up"), "start the lab's PTP instances (default: the grandmaster and app's slave)",

@@ -78,9 +78,13 @@ def phc2sys_argv(ptp: Any) -> list[str] | None:
     return [PHC2SYS, "-a", "-r", "-n", str(ptp.domain), "-z", str(ptp.uds_address), "-m"]
 
 
-def units(ptp: Any, conf_path: pathlib.Path = CONF_DIR / "ptp4l.conf") -> dict[str, str]:
-    """The systemd units, by file name."""
+def units(ptp: Any, conf_path: pathlib.Path = CONF_DIR / "ptp4l.conf", group: str | None = None) -> dict[str, str]:
+    """The systemd units, by file name. With ``group``, ptp4l's management socket is that
+    group's to use (ptp4l runs with it as its group, under umask 0007): the appliance,
+    running as its own user in that group, watches the clock without being root."""
     iface = ptp.interface
+    access = (f"# the management socket (and so the clock's health) is group {group}'s: tickwire run watches it\n"
+              f"Group={group}\nUMask=0007\n") if group else ""
     out = {"tickwire-ptp4l.service": f"""# written by `tickwire ptp config` from the appliance YAML
 [Unit]
 Description=tickwire PTP {'slave' if ptp.slave_only else 'clock'} (ptp4l) on {iface}, domain {ptp.domain}
@@ -93,7 +97,7 @@ Type=simple
 ExecStart={PTP4L} -f {conf_path} -i {iface}
 Restart=always
 RestartSec=1
-# the management socket's folder (linuxptp 4 puts it under /var/run/ptp)
+{access}# the management socket's folder (linuxptp 4 puts it under /var/run/ptp)
 RuntimeDirectory=ptp
 RuntimeDirectoryPreserve=yes
 
@@ -121,11 +125,12 @@ WantedBy=multi-user.target
     return out
 
 
-def write(ptp: Any, out: pathlib.Path, conf_path: pathlib.Path | None = None) -> dict[str, str]:
+def write(ptp: Any, out: pathlib.Path, conf_path: pathlib.Path | None = None,
+          group: str | None = None) -> dict[str, str]:
     """Write ptp4l.conf and the units into out; returns what was written, by file name."""
     out.mkdir(parents=True, exist_ok=True)
     conf_path = conf_path or CONF_DIR / "ptp4l.conf"
-    files = {"ptp4l.conf": ptp4l_conf(ptp), **units(ptp, conf_path)}
+    files = {"ptp4l.conf": ptp4l_conf(ptp), **units(ptp, conf_path, group)}
     for name, text in files.items():
         (out / name).write_text(text)
     return {name: str(out / name) for name in files}
