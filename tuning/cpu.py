@@ -19,7 +19,7 @@ PER_CPU_THREADS = ("ksoftirqd/", "migration/", "cpuhp/", "kworker/", "rcuc/", "r
 
 
 def audit(plan: Any) -> list[Finding]:
-    out = []
+    out = [_planned(plan)]
     iso = cpulist(read(f"{SYS}/isolated"))
     ok = plan.isolated <= iso
     out.append(Finding("cpu", "isolated in effect", "ok" if ok else "fail",
@@ -51,6 +51,18 @@ def audit(plan: Any) -> list[Finding]:
                            f"{WORKQUEUE_MASK} (tickwire tune apply)" if bad else None, mask))
     out.append(_threads(plan))
     return out
+
+
+def _planned(plan: Any) -> Finding:
+    """The config's cores are this box's: a worker on a CPU it lacks would not start, and every other check
+    about that CPU would read nothing."""
+    planned = {plan.worker, plan.control} | set(plan.isolated)
+    missing = planned - plan.cpus
+    return Finding("cpu", "planned CPUs online", "fail" if missing else "ok",
+                   f"{SYS}/online: {cpus_text(plan.cpus)} (the plan's worker {plan.worker}, control {plan.control}, "
+                   f"isolated {cpus_text(plan.isolated)})",
+                   f"CPU {cpus_text(missing)} not online here: give host.lcores and host.isolated_cpus this box's CPUs"
+                   if missing else None, cpus_text(planned - missing))
 
 
 def housekeeping_mask(plan: Any) -> str:

@@ -153,7 +153,7 @@ TRACEPOINT_PROBE(sched, sched_switch) {
     u64 now = bpf_ktime_get_ns();
     char prev[16];
     bpf_probe_read_kernel(prev, sizeof(prev), args->prev_comm);
-    if (c->task_at) account(cpu, 3, 0, prev, now - c->task_at);
+    if (c->task_at && args->prev_pid != 0) account(cpu, 3, 0, prev, now - c->task_at);  /* idle is no one's */
     c->task_at = now;
     return 0;
 }
@@ -315,8 +315,9 @@ def parse_trace(text: str, names: dict[int, str]) -> list[dict[str, Any]]:
             if began:
                 add(cpu, kind, began[1], ts - began[0])
         elif ev == "sched_switch":
-            prev = re.search(r"prev_comm=(.*?) prev_pid=", rest)
-            if cpu in task_in and prev and prev.group(1) != OURS:
+            prev = re.search(r"prev_comm=(.*?) prev_pid=(\d+)", rest)
+            # the idle task (pid 0) is the core with nothing to run, before and after the loop: not a stall
+            if cpu in task_in and prev and prev.group(1) != OURS and prev.group(2) != "0":
                 add(cpu, "task", f"task {prev.group(1)}", ts - task_in[cpu])
             task_in[cpu] = ts
     return [{"cpu": cpu, "source": src, "kind": kind, "count": int(c), "total_us": round(t, 1), "max_us": round(mx, 1)}
@@ -351,7 +352,8 @@ def run(cpus: list[int], seconds: float, budget_us: float, threshold_us: float =
             raise JitterError(why_not_bcc)
         tracer = None
     if tracer is None:
-        notes.append(f"bcc cannot run here: {why_not_bcc}; reading the same tracepoints from tracefs instead")
+        if method != "tracefs":  # asked for: nothing to explain
+            notes.append(f"bcc cannot run here: {why_not_bcc}; reading the same tracepoints from tracefs instead")
         tracer = TracefsTracer(cpus)
         if tracer.note:
             notes.append(tracer.note)
