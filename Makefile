@@ -62,11 +62,16 @@ $(ASAN_STAMP): $(EXT_DEPS)
 	$(PY) dpdk/build_ext.py --asan
 	@touch $@
 
-lock:          ## re-resolve requirements.lock from pyproject.toml in a scratch venv
+lock:          ## re-resolve requirements.lock (everything) and requirements-runtime.lock (a box's) from pyproject.toml
 	rm -rf $(BUILD)/lockvenv && /usr/bin/python3 -m venv $(BUILD)/lockvenv
-	$(BUILD)/lockvenv/bin/pip install -q '.[test]' 'setuptools>=68'
+	$(BUILD)/lockvenv/bin/pip install -q '.[test,provision]' 'setuptools>=68'
 	{ sed -n '1,2p' requirements.lock; $(BUILD)/lockvenv/bin/pip freeze --all --exclude-editable \
 	  | grep -v -E '^(pip|wheel|tickwire)[= ]'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+	rm -rf $(BUILD)/lockvenv && /usr/bin/python3 -m venv $(BUILD)/lockvenv
+	$(BUILD)/lockvenv/bin/pip install -q . 'setuptools>=68' -c requirements.lock
+	{ sed -n '1,2p' requirements-runtime.lock; $(BUILD)/lockvenv/bin/pip freeze --all \
+	  | grep -v -E '^(pip|wheel|tickwire)[= ]'; } > requirements-runtime.lock.new \
+	  && mv requirements-runtime.lock.new requirements-runtime.lock
 	rm -rf $(BUILD)/lockvenv
 
 clean:         ## remove build products (not the venv)

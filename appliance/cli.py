@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from appliance import __version__, preflight
+from appliance.provision import commands as provision_commands
 from appliance.ptp.commands import commands as ptp_commands
 from tuning.commands import commands as tune_commands
 
@@ -1418,7 +1419,7 @@ COMMANDS: tuple[Command, ...] = (
                          "it)"),
                 arg("--keep", action="store_true", help="leave the lab up afterwards"),
             ), lambda report: None, root=True),  # the demo prints its own live view
-) + ptp_commands(Command, arg) + tune_commands(Command, arg)
+) + ptp_commands(Command, arg) + tune_commands(Command, arg) + provision_commands(Command, arg)
 
 
 def build_parser() -> argparse.ArgumentParser:
