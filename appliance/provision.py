@@ -35,6 +35,12 @@ PACKAGES = ("appliance", "xdp", "dpdk", "tuning")
 TOP_FILES = ("pyproject.toml", "README.md", "requirements-runtime.lock")
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 SKIP_SUFFIXES = (".pyc", ".new")
+# what a box runs: Debian 12's CPython 3.11 on x86_64 (glibc 2.36), whatever the controller runs
+NATIVE = "_native.cpython-311-x86_64-linux-gnu.so"
+TARGET = ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+          *(a for v in [*(f"manylinux_2_{m}_x86_64" for m in range(36, 4, -1)), "manylinux2014_x86_64",
+                         "manylinux2010_x86_64", "manylinux1_x86_64", "any"]
+            for a in ("--platform", v))]  # pip takes each tag it may choose, newest first
 
 
 class ProvisionError(Exception):
@@ -140,9 +146,9 @@ def _tree_files() -> list[tuple[str, pathlib.Path]]:
     import xdp
 
     missing = []
-    native = sorted((ROOT / "dpdk").glob("_native.cpython-*.so"))
-    if not native:
-        missing.append("dpdk/_native.*.so (the cffi extension)")
+    native = ROOT / "dpdk" / NATIVE
+    if not native.is_file():
+        missing.append(f"dpdk/{NATIVE} (the cffi extension, for Debian 12's Python 3.11 on x86_64)")
     objects = [ROOT / "build" / "xdp" / f"{name}.bpf.o" for name in (*xdp.PROGRAMS, "feed_filter_hwts")]
     missing += [str(p.relative_to(ROOT)) for p in objects if not p.is_file()]
     if not RUNTIME_LOCK.is_file():
@@ -154,7 +160,7 @@ def _tree_files() -> list[tuple[str, pathlib.Path]]:
         for p in sorted((ROOT / pkg).rglob("*")):
             rel = p.relative_to(ROOT)
             if p.is_file() and "__pycache__" not in rel.parts and not p.name.endswith(SKIP_SUFFIXES) \
-                    and not p.name.startswith("_native_asan"):
+                    and not (p.name.startswith("_native") and p.name != NATIVE):
                 files.append((str(rel), p))
     files += [(name, ROOT / name) for name in TOP_FILES]
     files += [(str(p.relative_to(ROOT)), p) for p in objects]
@@ -168,7 +174,7 @@ def _wheels(cache: pathlib.Path, say: Any) -> list[pathlib.Path]:
     cache.mkdir(parents=True, exist_ok=True)
     say(f"fetching the wheels of {RUNTIME_LOCK.name} into {cache} (pip; cached after the first time)")
     res = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-                          "--quiet", "--only-binary", ":all:", "--no-deps", "--dest", str(cache), "-r",
+                          "--quiet", "--only-binary", ":all:", "--no-deps", *TARGET, "--dest", str(cache), "-r",
                           str(RUNTIME_LOCK)], capture_output=True, text=True)
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]

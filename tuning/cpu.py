@@ -9,7 +9,7 @@ import os
 import pathlib
 from typing import Any
 
-from tuning.findings import Finding, cpulist, cpus_text, mask_cpus, read
+from tuning.findings import Finding, cpulist, cpus_mask, cpus_text, mask_cpus, read
 
 SYS = "/sys/devices/system/cpu"
 WORKQUEUE_MASK = "/sys/devices/virtual/workqueue/cpumask"
@@ -66,7 +66,7 @@ def _planned(plan: Any) -> Finding:
 
 
 def housekeeping_mask(plan: Any) -> str:
-    return f"{sum(1 << c for c in plan.housekeeping):x}"
+    return cpus_mask(plan.housekeeping)
 
 
 def _smt(plan: Any) -> Finding:

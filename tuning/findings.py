@@ -65,6 +65,20 @@ def cpus_text(cpus: set[int] | list[int]) -> str:
     return ",".join(runs)
 
 
+def cpus_mask(cpus: set[int] | frozenset[int] | list[int]) -> str:
+    """{0, 1} -> '3'; {0, 40} -> '100,00000001': hex in 32-bit groups, most significant first, as the
+    kernel's bitmap parser takes a CPU mask (more than 8 digits without a comma it refuses)."""
+    value = sum(1 << c for c in set(cpus))
+    groups = []
+    while True:
+        groups.append(value & 0xFFFFFFFF)
+        value >>= 32
+        if not value:
+            break
+    groups.reverse()
+    return ",".join([f"{groups[0]:x}"] + [f"{g:08x}" for g in groups[1:]])
+
+
 def mask_cpus(mask: str | None) -> set[int]:
     """A hex CPU mask as /proc and sysfs write it ('3', '00000000,00000003') -> {0, 1}."""
     if not mask:

@@ -9,7 +9,7 @@ import re
 import subprocess
 from typing import Any
 
-from tuning.findings import Finding, cpulist, cpus_text, mask_cpus, read
+from tuning.findings import Finding, cpulist, cpus_mask, cpus_text, mask_cpus, read
 
 IRQ = pathlib.Path("/proc/irq")
 DEFAULTS = pathlib.Path("/etc/default/irqbalance")
@@ -58,7 +58,7 @@ def audit(plan: Any) -> list[Finding]:
     dcpus = mask_cpus(dflt)
     out.append(Finding("irq", "default IRQ affinity", "warn" if dcpus & plan.isolated else "ok",
                        f"{IRQ}/default_smp_affinity: {dflt} (CPUs {cpus_text(dcpus)})",
-                       f"echo {sum(1 << c for c in plan.housekeeping):x} > {IRQ}/default_smp_affinity "
+                       f"echo {cpus_mask(plan.housekeeping)} > {IRQ}/default_smp_affinity "
                        "(tickwire tune apply)" if dcpus & plan.isolated else None, dflt))
     out.append(_irqbalance(plan))
     return out
@@ -92,7 +92,7 @@ def changes(plan: Any) -> list[dict[str, Any]]:
         out.append({"concern": "irq", "what": f"IRQ {n} {i['name']}".strip(), "path": str(IRQ / str(n) /
                     "smp_affinity_list"), "before": i["text"], "after": hk})
     dflt = read(IRQ / "default_smp_affinity")
-    want = f"{sum(1 << c for c in plan.housekeeping):x}"
+    want = cpus_mask(plan.housekeeping)
     if dflt is not None and mask_cpus(dflt) & plan.isolated:
         out.append({"concern": "irq", "what": "default IRQ affinity", "path": str(IRQ / "default_smp_affinity"),
                     "before": dflt, "after": want})

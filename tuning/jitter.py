@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Any
 
+from tuning.findings import cpus_mask
+
 TRACEFS = pathlib.Path("/sys/kernel/tracing")
 SOFTIRQS = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU")
 KINDS = {1: "irq", 2: "softirq", 3: "task", 4: "timer"}
@@ -104,7 +106,7 @@ struct cpu_t { u64 irq_at; u32 irq; u32 vec; u64 sirq_at; u64 task_at; u64 timer
 BPF_HASH(stats, struct key_t, struct val_t, 4096);
 BPF_ARRAY(percpu, struct cpu_t, 256);
 
-static inline int wanted(u32 cpu) { return cpu < 256 && ((CPUMASK >> cpu) & 1); }
+static inline int wanted(u32 cpu) { return CPUTEST; }
 
 static inline void account(u32 cpu, u32 kind, u32 id, char *name, u64 d) {
     struct key_t k = {};
@@ -199,9 +201,9 @@ class BccTracer:
     def __init__(self, cpus: list[int]):
         from bcc import BPF
 
-        mask = sum(1 << c for c in cpus)
+        test = " || ".join(f"cpu == {c}" for c in sorted(set(cpus)))  # any CPU number, not a 64-bit mask's
         timers = TIMER_TEXT if _has_event("irq_vectors", "local_timer_entry") else ""
-        text = BPF_TEXT.replace("CPUMASK", f"{mask}ULL").replace("TIMER_PROBES", timers)
+        text = BPF_TEXT.replace("CPUTEST", test).replace("TIMER_PROBES", timers)
         try:
             self.bpf = BPF(text=text)
         except Exception as exc:  # noqa: BLE001 - bcc raises plain Exception when the compile fails
@@ -251,7 +253,7 @@ class TracefsTracer:
             raise JitterError(f"cannot make a tracefs instance at {self.dir}: {exc.strerror}") from exc
         self.cpus = cpus
         try:
-            (self.dir / "tracing_cpumask").write_text(f"{sum(1 << c for c in cpus):x}\n")
+            (self.dir / "tracing_cpumask").write_text(f"{cpus_mask(cpus)}\n")
             (self.dir / "buffer_size_kb").write_text("8192\n")
             for group, name in self.EVENTS:
                 f = self.dir / "events" / group / name / "enable"

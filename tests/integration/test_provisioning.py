@@ -107,11 +107,12 @@ def box(tmp_path_factory):
         host_vars = work / "inventory" / "host_vars" / prefix
         host_vars.mkdir(parents=True)
         (host_vars / "00-tickwire.yml").write_text(yaml.safe_dump(generated))  # the later file wins: the chroot's
-        report = work / "verify.json"
+        report = work / "verify" / f"{prefix}.json"
         nics = [{**n, "features_off": [*n["features_off"], "gro"]} for n in generated["tickwire_nic_interfaces"]]
         (host_vars / "10-chroot.yml").write_text(yaml.safe_dump({
-            **CHROOT_VARS, "tickwire_app_bundle": bundle["path"], "tickwire_verify_report": str(report),
+            **CHROOT_VARS, "tickwire_app_bundle": bundle["path"], "tickwire_verify_report": str(report.parent),
             "tickwire_app_secret_files": {"/etc/tickwire/ouch.secret": "chroot-secret"},
+            "tickwire_app_environment": {"TW_EXAMPLE": 'a"b\\c d '},
             "tickwire_nic_interfaces": nics}))
         (work / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"tickwire_hosts": {"hosts": {prefix: {
             "ansible_host": str(root), "ansible_connection": "community.general.chroot"}}}}))
@@ -179,7 +180,7 @@ def test_a_bare_box_converges_and_a_second_run_changes_nothing(box):
         v["tickwire_sysctl_values"]
     hp = (root / "etc/systemd/system/tickwire-hugepages.service").read_text()
     assert "echo 1024 > /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages" in hp
-    assert "IRQBALANCE_BANNED_CPULIST=3  # tickwire_cpu_isolation" in (root / "etc/default/irqbalance").read_text()
+    assert "\nIRQBALANCE_BANNED_CPULIST=3\n" in (root / "etc/default/irqbalance").read_text()  # nothing after it
     affinity = (root / "etc/systemd/system.conf.d/60-tickwire-cpuaffinity.conf").read_text()
     assert "[Manager]" in affinity and (f"CPUAffinity={hk}\n" in affinity if hk else "CPUAffinity=" in affinity)
     assert "echo 3 > /sys/devices/virtual/workqueue/cpumask" in \
@@ -203,6 +204,8 @@ def test_a_bare_box_converges_and_a_second_run_changes_nothing(box):
     assert (root / "opt/tickwire/releases" / box["bundle"]["release"] / "RELEASE").read_text().strip() == \
         box["bundle"]["release"]
     assert (root / "etc/tickwire/appliance.yaml").read_text() == COLO.read_text()
+    env = root / "etc/tickwire/environment"  # as systemd reads an EnvironmentFile: quoted, \\ and " escaped
+    assert 'TW_EXAMPLE="a\\"b\\\\c d "\n' in env.read_text() and env.stat().st_mode & 0o777 == 0o600
     secret = root / "etc/tickwire/ouch.secret"
     assert secret.read_text() == "chroot-secret" and secret.stat().st_mode & 0o777 == 0o600
     assert secret.stat().st_uid == int(passwd["tickwire"][2])
@@ -210,7 +213,12 @@ def test_a_bare_box_converges_and_a_second_run_changes_nothing(box):
     from appliance.cli import RUN_CAPABILITIES
     assert "\nUser=tickwire\n" in unit and f"\nAmbientCapabilities={' '.join(RUN_CAPABILITIES)}\n" in unit
     assert f"\nCapabilityBoundingSet={' '.join(RUN_CAPABILITIES)}\n" in unit and "\nCPUAffinity=2-3\n" in unit
-    assert "\nExecStart=/opt/tickwire/venv/bin/tickwire run /etc/tickwire/appliance.yaml --name tw\n" in unit
+    assert "\nExecStart=/opt/tickwire/current/venv/bin/tickwire run /etc/tickwire/appliance.yaml --name tw\n" in unit
+    # each release has its own venv: a running appliance keeps the code it started with
+    release = root / "opt/tickwire/releases" / box["bundle"]["release"]  # current is absolute: the box's path
+    assert (release / "venv" / "lib" / "python3.11" / "site-packages" / "tickwire.pth").read_text().strip() == \
+        f"/opt/tickwire/releases/{box['bundle']['release']}"
+    assert os.readlink(root / "usr/local/bin/tickwire") == "/opt/tickwire/current/venv/bin/tickwire"
     assert 'KERNEL=="cpu_dma_latency", GROUP="tickwire", MODE="0660"' in \
         (root / "etc/udev/rules.d/60-tickwire.rules").read_text()
     # DPDK's libraries held at the ABI the extension was built for
@@ -237,6 +245,7 @@ def test_verify_reads_what_tune_audit_reads_on_the_box(box):
     assert r["hugepages"]["hugetlbfs_mounted"] == bool(by[("memory", "hugetlbfs mounted")]["value"])
     # and the box's own release runs as its user against the box's DPDK
     assert r["app"]["version"]["dpdk"].startswith("DPDK 22.11") and r["app"]["config_check_rc"] == 0
+    assert r["app"]["config_check"]["warnings"] == []  # its secret readable by its user
     assert all(r["packages"].values()) and r["ptp"]["files_match"]
 
 
@@ -253,6 +262,33 @@ def test_verify_fails_on_what_the_running_kernel_lacks_and_names_it(box):
         assert res.returncode == 0, res.stdout[-3000:]
     live = playbook(box, "verify.yml", "-e", "tickwire_kernel_cmdline_verify_live=true")
     assert live.returncode == 2 and "the drop-in is written but the box has not booted with it" in live.stdout
+
+
+REBOOT_TASK = "Reboot when the running kernel lacks what the drop-in says"
+
+
+def reboot_decision(res: subprocess.CompletedProcess) -> str:
+    """changed or skipping: what the kernel_cmdline role's reboot task did in a --check run."""
+    after = res.stdout.split(REBOOT_TASK, 1)
+    assert res.returncode == 0 and len(after) == 2, res.stdout[-3000:]
+    return re.search(r"^(ok|changed|skipping|fatal):", after[1], re.M).group(1)
+
+
+def test_the_kernel_cmdline_role_reboots_only_when_asked_and_the_running_kernel_lacks_its_line(box):
+    """--check decides the reboot without doing it (ansible's reboot action says changed and stops there);
+    the chroot's /proc is this machine's, booted without isolation."""
+    words = pathlib.Path("/proc/cmdline").read_text().split()
+    iso = box["vars"]["tickwire_kernel_cmdline_isolated_cpus"]
+    lacking = any(p not in words for p in (f"isolcpus=managed_irq,domain,{iso}", f"nohz_full={iso}"))
+    run = ("site.yml", "--check", "--tags", "kernel_cmdline")
+    assert reboot_decision(playbook(box, *run)) == "skipping"  # never without reboot_ok
+    ok = ("-e", "tickwire_kernel_cmdline_reboot_ok=true")
+    assert reboot_decision(playbook(box, *run, *ok)) == ("changed" if lacking else "skipping")
+    # removing the drop-in reboots only a kernel still isolated by it
+    isolated = any(w.startswith("isolcpus=managed_irq,domain,") for w in words)
+    absent = playbook(box, *run, *ok, "-e", "tickwire_kernel_cmdline_state=absent")
+    assert reboot_decision(absent) == ("changed" if isolated else "skipping")
+    assert (box["root"] / "etc/default/grub.d/60-tickwire.cfg").exists()  # --check removed nothing
 
 
 def test_the_release_on_the_box_replays_nasdaqs_captures_as_this_tree_does(box):
@@ -315,6 +351,12 @@ def test_tickwire_run_trades_as_its_own_user_with_the_units_capabilities_and_nee
     umem) and, through the CLI, tickwire says which one is missing."""
     unit = (box["root"] / "etc/systemd/system/tickwire.service").read_text()
     caps = re.search(r"^AmbientCapabilities=(.*)$", unit, re.M).group(1).split()
+    # what the unit runs as root before it starts (bpffs made the group's), with this machine's nobody for its user
+    user, group = re.search(r"^User=(.*)$", unit, re.M).group(1), re.search(r"^Group=(.*)$", unit, re.M).group(1)
+    pre = [line.removeprefix("ExecStartPre=+") for line in unit.splitlines() if line.startswith("ExecStartPre=+")]
+    pre = [p.replace(f"chgrp {group} ", "chgrp nogroup ").replace(f"-o {user} -g {group}", "-o nobody -g nogroup")
+           for p in pre]
+    assert pre and all("nogroup" in p for p in pre), pre
     work = pathlib.Path(f"/tmp/{lab.prefix}-caps")
     work.mkdir(mode=0o755)
     ex = None
@@ -338,7 +380,8 @@ def test_tickwire_run_trades_as_its_own_user_with_the_units_capabilities_and_nee
                 shutil.chown(work / d, "nobody")
             c = ",".join(f"+{x.removeprefix('CAP_').lower()}" for x in granted)
             tick = shlex.join([sys.executable, "-c", BYPASS] if bypass else [str(BIN / "tickwire")])
-            inner = (f"mount -t bpf bpf /sys/fs/bpf && install -d -o nobody /sys/fs/bpf/tickwire && "
+            # bpffs as systemd mounts it (0700, root's), then the unit's own preparation of it
+            inner = (f"mount -t bpf -o mode=700 bpf /sys/fs/bpf && {' && '.join(pre)} && "
                      f"exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all{',' + c if c else ''}"
                      f" --ambient-caps=-all{',' + c if c else ''} --bounding-set=-all{',' + c if c else ''} "
                      f"{tick} run {config} --duration 3 --json")

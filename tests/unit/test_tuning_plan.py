@@ -7,7 +7,7 @@ import pathlib
 
 from appliance import config
 from tuning import cmdline, jitter
-from tuning.findings import Finding, cpulist, cpus_text, mask_cpus, verdict
+from tuning.findings import Finding, cpulist, cpus_mask, cpus_text, mask_cpus, verdict
 from tuning.plan import Plan
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml"
@@ -17,6 +17,9 @@ def test_cpu_lists_and_masks_read_as_the_kernel_writes_them():
     assert cpulist("0-2,5") == {0, 1, 2, 5} and cpulist("") == set() and cpulist("7\n") == {7}
     assert cpus_text({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8" and cpus_text(set()) == ""
     assert mask_cpus("3") == {0, 1} and mask_cpus("00000000,00000101") == {0, 8} and mask_cpus(None) == set()
+    # written as the kernel's bitmap parser takes them: 32-bit groups (more than 8 digits in one it refuses)
+    assert cpus_mask({0, 1}) == "3" and cpus_mask({0, 40}) == "100,00000001" and cpus_mask(set()) == "0"
+    assert mask_cpus(cpus_mask(set(range(0, 96, 3)))) == set(range(0, 96, 3))
 
 
 def test_the_command_line_is_read_up_to_inits_arguments():

@@ -2,7 +2,8 @@
 
     "0-2,5" | tickwire_cpus       -> [0, 1, 2, 5]
     [0, 1, 2, 5] | tickwire_cpulist -> "0-2,5"
-    [0, 1] | tickwire_cpumask     -> "3"      (hex, as /sys/devices/virtual/workqueue/cpumask takes it)
+    [0, 1] | tickwire_cpumask     -> "3"      (hex, as /sys/devices/virtual/workqueue/cpumask takes it;
+                                               [0, 40] -> "100,00000001")
 
 Kept here rather than imported from tickwire's tuning package so that the roles need
 nothing on the controller but Ansible.
@@ -41,7 +42,17 @@ def tickwire_cpulist(cpus):
 
 
 def tickwire_cpumask(cpus):
-    return format(sum(1 << int(c) for c in cpus), "x")
+    """Hex in 32-bit groups, most significant first: the kernel's bitmap parser refuses more than
+    8 digits without a comma (a box with more than 32 CPUs)."""
+    value = sum(1 << int(c) for c in set(cpus))
+    groups = []
+    while True:
+        groups.append(value & 0xFFFFFFFF)
+        value >>= 32
+        if not value:
+            break
+    groups.reverse()
+    return ",".join([f"{groups[0]:x}"] + [f"{g:08x}" for g in groups[1:]])
 
 
 class FilterModule:
