@@ -177,6 +177,7 @@ def test_killing_the_master_fails_the_check_within_the_announce_timeout(clock):
             time.sleep(0.2)
         took = time.monotonic() - killed
         assert took <= timeout + 1, f"failed only {took:.1f} s after the master died"
+        print(f"master killed: ptp check failed after {took:.2f} s (announce timeout {timeout:g} s)")
         why = {c["name"]: c for c in r["checks"] if c["status"] == "fail"}
         assert "last sync" in why or "port state" in why, why  # the syncs stop first; then the port gives up
         if "last sync" in why:
@@ -225,6 +226,7 @@ def test_asymmetry_shifts_the_offset_a_better_grandmaster_is_followed_and_the_re
         after = statistics.median(_offsets(lab))
         shift = after - before
         assert 750_000 < shift < 1_250_000, f"offset {before:.0f} -> {after:.0f} ns"
+        print(f"2 ms more one way: the offset went {before:,.0f} -> {after:,.0f} ns (shift {shift:,.0f} ns)")
         code, r = check(lab)
         assert code == 2 and "offset from master" in r["failed"]
         tw("lab", "clear", "--prefix", lab.prefix, "order-app")
