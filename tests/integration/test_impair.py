@@ -35,7 +35,7 @@ def feed_a(lab, rate: int, receivers=("app",)):
 
 def test_delay_adds_to_the_round_trip_in_each_direction(lab):
     base = ping(lab.ns("app"), "198.18.3.1")
-    assert len(base) == 5 and max(base) < 5
+    assert len(base) == 5 and sorted(base)[2] < 5, base  # median: the first ping also resolves the neighbour
     impair_cli(lab, "order-app", "--delay", "15", "--direction", "both")
     rtt = ping(lab.ns("app"), "198.18.3.1")
     assert len(rtt) == 5
