@@ -164,6 +164,7 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
                                "--duration", str(args.books_seconds + 30), "--top", "0", "--max-locate", "64",
                                "--json", "--quiet-events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     exchange = None
+    ex_cfg: str | None = None
     try:
         try:
             feed.wait_started(name, worker)
@@ -171,6 +172,7 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
             raise net.LabError(str(exc)) from exc
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             yaml.safe_dump({"duration": args.books_seconds, "rate": 3000, "symbols": 4}, f)
+        ex_cfg = f.name
         exchange = subprocess.Popen([*cli, "exchange", "run", "--prefix", lab.prefix, "--config", f.name, "--json"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if console:
@@ -192,6 +194,8 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
             impair.clear(lab, link)
         if not args.keep:  # the worker's statistics and events, unless the lab stays for a look
             remove_state(name)
+        if ex_cfg:
+            pathlib.Path(ex_cfg).unlink(missing_ok=True)
     if exchange.returncode or not w_out:
         raise net.LabError(f"round 3 failed: exchange {ex_err[-1000:]} worker {w_err[-1000:]}")
     ex, wr = json.loads(ex_out), json.loads(w_out)

@@ -385,7 +385,9 @@ def test_tickwire_run_trades_as_its_own_user_with_the_units_capabilities_and_nee
                      f"exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all{',' + c if c else ''}"
                      f" --ambient-caps=-all{',' + c if c else ''} --bounding-set=-all{',' + c if c else ''} "
                      f"{tick} run {config} --duration 3 --json")
-            env = {**os.environ, "TICKWIRE_RUN_DIR": str(work / "run"), "TW_OUCH_PASSWORD": "lab-secret"}
+            # DPDK keeps a non-root process's runtime folder under XDG_RUNTIME_DIR, else in /tmp/dpdk
+            env = {**os.environ, "TICKWIRE_RUN_DIR": str(work / "run"), "XDG_RUNTIME_DIR": str(work / "run"),
+                   "TW_OUCH_PASSWORD": "lab-secret"}
             return subprocess.run(["ip", "netns", "exec", lab.ns("app"), "sh", "-c", inner], capture_output=True,
                                   text=True, timeout=120, env=env)
 
