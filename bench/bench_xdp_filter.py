@@ -1,11 +1,14 @@
 """Cost per packet of the XDP feed filter, beside an empty XDP_PASS program, in the
 same run (bpf_prog_test_run_opts with repeat: the kernel times the program alone).
 
-Rows: a matched feed packet (redirect rule: parse, look up, stamp the metadata,
-redirect attempt), an unmatched UDP packet (parse, look up, pass), and a non-IP
-frame (ARP). Each is the median of --runs runs of --repeat iterations. Needs root.
+Rows: the packet-fixture table the filter's tests run (xdp/fixtures.py: feed
+packets on both lines with and without VLAN tags and IPv4 options, drop and pass
+rules, unmatched UDP, TCP, ARP, IPv6, fragments, malformed and truncated frames),
+under the rules that table is written against. Each row is the median of --runs
+runs of --repeat iterations; --rows picks rows whose description contains a word.
+Needs root.
 
-    sudo .venv/bin/python bench/bench_xdp_filter.py [--repeat 1000000] [--runs 5] [--json]
+    sudo .venv/bin/python bench/bench_xdp_filter.py [--repeat 1000000] [--runs 5] [--rows WORD] [--json]
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import statistics
 import subprocess
 import tempfile
 
-from scapy.all import ARP, IP, UDP, Ether, Raw
-
 from xdp.filter import PIN_ROOT, FeedFilter
+from xdp.fixtures import ROWS, add_rules
 
 PASS_PROGRAM = """
 #include <linux/bpf.h>
@@ -39,15 +41,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rows", default="", metavar="WORD", help="only the rows whose description contains WORD")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_xdp_filter needs root (it loads BPF programs)")
-    frames = {
-        "matched feed packet": bytes(Ether() / IP(dst="239.198.1.1") / UDP(dport=26400) / Raw(b"\0" * 1000)),
-        "unmatched UDP packet": bytes(Ether() / IP(dst="239.198.1.1") / UDP(dport=9999) / Raw(b"\0" * 1000)),
-        "ARP frame": bytes(Ether() / ARP()),
-    }
+    frames = {r.desc: r.frame for r in ROWS if args.rows in r.desc}
+    if not frames:
+        raise SystemExit(f"--rows {args.rows!r}: no row's description contains it (see xdp/fixtures.py)")
     tag = secrets.token_hex(3)
     with tempfile.TemporaryDirectory() as d:
         src, obj = pathlib.Path(d) / "pass.bpf.c", pathlib.Path(d) / "pass.bpf.o"
@@ -57,7 +58,7 @@ def main() -> None:
         baseline = FeedFilter(PIN_ROOT / f"bench-pass-{tag}", obj, program="xdp_pass_baseline")
         flt = FeedFilter(PIN_ROOT / f"bench-filter-{tag}")
         try:
-            flt.add_rule("239.198.1.1", 26400, "redirect", feed_id=1)
+            add_rules(flt)
             rows = {}
             for name, frame in frames.items():
                 rows[name] = {"filter_ns": per_packet(flt, frame, args.repeat, args.runs),
@@ -72,8 +73,9 @@ def main() -> None:
         print(json.dumps({"benchmark": "xdp_filter", "repeat": args.repeat, "runs": args.runs, "rows": rows}))
         return
     print(f"XDP feed filter, ns per packet (bpf_prog_test_run, {args.repeat:,} repeats, median of {args.runs}):")
+    width = max(len(name) for name in rows)
     for name, r in rows.items():
-        print(f"  {name:22s} filter {r['filter_ns']:5.0f} ns   empty XDP_PASS {r['baseline_ns']:5.0f} ns   "
+        print(f"  {name:{width}s} filter {r['filter_ns']:5.0f} ns   empty XDP_PASS {r['baseline_ns']:5.0f} ns   "
               f"ratio {r['ratio']}")
 
 
