@@ -1,7 +1,8 @@
 """The C decoders under AddressSanitizer: the fuzz and property tests of the
 books, the feed and the state messages run again against ``dpdk._native_asan``
 (built by ``make build``) in a child Python with libasan preloaded. Any invalid
-read or write aborts that child with ASan's report."""
+read or write aborts that child with ASan's report. An integration test: the
+nested run takes minutes (its own timeout is 900 s)."""
 
 from __future__ import annotations
 
