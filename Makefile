@@ -9,7 +9,7 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/include/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h dpdk/lab/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 ASAN_STAMP := $(BUILD)/.ext-asan-stamp
 

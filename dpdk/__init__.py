@@ -1,7 +1,8 @@
 """tickwire's C side: the cffi extension ``dpdk._native`` and its Python face.
 
-The C sources live in ``dpdk/src/`` (named by stage), the one header Python
-shares with C in ``dpdk/include/tickwire.h``; ``make build`` compiles them.
+The C sources live in ``dpdk/src/`` (named by stage), the headers Python
+shares with C in ``dpdk/include/`` (one header per concern); ``make build``
+compiles them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Build the project's one C extension, ``dpdk._native``, with cffi in API mode.
 
-Sources are ``dpdk/src/*.c``; the interface is ``dpdk/include/tickwire.h`` (cffi
-reads it with the preprocessor lines removed). Compiled with ``-O3`` and warnings
+Sources are ``dpdk/src/*.c``; the interface is the faces in ``dpdk/include/``, one
+header per concern, joined in the order of ``FACES`` (cffi reads them with the
+preprocessor lines removed). Compiled with ``-O3`` and warnings
 as errors against ``pkg-config libdpdk`` and ``libbpf``. Run by ``make build``,
 which also builds ``dpdk._native_asan`` (``--asan``: AddressSanitizer, for tests).
 """
@@ -20,7 +21,12 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-HEADER = HERE / "include" / "tickwire.h"
+INCLUDE = HERE / "include"
+# The faces Python shares with C, in the order cffi reads them: a header comes
+# after every header it uses (dpdk/include/tickwire.h includes them all for C).
+FACES = ("events.h", "book.h", "feed.h", "risk.h", "strategy.h", "order_entry.h",
+         "histogram.h", "recorder.h", "port.h", "worker.h")
+LAB = HERE / "lab"
 PKGS = ("libdpdk", "libbpf")
 
 
@@ -46,6 +52,7 @@ SOURCE_PREAMBLE = """\
 #include <linux/if_link.h>
 #include <linux/types.h>
 #include "tickwire.h"
+#include "lab.h"
 #include "tw_meta.h"
 #include "tw_rules.h"
 """
@@ -84,7 +91,8 @@ def builder(asan: bool = False) -> cffi.FFI:
     with AddressSanitizer for the fuzz tests (load it with libasan preloaded and
     TICKWIRE_NATIVE=asan)."""
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text(HEADER))
+    ffi.cdef("\n".join(cdef_text(INCLUDE / name) for name in FACES))
+    ffi.cdef(cdef_text(LAB / "lab.h"))
     ffi.cdef(LIBBPF_CDEF.read_text())
     for name in SHARED_XDP_HEADERS:
         ffi.cdef(shared_cdef(XDP_INCLUDE / name))
@@ -93,7 +101,7 @@ def builder(asan: bool = False) -> cffi.FFI:
         "dpdk._native_asan" if asan else "dpdk._native",
         SOURCE_PREAMBLE,
         sources=sources,
-        include_dirs=[str(HERE / "include"), str(ROOT / "xdp" / "include")],
+        include_dirs=[str(INCLUDE), str(LAB), str(ROOT / "xdp" / "include")],
         extra_compile_args=[*(ASAN_FLAGS if asan else ["-O3"]), "-Wall", "-Wextra", "-Werror",
                             "-Wno-unused-parameter", *pkg_config("--cflags")],
         extra_link_args=[*(["-fsanitize=address"] if asan else []), *pkg_config("--libs")],

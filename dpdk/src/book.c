@@ -1,5 +1,5 @@
 /* book.c — order books built from ITCH 5.0: L3 (order reference -> order) and L2
- * (price levels) per instrument, keyed by stock locate. See tickwire.h.
+ * (price levels) per instrument, keyed by stock locate. See book.h.
  *
  * Nothing is allocated per message: the order table and the level arrays are
  * sized at creation (and touched then, so no page faults come later). Orders
@@ -15,7 +15,7 @@
 
 #include "internal.h"
 #include "bytes.h"
-#include "tickwire.h"
+#include "book.h"
 
 /* 16 bytes, four to a cache line: the reference (below 2^47; 0 marks an empty
  * slot), the side and the stock locate share one word. */

@@ -1,6 +1,6 @@
 /* histogram.c — HDR-style latency histograms: exact below 32, then 16 buckets
- * per power of two. See tickwire.h. */
-#include "tickwire.h"
+ * per power of two. See histogram.h. */
+#include "histogram.h"
 
 #define SUB 16u
 #define NBUCKETS 592u /* (39 - 4 + 1) * 16 + 16: values up to 2^40 */

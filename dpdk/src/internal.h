@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "tickwire.h"
+#include "book.h"
+#include "feed.h"
+#include "order_entry.h"
+#include "strategy.h"
 
 /* book.c */
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);

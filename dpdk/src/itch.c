@@ -3,7 +3,7 @@
  * SHO restrictions (Y), market-wide circuit breakers (W) and operational halts
  * (h). Book messages (A F E C X D U) never come here: book.c applies them.
  * Other types (trades, crosses, imbalances, ...) have no state to keep. See
- * tickwire.h.
+ * book.h.
  */
 #include <string.h>
 

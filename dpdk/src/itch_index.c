@@ -1,4 +1,4 @@
-/* itch_index.c — scan a NASDAQ BinaryFILE of ITCH messages (see tickwire.h).
+/* itch_index.c — scan a NASDAQ BinaryFILE of ITCH messages (see feed.h).
  *
  * Two passes, each a straight walk over the length prefixes: a census sizes the
  * per-type arrays, the split copies each message into its array. No allocation;
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "tickwire.h"
+#include "feed.h"
 
 uint64_t tw_itch_census(const uint8_t *buf, uint64_t len, const uint16_t *expected,
                         uint64_t *counts, uint64_t *malformed)

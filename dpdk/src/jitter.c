@@ -1,7 +1,7 @@
 /* jitter.c — how long a core is taken away from a thread that never lets go of
  * it: a busy loop that reads the clock as fast as it can and keeps every gap
  * between two reads longer than a threshold (tickwire tune jitter). Not the hot
- * path: a diagnostic that stands in for the worker on its core. See tickwire.h.
+ * path: a diagnostic that stands in for the worker on its core. See lab.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "internal.h"
-#include "tickwire.h"
+#include "lab.h"
 
 static inline uint64_t mono(void)
 {

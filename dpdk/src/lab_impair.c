@@ -23,7 +23,7 @@
 #include <linux/types.h>
 
 #include "lab_impair.h"
-#include "tickwire.h"
+#include "lab.h"
 
 #define TW_IMPAIR_SLOTS 8192u            /* frames the relay can hold (16 MiB) */
 #define TW_IMPAIR_IDLE_NS 50000000ull    /* wake at least every 50 ms to see a stop */

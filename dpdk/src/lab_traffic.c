@@ -1,4 +1,4 @@
-/* lab_traffic.c — the lab's multicast sender and sink (see tickwire.h).
+/* lab_traffic.c — the lab's multicast sender and sink (see lab.h).
  *
  * The sender batches with sendmmsg and paces by the monotonic clock; the sink
  * batches with recvmmsg and tracks MoldUDP64 sequence numbers so a demo or a
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "tickwire.h"
+#include "lab.h"
 
 #define TW_MAX_BATCH 1024u
 #define TW_SINK_BATCH 64u

@@ -1,5 +1,5 @@
 /* mold.c — MoldUDP64 sequencing for one session: A/B arbitration, gaps, recovery.
- * See tickwire.h.
+ * See feed.h.
  *
  * Every downstream packet from line A, line B or the retransmission answer goes
  * through tw_feed_packet. A message whose sequence number is the next expected
@@ -17,7 +17,7 @@
 
 #include "bytes.h"
 #include "internal.h"
-#include "tickwire.h"
+#include "feed.h"
 
 #define MOLD_HEADER 20
 #define SLOT_BYTES 64 /* the longest ITCH message is 50 bytes */

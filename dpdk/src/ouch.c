@@ -1,6 +1,6 @@
 /* ouch.c — the worker's order-entry session: OUCH 5.0 over SoupBinTCP 3.00 on a
  * non-blocking kernel TCP socket, driven from the loop by tw_ouch_poll. See
- * tickwire.h.
+ * order_entry.h.
  *
  * Sequenced messages are numbered from the login's "next sequence"; a reconnect
  * logs in asking for the first one not yet seen, so the server's replay brings
@@ -18,7 +18,7 @@
 
 #include "bytes.h"
 #include "internal.h"
-#include "tickwire.h"
+#include "order_entry.h"
 
 #define BUF 65536
 #define IN_BUF (65535 + 2) /* the largest SoupBinTCP packet fits whole */

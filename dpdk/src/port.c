@@ -1,6 +1,6 @@
 /* port.c — EAL start-up and ports: what Python calls to set DPDK up before the
  * worker runs. One rx and one tx queue per port (a feed interface, or a pcap
- * replay). See tickwire.h. */
+ * replay). See port.h. */
 #include <errno.h>
 #include <string.h>
 
@@ -10,7 +10,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
-#include "tickwire.h"
+#include "port.h"
 
 int tw_eal_init(int argc, char **argv)
 {

@@ -1,5 +1,5 @@
 /* recorder.c — market data kept: every feed frame the worker receives, as pcap,
- * one capture per line, rotated at a size. See tickwire.h.
+ * one capture per line, rotated at a size. See recorder.h.
  *
  * The worker (one producer) copies each frame into a ring of bytes and goes on;
  * (or, with cfg.single, every line into that one file, never rotated)
@@ -28,7 +28,7 @@
 
 #include "bytes.h"
 #include "internal.h"
-#include "tickwire.h"
+#include "recorder.h"
 
 #define WRAP 0xFFFFFFFFu
 #define HDR 16u

@@ -1,6 +1,6 @@
 /* risk.c — inline pre-trade risk: the checks every order passes before it
  * leaves, in the fixed order of enum tw_risk_denial, with the positions, open
- * orders and rate buckets they need. See tickwire.h.
+ * orders and rate buckets they need. See risk.h.
  *
  * The limits table (global limits and a row per strategy) is written by Python
  * (any thread) under a sequence counter and copied by the checking thread when
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "tickwire.h"
+#include "risk.h"
 
 #define NS_PER_S 1000000000ull
 

@@ -1,7 +1,7 @@
 /* strategy.c — strategies in C behind one interface (book update, own order
  * event, timer): a market maker quoting around the micro-price with inventory
  * skew, and a taker crossing on book imbalance. They answer with actions; the
- * worker runs each NEW through the risk chain before it leaves. See tickwire.h.
+ * worker runs each NEW through the risk chain before it leaves. See strategy.h.
  *
  * The dispatcher, not the strategy, looks at staleness and trading state: a
  * strategy is only called with a book that is current and an instrument that
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "tickwire.h"
+#include "strategy.h"
 
 #define MAX_OWN 256   /* orders in flight: a ladder of up to 64 quotes a side, and their replacements */
 #define MAX_LEVELS 64

@@ -1,7 +1,7 @@
 /* version.c — build facts Python reports (tickwire version). */
 #include <rte_version.h>
 
-#include "tickwire.h"
+#include "port.h"
 
 const char *tw_dpdk_version(void)
 {

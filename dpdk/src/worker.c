@@ -1,7 +1,7 @@
 /* worker.c — the lcore loop: rx bursts -> MoldUDP64 (mold.c) -> ITCH -> books
  * (book.c), with per-stage latency histograms, events into an rte_ring and
  * retransmission requests. Live (af_xdp) and replay (pcap) ports run this same
- * code. See tickwire.h.
+ * code. See worker.h.
  *
  * Time: the XDP stamp is CLOCK_MONOTONIC, taken on the CPU that ran the XDP
  * program; each rx burst reads CLOCK_MONOTONIC once (the same clock, valid
@@ -28,7 +28,7 @@
 
 #include "bytes.h"
 #include "internal.h"
-#include "tickwire.h"
+#include "worker.h"
 #include "tw_meta.h"
 
 #define ANSWER_WINDOW_NS 2000000000ull /* read answers for this long after a request */
