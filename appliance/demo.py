@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,13 +45,18 @@ import threading
 import time
 from typing import Any
 
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from appliance import paths
+from appliance import feed, feedfilter, paths
+from appliance.commands.views import feed_stats_view, render_books, status_view
 from appliance.lab import impair, net, topology
+from appliance.lab import ptp as lab_ptp
 from appliance.lab.topology import APP, EXCH, STANDBY
+from appliance.oms import Oms
+from dpdk.worker import remove_state
 
 SESSION = "TWDEMO0001"
 RECEIVERS = ((APP, "feed-a"), (APP, "feed-b"), (STANDBY, "feed-a"), (STANDBY, "feed-b"))
@@ -150,11 +158,6 @@ def _table(title: str, latest: dict) -> Table:
 
 def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | None) -> dict[str, Any]:
     """The feed worker in app against the live exchange, both of app's lines lossy."""
-    import yaml
-
-    from appliance import feed
-    from dpdk.worker import remove_state
-
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-demo"
     lossy = ("feed-a-app", "feed-b-app") if args.books_loss else ()
@@ -176,8 +179,6 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
         exchange = subprocess.Popen([*cli, "exchange", "run", "--prefix", lab.prefix, "--config", f.name, "--json"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if console:
-            from appliance.cli import feed_stats_view
-
             with Live(console=console, auto_refresh=False) as live:
                 while worker.poll() is None:
                     live.update(feed_stats_view(feed.stats(name, events=5)), refresh=True)
@@ -204,8 +205,6 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
                for sym, b in ex["books"].items())
     f = wr["stats"]["feed"]
     if console:
-        from appliance.cli import render_books
-
         render_books([{**b, "bids": b["bids"][:3], "asks": b["asks"][:3]} for b in wr["books"]])
         console.print(f"worker: {f['applied']:,} messages applied (the exchange sent {ex['feed']['messages']:,}); "
                       f"{f['gaps']} gaps, {f['recovered']} recovered, {wr['stats']['retrans_requests']} "
@@ -218,14 +217,8 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
 def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console | None) -> dict[str, Any]:
     """`tickwire run` on the example config (a market maker on each of TAAA, TAAB and TAAC,
     in one worker) against the live exchange; its report beside the exchange's records."""
-    import os
-    import signal
 
-    import yaml
 
-    from appliance import feed
-    from appliance.lab import ptp as lab_ptp
-    from dpdk.worker import remove_state
 
     cli = [sys.executable, "-m", "appliance.cli"]
     name = f"{lab.prefix}-trade"
@@ -257,8 +250,6 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
                                      "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         end = time.monotonic() + args.trade_seconds
         if console:
-            from appliance.cli import status_view
-
             with Live(console=console, auto_refresh=False) as live:
                 while time.monotonic() < end and worker.poll() is None:
                     try:
@@ -270,11 +261,10 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
             console.print()
         else:
             time.sleep(max(0.0, end - time.monotonic()))
-        from xdp import commands
 
         for iface in ("feed-a", "feed-b"):
             try:
-                xdp[iface] = commands.stats(iface, lab.ns(APP))
+                xdp[iface] = feedfilter.stats(iface, lab.ns(APP))
             except Exception as exc:  # noqa: BLE001 - the counters are a figure of the report, not its point
                 xdp[iface] = {"error": str(exc)}
         worker.send_signal(signal.SIGTERM)  # cancels every open order, then exits
@@ -298,7 +288,6 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
         ours = _journal_by_symbol(tmp / "journal")
     finally:
         if not args.keep:  # else the config, the journal and the exchange's records stay for a look
-            import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
     out = trading_report(wr, ex, log, ours, xdp)
@@ -310,8 +299,6 @@ def trading_round(lab: topology.Lab, args: argparse.Namespace, console: Console 
 
 def _journal_by_symbol(directory: pathlib.Path) -> dict[str, dict[str, int]]:
     """What the journal says the appliance did, per instrument: orders sent, shares filled, position."""
-    from appliance.oms import Oms
-
     oms = Oms.from_journal(directory)
     out: dict[str, dict[str, int]] = {}
     for o in oms.orders.values():

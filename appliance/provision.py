@@ -29,6 +29,7 @@ import yaml
 
 from appliance import __version__
 from appliance.paths import ROOT
+from appliance.service import RUN_CAPABILITIES
 
 # what the bundle carries besides its wheels: the packages' files (sources, the extension), and these
 PACKAGES = ("appliance", "xdp", "dpdk", "tuning")
@@ -68,8 +69,8 @@ _Dumper.add_representer(_Block, _block)
 
 def host_vars(config_path: str) -> dict[str, Any]:
     """The Ansible variables of the box the appliance YAML describes, by role."""
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config as cfgmod
-    from appliance.cli import RUN_CAPABILITIES
     from appliance.ptp import conf as ptpconf
     from tuning.findings import cpus_text
     from tuning.plan import SYSCTLS
@@ -143,6 +144,7 @@ class Bundle:
 
 def _tree_files() -> list[tuple[str, pathlib.Path]]:
     """(name in the bundle, file here) for every file a box runs from, sorted."""
+    # lazy: the library loads with its verb, not at every tickwire start
     import xdp
 
     missing = []
@@ -225,64 +227,3 @@ def bundle(out: pathlib.Path, say: Any = lambda m: None) -> Bundle:
         if old != path:
             old.unlink()  # one bundle a folder: the role copies the newest
     return Bundle(path, release, len(files), len(wheels), path.stat().st_size, False)
-
-
-# ---- the CLI ---------------------------------------------------------------------------------
-
-
-def cmd_vars(args: Any) -> tuple[int, Any]:
-    from appliance import config as cfgmod
-    from appliance.cli import UsageError
-
-    try:
-        text = render_vars(args.file)
-    except (cfgmod.ConfigError, ProvisionError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
-    if args.out:
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.out).write_text(text)
-    return 0, {"file": args.file, "out": args.out, "vars": yaml.safe_load(text), "text": text}
-
-
-def render_vars_report(r: dict[str, Any]) -> None:
-    if r["out"]:
-        from appliance.cli import console
-
-        console.print(f"wrote {r['out']} ({len(r['vars'])} variables)")
-    else:
-        sys.stdout.write(r["text"])
-
-
-def cmd_bundle(args: Any) -> tuple[int, Any]:
-    from appliance.cli import UsageError, console
-
-    say = (lambda m: None) if args.json else (lambda m: console.print(f"[dim]{m}[/]"))
-    try:
-        b = bundle(pathlib.Path(args.out), say)
-    except ProvisionError as exc:
-        raise UsageError(str(exc)) from exc
-    return 0, b.as_dict()
-
-
-def render_bundle(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
-    console.print(f"{'kept' if r['reused'] else 'wrote'} {r['path']}: release {r['release']}, {r['files']} files "
-                  f"and {r['wheels']} wheels, {r['size'] / 1e6:.1f} MB (the tickwire_app role's "
-                  "tickwire_app_bundle)", highlight=False)
-
-
-def commands(Command: Any, arg: Any) -> tuple[Any, ...]:  # noqa: N803 - the CLI's classes, handed in
-    return (
-        Command(("provision",), "what provisioning/ (Ansible) needs from this tree: the host's variables and the "
-                "release bundle", None),
-        Command(("provision", "vars"), "the Ansible variables of the box an appliance YAML describes (the cores "
-                "to isolate, hugepages, sysctls, NICs, ptp4l's files, the appliance's config and capabilities), "
-                "from the plan tickwire tune audit checks", cmd_vars,
-                (arg("file", metavar="CONFIG"),
-                 arg("--out", metavar="FILE", help="write them here (default: print them)")), render_vars_report),
-        Command(("provision", "bundle"), "pack this built tree for a box: sources, the extension, the BPF "
-                "objects and every runtime wheel, in one tar named by its content's hash", cmd_bundle,
-                (arg("--out", metavar="DIR", default=str(ROOT / "build" / "bundle"),
-                     help="the folder for the tar and the wheel cache (default build/bundle)"),), render_bundle),
-    )

@@ -14,6 +14,12 @@ import os
 import socket
 import time
 
+# what `tickwire run` needs on a box without the lab's namespaces, each one shown needed by
+# tests/integration/test_provisioning.py: the XDP program and its maps (NET_ADMIN, BPF, and PERFMON for the
+# verifier's pointer arithmetic), AF_XDP sockets (NET_RAW) and their locked umem (IPC_LOCK); provisioning's
+# unit grants exactly these (AmbientCapabilities=)
+RUN_CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_IPC_LOCK")
+
 
 class Notifier:
     def __init__(self) -> None:

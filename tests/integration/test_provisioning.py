@@ -26,7 +26,7 @@ import time
 import pytest
 import yaml
 
-from appliance import paths
+from common import paths
 from labtools import ExchangeProcess, tw, tw_json, unique_prefix
 
 pytestmark = pytest.mark.root
@@ -210,7 +210,7 @@ def test_a_bare_box_converges_and_a_second_run_changes_nothing(box):
     assert secret.read_text() == "chroot-secret" and secret.stat().st_mode & 0o777 == 0o600
     assert secret.stat().st_uid == int(passwd["tickwire"][2])
     unit = (root / "etc/systemd/system/tickwire.service").read_text()
-    from appliance.cli import RUN_CAPABILITIES
+    from appliance.service import RUN_CAPABILITIES
     assert "\nUser=tickwire\n" in unit and f"\nAmbientCapabilities={' '.join(RUN_CAPABILITIES)}\n" in unit
     assert f"\nCapabilityBoundingSet={' '.join(RUN_CAPABILITIES)}\n" in unit and "\nCPUAffinity=2-3\n" in unit
     assert "\nExecStart=/opt/tickwire/current/venv/bin/tickwire run /etc/tickwire/appliance.yaml --name tw\n" in unit
@@ -340,8 +340,8 @@ def test_the_nic_script_applies_and_checks_settings_on_real_interfaces(box):
 
 # ---- the unit's capabilities, in the lab ----------------------------------------------------
 
-BYPASS = ("import sys; import appliance.cli as c; c.need_root = lambda *a, **k: None; "
-          "sys.exit(c.main(sys.argv[1:]))")
+BYPASS = ("import sys; import appliance.cli as c; import appliance.commands.feed as f; "
+          "f.need_root = lambda *a, **k: None; sys.exit(c.main(sys.argv[1:]))")
 
 
 def test_tickwire_run_trades_as_its_own_user_with_the_units_capabilities_and_needs_each(box, lab, tmp_path):

@@ -3,7 +3,10 @@ user errors as one line naming the value and the fix (exit 2)."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pathlib
+import re
 
 import pytest
 
@@ -61,3 +64,38 @@ def test_a_missing_verb_is_a_usage_error(capsys):
         cli.main(["lab"])
     assert exc.value.code == 2
     assert "VERB" in capsys.readouterr().err
+
+
+def test_every_row_of_the_table_has_help_and_a_handler_or_verbs_under_it():
+    paths = [c.path for c in cli.COMMANDS]
+    assert len(paths) == len(set(paths)), "a verb is in the table twice"
+    for i, cmd in enumerate(cli.COMMANDS):
+        assert cmd.help.strip(), f"{' '.join(cmd.path)} has no help"
+        assert cmd.path[:-1] == () or cmd.path[:-1] in paths[:i], f"{' '.join(cmd.path)} comes before its group"
+        children = [p for p in paths if p[:-1] == cmd.path]
+        if cmd.handler is None:
+            assert children, f"the group {' '.join(cmd.path)} has no verbs"
+        else:
+            assert callable(cmd.handler) and not children, f"{' '.join(cmd.path)} is a verb and a group"
+            assert cmd.render is None or callable(cmd.render)
+
+
+def test_the_table_is_the_verb_groups_joined_and_nothing_below_imports_the_cli():
+    """appliance/commands/ holds one module per verb group; no library module (nor a group) imports
+    appliance.cli back, and outside the CLI only the demo draws the CLI's views."""
+    root = pathlib.Path(cli.__file__).parents[1]
+    groups = {p.stem for p in (root / "appliance" / "commands").glob("*.py")} - {"__init__", "kit", "views"}
+    rows = {c.path: c for c in cli.COMMANDS}
+    for g in groups:
+        module = importlib.import_module(f"appliance.commands.{g}")
+        assert all(rows.get(c.path) is c for c in module.COMMANDS), g
+    assert sum(len(importlib.import_module(f"appliance.commands.{g}").COMMANDS) for g in groups) == len(rows)
+    for pkg in ("appliance", "dpdk", "xdp", "tuning"):
+        for path in (root / pkg).rglob("*.py"):
+            text = path.read_text()
+            rel = path.relative_to(root).as_posix()
+            if rel != "appliance/cli.py":
+                assert not re.search(r"^\s*(from appliance\.cli import|import appliance\.cli|from appliance import cli)",
+                                     text, re.M), f"{rel} imports the CLI back"
+            if not rel.startswith("appliance/commands/") and rel not in ("appliance/cli.py", "appliance/demo.py"):
+                assert "appliance.commands" not in text, f"{rel} imports a verb group"

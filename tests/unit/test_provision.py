@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from appliance import config, provision
-from appliance.cli import RUN_CAPABILITIES
+from appliance.service import RUN_CAPABILITIES
 from appliance.ptp import conf as ptpconf
 from tuning import cpu
 from tuning.plan import SYSCTLS, Plan

@@ -1,4 +1,5 @@
-"""What ``tickwire xdp ...`` does: load, unload, status, rules, stats.
+"""The feed filter on an interface by name: load, unload, status, rules, stats (what
+``tickwire xdp ...`` does; appliance/commands/xdp.py is its verb group).
 
 An interface may live in another network namespace (the lab's app end): with
 ``netns`` the calling thread alone enters that namespace for the interface's
@@ -16,8 +17,10 @@ import pathlib
 import socket
 from typing import Any
 
+from pyroute2 import IPRoute, NetNS
+
 from appliance import paths
-from appliance.lab.net import in_netns
+from appliance.lab.net import in_netns, xdp_info
 from xdp import filter as xf
 
 RUN_DIR = paths.RUN_DIR / "xdp"
@@ -46,10 +49,6 @@ def ifindex(iface: str, netns: str | None) -> int:
 
 def attached(iface: str, netns: str | None) -> dict[str, Any] | None:
     """The XDP program on the interface, from netlink (pyroute2)."""
-    from pyroute2 import IPRoute, NetNS
-
-    from appliance.lab.net import xdp_info
-
     handle = NetNS(netns, flags=0) if netns else IPRoute()
     try:
         found = handle.link_lookup(ifname=iface)
@@ -160,10 +159,6 @@ def stats(iface: str, netns: str | None) -> dict[str, Any]:
 
 def status(netns: str | None) -> dict[str, Any]:
     """Every interface with an XDP program in the namespace, and every pinned filter."""
-    from pyroute2 import IPRoute, NetNS
-
-    from appliance.lab.net import xdp_info
-
     handle = NetNS(netns, flags=0) if netns else IPRoute()
     try:
         links = []

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
+from rich.table import Table
+
+from appliance.commands.kit import Command, UsageError, arg, console, need_root
+
 COLOUR = {"ok": "green", "info": "dim", "warn": "yellow", "fail": "red", "tuned": "green", "degraded": "yellow",
           "not tuned": "red"}
 
 
 def _plan(args: argparse.Namespace) -> Any:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config
-    from appliance.cli import UsageError
     from tuning.plan import load
 
     try:
@@ -21,6 +26,7 @@ def _plan(args: argparse.Namespace) -> Any:
 
 
 def cmd_audit(args: argparse.Namespace) -> tuple[int, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
     from tuning import audit
 
     r = audit.run(_plan(args))
@@ -28,11 +34,6 @@ def cmd_audit(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_audit(r: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from appliance.cli import console
-
     p = r["plan"]
     t = Table(title=f"host: [{COLOUR[r['verdict']]}]{r['verdict']}[/] (worker CPU {p['worker']}, isolated "
               f"{p['isolated']}, housekeeping {p['housekeeping']}, NUMA node {p['numa_node']})", title_justify="left")
@@ -45,7 +46,7 @@ def render_audit(r: dict[str, Any]) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> tuple[int, Any]:
-    from appliance.cli import UsageError, need_root
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.feed import operator
     from tuning import apply
 
@@ -58,8 +59,6 @@ def cmd_apply(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_apply(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     head = "would change" if r["dry_run"] else "changed"
     if not r["changes"]:
         console.print("nothing the running kernel can change is off the plan")
@@ -79,7 +78,7 @@ def render_apply(r: dict[str, Any]) -> None:
 
 
 def cmd_revert(args: argparse.Namespace) -> tuple[int, Any]:
-    from appliance.cli import need_root
+    # lazy: the library loads with its verb, not at every tickwire start
     from tuning import apply
 
     need_root("tickwire tune revert")
@@ -88,8 +87,6 @@ def cmd_revert(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_revert(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     if not r["restored"] and not r["failed"]:
         console.print(f"nothing to revert ({r['state']} holds no change)")
     for ch in r["restored"]:
@@ -99,7 +96,7 @@ def render_revert(r: dict[str, Any]) -> None:
 
 
 def cmd_jitter(args: argparse.Namespace) -> tuple[int, Any]:
-    from appliance.cli import UsageError, need_root
+    # lazy: the library loads with its verb, not at every tickwire start
     from tuning import jitter
     from tuning.findings import cpulist
 
@@ -116,10 +113,6 @@ def cmd_jitter(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_jitter(r: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from appliance.cli import console
-
     for n in r["notes"]:
         console.print(f"[yellow]{n}[/]", highlight=False)
     colour = "green" if r["exit"] == 0 else "red"
@@ -137,31 +130,33 @@ def render_jitter(r: dict[str, Any]) -> None:
         console.print(t)
 
 
-def commands(Command: Any, arg: Any) -> tuple[Any, ...]:  # noqa: N803 - the CLI's classes, handed in
-    config = arg("--config", metavar="FILE", help="the appliance YAML: its host, feed and ptp sections say the "
-                 "cores, NUMA node, hugepages and interfaces to check (default: the last CPU is the worker's)")
-    return (
-        Command(("tune",), "the host: audit it against the plan, apply what the running kernel can change, revert "
-                "it, and probe what interrupts the worker's cores", None),
-        Command(("tune", "audit"), "every tuning check (kernel command line, cores, IRQs, memory, sysctls, NICs, "
-                "clock) with its evidence and fix; exit 0 tuned, 1 warnings, 2 failures", cmd_audit, (config,),
-                render_audit),
-        Command(("tune", "apply"), "change what the running kernel can (sysctls, IRQ affinity, workqueues, governor, "
-                "hugepages, NIC rings and coalescing): --dry-run shows the diff, --yes applies it and saves what "
-                "was there; the kernel command line is left to provisioning", cmd_apply,
-                (config, arg("--dry-run", action="store_true", help="show what would change"),
-                 arg("--yes", action="store_true", help="change it")), render_apply),
-        Command(("tune", "revert"), "put back exactly what tickwire tune apply changed", cmd_revert, (), render_revert,
-                root=True),
-        Command(("tune", "jitter"), "what interrupts the given cores (IRQs, softirqs, the timer, other tasks: counts "
-                "and durations) and the longest stall a busy loop sees there, against a budget (exit 1 over it)",
-                cmd_jitter, (arg("--cpus", required=True, metavar="LIST", help="e.g. 1 or 2-3"),
-                             arg("--seconds", type=float, default=10.0, metavar="N"),
-                             arg("--budget-us", type=float, default=50.0, metavar="US",
-                                 help="the longest stall allowed (default 50 µs)"),
-                             arg("--threshold-us", type=float, default=1.0, metavar="US",
-                                 help="a gap longer than this counts as a stall (default 1 µs)"),
-                             arg("--method", choices=("auto", "bcc", "tracefs"), default="auto",
-                                 help="the tracer: bcc when it can compile (kernel headers), else tracefs")),
-                render_jitter, root=True),
-    )
+
+
+CONFIG = arg("--config", metavar="FILE", help="the appliance YAML: its host, feed and ptp sections say the "
+             "cores, NUMA node, hugepages and interfaces to check (default: the last CPU is the worker's)")
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("tune",), "the host: audit it against the plan, apply what the running kernel can change, revert "
+            "it, and probe what interrupts the worker's cores", None),
+    Command(("tune", "audit"), "every tuning check (kernel command line, cores, IRQs, memory, sysctls, NICs, "
+            "clock) with its evidence and fix; exit 0 tuned, 1 warnings, 2 failures", cmd_audit, (CONFIG,),
+            render_audit),
+    Command(("tune", "apply"), "change what the running kernel can (sysctls, IRQ affinity, workqueues, governor, "
+            "hugepages, NIC rings and coalescing): --dry-run shows the diff, --yes applies it and saves what "
+            "was there; the kernel command line is left to provisioning", cmd_apply,
+            (CONFIG, arg("--dry-run", action="store_true", help="show what would change"),
+             arg("--yes", action="store_true", help="change it")), render_apply),
+    Command(("tune", "revert"), "put back exactly what tickwire tune apply changed", cmd_revert, (), render_revert,
+            root=True),
+    Command(("tune", "jitter"), "what interrupts the given cores (IRQs, softirqs, the timer, other tasks: counts "
+            "and durations) and the longest stall a busy loop sees there, against a budget (exit 1 over it)",
+            cmd_jitter, (arg("--cpus", required=True, metavar="LIST", help="e.g. 1 or 2-3"),
+                         arg("--seconds", type=float, default=10.0, metavar="N"),
+                         arg("--budget-us", type=float, default=50.0, metavar="US",
+                             help="the longest stall allowed (default 50 µs)"),
+                         arg("--threshold-us", type=float, default=1.0, metavar="US",
+                             help="a gap longer than this counts as a stall (default 1 µs)"),
+                         arg("--method", choices=("auto", "bcc", "tracefs"), default="auto",
+                             help="the tracer: bcc when it can compile (kernel headers), else tracefs")),
+            render_jitter, root=True),
+)

@@ -9,18 +9,27 @@ ptp section), ``--lab`` (the lab's slave, ``tickwire lab ptp up``), or neither
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
+import signal
 import time
 from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from appliance.commands.kit import Command, UsageError, arg, console, repeat
+from appliance.ptp import mgmt  # the table lists its datasets: loaded at start-up anyway
 
 # ---- which instance ------------------------------------------------------------------------
 
 
 def resolve(args: argparse.Namespace) -> Any:
     """The config.Ptp the command works with."""
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config
-    from appliance.cli import UsageError
 
     if getattr(args, "config", None) and getattr(args, "lab", False):
         raise UsageError("give --config FILE or --lab, not both")
@@ -47,12 +56,14 @@ def resolve(args: argparse.Namespace) -> Any:
 
 
 def _client(ptp: Any, timeout: float = 0.3) -> Any:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp.client import PtpClient
 
     return PtpClient(ptp.uds_address, ptp.domain, timeout)
 
 
 def _history(args: argparse.Namespace, ptp: Any) -> Any:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp import monitor
 
     path = pathlib.Path(args.history) if getattr(args, "history", None) else monitor.history_path(args.name)
@@ -61,7 +72,7 @@ def _history(args: argparse.Namespace, ptp: Any) -> Any:
 
 
 def _ptp_error(fn: Any, *a: Any, **kw: Any) -> Any:
-    from appliance.cli import UsageError
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp.client import PtpClientError
 
     try:
@@ -74,6 +85,7 @@ def _ptp_error(fn: Any, *a: Any, **kw: Any) -> Any:
 
 
 def evaluate_now(args: argparse.Namespace) -> dict[str, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp import health
     from appliance.ptp.client import PtpClientError
 
@@ -107,8 +119,6 @@ COLOUR = {"ok": "green", "skip": "dim", "warn": "yellow", "fail": "red", "health
 
 
 def checks_table(r: dict[str, Any], title: str | None = None) -> Any:
-    from rich.table import Table
-
     v = r["verdict"]
     t = Table(title=title or f"clock: [{COLOUR[v]}]{v}[/] (profile {r['profile']}, ptp4l at {r.get('socket')}, "
               f"domain {r.get('domain')})", title_justify="left")
@@ -120,15 +130,10 @@ def checks_table(r: dict[str, Any], title: str | None = None) -> Any:
 
 
 def render_status(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     console.print(checks_table(r))
 
 
 def cmd_get(args: argparse.Namespace) -> tuple[int, Any]:
-    from appliance.cli import UsageError
-    from appliance.ptp import mgmt
-
     name = args.dataset.upper()
     if name not in mgmt.DATASETS:
         raise UsageError(f"dataset {args.dataset!r}: give one of {', '.join(mgmt.DATASETS)}")
@@ -138,8 +143,6 @@ def cmd_get(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_get(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     for a in r["answers"]:
         console.print(f"[bold]{r['dataset']}[/]")
         for k, v in a.items():
@@ -150,6 +153,7 @@ def render_get(r: dict[str, Any]) -> None:
 
 
 def _monitor(args: argparse.Namespace, sink: Any = None, metrics: Any = None) -> Any:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp.monitor import Monitor
 
     ptp = resolve(args)
@@ -158,12 +162,6 @@ def _monitor(args: argparse.Namespace, sink: Any = None, metrics: Any = None) ->
 
 def cmd_watch(args: argparse.Namespace) -> tuple[int, Any]:
     """A live view: the checks refreshed every interval, the events below them."""
-    import contextlib
-
-    from rich.console import Group
-    from rich.live import Live
-
-    from appliance.cli import console
 
     mon = _monitor(args)
     events: list[str] = []
@@ -185,7 +183,6 @@ def cmd_watch(args: argparse.Namespace) -> tuple[int, Any]:
 
 def _looks(mon: Any, args: argparse.Namespace, then: Any = None, stop: dict[str, bool] | None = None) -> None:
     """Look every --interval until Ctrl-C, --count looks, or stop["now"]; then(result) after each."""
-    from appliance.cli import repeat
 
     def look() -> None:
         r = mon.step()
@@ -211,9 +208,7 @@ def _event_text(e: dict[str, Any]) -> str:
 
 def cmd_monitor(args: argparse.Namespace) -> tuple[int, Any]:
     """The watch as a service: samples and events into the history (and the journal), metrics served."""
-    import signal
-
-    from appliance.cli import UsageError, console
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp.metrics import Metrics
 
     journal = None
@@ -257,6 +252,7 @@ def cmd_monitor(args: argparse.Namespace) -> tuple[int, Any]:
 
 def cmd_metrics(args: argparse.Namespace) -> tuple[int, Any]:
     """One look, as Prometheus text (for node_exporter's textfile collector)."""
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp.metrics import Metrics
     from appliance.ptp.monitor import Monitor
 
@@ -277,7 +273,7 @@ def cmd_metrics(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def cmd_report(args: argparse.Namespace) -> tuple[int, Any]:
-    from appliance.cli import UsageError
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.ptp import monitor, report
 
     ptp = resolve(args)
@@ -302,10 +298,6 @@ def cmd_report(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_report(r: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from appliance.cli import console
-
     t = Table(title=f"clock evidence {r['since']} .. {r['until']} ({r['source']})", title_justify="left")
     t.add_column("")
     t.add_column("")
@@ -323,8 +315,8 @@ def render_report(r: dict[str, Any]) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> tuple[int, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config
-    from appliance.cli import UsageError
     from appliance.ptp import conf
 
     try:
@@ -337,8 +329,6 @@ def cmd_config(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_config(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     for path in r["written"].values():
         console.print(f"wrote {path}")
     if r["phc2sys"] is None:
@@ -350,6 +340,7 @@ def render_config(r: dict[str, Any]) -> None:
 
 
 def cmd_lab_up(args: argparse.Namespace) -> tuple[int, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.lab import ptp as lab_ptp
     from appliance.lab import topology
 
@@ -362,14 +353,13 @@ def cmd_lab_up(args: argparse.Namespace) -> tuple[int, Any]:
 
 
 def render_lab_up(r: dict[str, Any]) -> None:
-    from appliance.cli import console
-
     for s in r["started"]:
         console.print(f"ptp4l {s['role']} in {s['namespace']} on {s['interface']} (pid {s['pid']}): socket "
                       f"{s['socket']}, log {s['log']}")
 
 
 def cmd_lab_down(args: argparse.Namespace) -> tuple[int, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.lab import ptp as lab_ptp
     from appliance.lab import topology
 
@@ -379,73 +369,69 @@ def cmd_lab_down(args: argparse.Namespace) -> tuple[int, Any]:
     return 0, {"prefix": lab.prefix, "stopped": stopped}
 
 
-def commands(Command: Any, arg: Any) -> tuple[Any, ...]:  # noqa: N803 - the CLI's classes, handed in
-    which = (
-        arg("--config", metavar="FILE", help="the appliance YAML: its ptp section says the socket, domain, profile "
-            "and what the instance does"),
-        arg("--lab", action="store_true", help="the lab's instance (tickwire lab ptp up)"),
-        arg("--prefix", default=None, help="with --lab: the lab's prefix (default tw)"),
-        arg("--role", default="app", choices=("app", "standby", "gm", "gm2"), help="with --lab: which instance "
-            "(default app, the appliance's slave)"),
-        arg("--socket", metavar="PATH", help="ptp4l's management socket (default: the config's uds_address, else "
-            "/var/run/ptp/ptp4l or /var/run/ptp4l; a read-only twin ...ro is preferred)"),
-        arg("--domain", type=int, metavar="N", help="the instance's domain number"),
-        arg("--profile", choices=("hft", "rts25"), help="hft: warn above 100 ns, fail above 1 µs; rts25: fail "
-            "above 100 µs"),
-    )
-    name = arg("--name", default="ptp", help="the monitor's name: its history is /run/tickwire/ptp/NAME.jsonl")
-    history = arg("--history", metavar="FILE", help="a monitor's history file (default: NAME's)")
-    return (
-        Command(("ptp",), "PTP clock health on linuxptp: status, checks, a live watch, a monitor with metrics, "
-                "compliance evidence, and ptp4l's configuration from the appliance YAML", None),
-        Command(("ptp", "status"), "every check of the clock once, each with its evidence and fix", cmd_status,
-                (*which, name, history), render_status),
-        Command(("ptp", "check"), "the checks for automation: exit 0 healthy, 1 degraded, 2 failed (grandmaster "
-                "changes and port-state flaps from a running monitor's history)", cmd_check,
-                (*which, name, history), render_status),
-        Command(("ptp", "watch"), "the checks live, refreshed every --interval, with the events (port state, "
-                "grandmaster, verdict) as they happen (--json: a line per refresh)", cmd_watch,
-                (*which, name, arg("--interval", type=float, default=1.0, metavar="SECONDS"),
-                 arg("--count", type=int, default=0, metavar="N", help="stop after N refreshes")), None),
-        Command(("ptp", "monitor"), "watch the clock as a service: a sample every --interval into the history "
-                "(and --journal), events printed, Prometheus metrics served on --listen", cmd_monitor,
-                (*which, name, arg("--interval", type=float, default=1.0, metavar="SECONDS"),
-                 arg("--journal", metavar="DIR", help="also write the samples and events as journal records"),
-                 arg("--listen", metavar="ADDR:PORT", help="serve /metrics there (e.g. 127.0.0.1:9321)"),
-                 arg("--count", type=int, default=0, metavar="N", help="stop after N samples")), None),
-        Command(("ptp", "metrics"), "one look at the clock as Prometheus text (node_exporter's textfile "
-                "collector; --json: the sample and the text as data)", cmd_metrics, (*which, name), None),
-        Command(("ptp", "get"), "one dataset, as pmc GET shows it: " + ", ".join(_dataset_names()), cmd_get,
-                (*which, arg("dataset", metavar="DATASET"),
-                 arg("--timeout", type=float, default=0.3, metavar="SECONDS")), render_get),
-        Command(("ptp", "report"), "compliance evidence over a period (RTS 25): offset percentiles, time out of "
-                "tolerance and unsynchronised, grandmaster changes, timestamping mode; --html FILE for a page",
-                cmd_report, (*which, name, history, arg("--since", required=True, metavar="TIME",
-                                                          help="ISO 8601 (2026-12-02T09:30:00Z) or an age (30m)"),
-                             arg("--until", metavar="TIME", help="default now"),
-                             arg("--journal", metavar="DIR", help="read the journal's ptp records instead"),
-                             arg("--html", metavar="FILE", help="also write the evidence as a page")),
-                render_report),
-        Command(("ptp", "config"), "write ptp4l.conf and the systemd units (ptp4l, and phc2sys with hardware "
-                "timestamping) from the appliance YAML's ptp section", cmd_config,
-                (arg("file", metavar="CONFIG"), arg("--out", required=True, metavar="DIR"),
-                 arg("--conf-path", metavar="PATH", help="where the unit will find ptp4l.conf (default "
-                     "/etc/tickwire/ptp4l.conf)"),
-                 arg("--group", metavar="GROUP", help="ptp4l's management socket is this group's (the user "
-                     "tickwire run runs as: provisioning uses tickwire); default root's only")), render_config),
-        Command(("lab", "ptp"), "ptp4l in the lab: a grandmaster in exch, slaves in app and standby (all "
-                "free_running: this machine's clock is never steered)", None),
-        Command(("lab", "ptp", "up"), "start the lab's PTP instances (default: the grandmaster and app's slave)",
-                cmd_lab_up, (arg("--prefix", default=None), arg("--roles", default="gm,app", help="of gm, app, "
-                             "standby, gm2 (a second grandmaster with a better priority, on standby's port)"),
-                             arg("--wait", action="store_true", help="until app's slave follows the grandmaster")),
-                render_lab_up, root=True),
-        Command(("lab", "ptp", "down"), "stop the lab's PTP instances (all, or --roles)", cmd_lab_down,
-                (arg("--prefix", default=None), arg("--roles", default=None)), None, root=True),
-    )
 
 
-def _dataset_names() -> list[str]:
-    from appliance.ptp import mgmt
+WHICH = (
+    arg("--config", metavar="FILE", help="the appliance YAML: its ptp section says the socket, domain, profile "
+        "and what the instance does"),
+    arg("--lab", action="store_true", help="the lab's instance (tickwire lab ptp up)"),
+    arg("--prefix", default=None, help="with --lab: the lab's prefix (default tw)"),
+    arg("--role", default="app", choices=("app", "standby", "gm", "gm2"), help="with --lab: which instance "
+        "(default app, the appliance's slave)"),
+    arg("--socket", metavar="PATH", help="ptp4l's management socket (default: the config's uds_address, else "
+        "/var/run/ptp/ptp4l or /var/run/ptp4l; a read-only twin ...ro is preferred)"),
+    arg("--domain", type=int, metavar="N", help="the instance's domain number"),
+    arg("--profile", choices=("hft", "rts25"), help="hft: warn above 100 ns, fail above 1 µs; rts25: fail "
+        "above 100 µs"),
+)
+NAME = arg("--name", default="ptp", help="the monitor's name: its history is /run/tickwire/ptp/NAME.jsonl")
+HISTORY = arg("--history", metavar="FILE", help="a monitor's history file (default: NAME's)")
 
-    return list(mgmt.DATASETS)
+COMMANDS: tuple[Command, ...] = (
+    Command(("ptp",), "PTP clock health on linuxptp: status, checks, a live watch, a monitor with metrics, "
+            "compliance evidence, and ptp4l's configuration from the appliance YAML", None),
+    Command(("ptp", "status"), "every check of the clock once, each with its evidence and fix", cmd_status,
+            (*WHICH, NAME, HISTORY), render_status),
+    Command(("ptp", "check"), "the checks for automation: exit 0 healthy, 1 degraded, 2 failed (grandmaster "
+            "changes and port-state flaps from a running monitor's history)", cmd_check,
+            (*WHICH, NAME, HISTORY), render_status),
+    Command(("ptp", "watch"), "the checks live, refreshed every --interval, with the events (port state, "
+            "grandmaster, verdict) as they happen (--json: a line per refresh)", cmd_watch,
+            (*WHICH, NAME, arg("--interval", type=float, default=1.0, metavar="SECONDS"),
+             arg("--count", type=int, default=0, metavar="N", help="stop after N refreshes")), None),
+    Command(("ptp", "monitor"), "watch the clock as a service: a sample every --interval into the history "
+            "(and --journal), events printed, Prometheus metrics served on --listen", cmd_monitor,
+            (*WHICH, NAME, arg("--interval", type=float, default=1.0, metavar="SECONDS"),
+             arg("--journal", metavar="DIR", help="also write the samples and events as journal records"),
+             arg("--listen", metavar="ADDR:PORT", help="serve /metrics there (e.g. 127.0.0.1:9321)"),
+             arg("--count", type=int, default=0, metavar="N", help="stop after N samples")), None),
+    Command(("ptp", "metrics"), "one look at the clock as Prometheus text (node_exporter's textfile "
+            "collector; --json: the sample and the text as data)", cmd_metrics, (*WHICH, NAME), None),
+    Command(("ptp", "get"), "one dataset, as pmc GET shows it: " + ", ".join(mgmt.DATASETS), cmd_get,
+            (*WHICH, arg("dataset", metavar="DATASET"),
+             arg("--timeout", type=float, default=0.3, metavar="SECONDS")), render_get),
+    Command(("ptp", "report"), "compliance evidence over a period (RTS 25): offset percentiles, time out of "
+            "tolerance and unsynchronised, grandmaster changes, timestamping mode; --html FILE for a page",
+            cmd_report, (*WHICH, NAME, HISTORY, arg("--since", required=True, metavar="TIME",
+                                                      help="ISO 8601 (2026-12-02T09:30:00Z) or an age (30m)"),
+                         arg("--until", metavar="TIME", help="default now"),
+                         arg("--journal", metavar="DIR", help="read the journal's ptp records instead"),
+                         arg("--html", metavar="FILE", help="also write the evidence as a page")),
+            render_report),
+    Command(("ptp", "config"), "write ptp4l.conf and the systemd units (ptp4l, and phc2sys with hardware "
+            "timestamping) from the appliance YAML's ptp section", cmd_config,
+            (arg("file", metavar="CONFIG"), arg("--out", required=True, metavar="DIR"),
+             arg("--conf-path", metavar="PATH", help="where the unit will find ptp4l.conf (default "
+                 "/etc/tickwire/ptp4l.conf)"),
+             arg("--group", metavar="GROUP", help="ptp4l's management socket is this group's (the user "
+                 "tickwire run runs as: provisioning uses tickwire); default root's only")), render_config),
+    Command(("lab", "ptp"), "ptp4l in the lab: a grandmaster in exch, slaves in app and standby (all "
+            "free_running: this machine's clock is never steered)", None),
+    Command(("lab", "ptp", "up"), "start the lab's PTP instances (default: the grandmaster and app's slave)",
+            cmd_lab_up, (arg("--prefix", default=None), arg("--roles", default="gm,app", help="of gm, app, "
+                         "standby, gm2 (a second grandmaster with a better priority, on standby's port)"),
+                         arg("--wait", action="store_true", help="until app's slave follows the grandmaster")),
+            render_lab_up, root=True),
+    Command(("lab", "ptp", "down"), "stop the lab's PTP instances (all, or --roles)", cmd_lab_down,
+            (arg("--prefix", default=None), arg("--roles", default=None)), None, root=True),
+)
