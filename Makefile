@@ -9,9 +9,12 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h dpdk/lab/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 ASAN_STAMP := $(BUILD)/.ext-asan-stamp
+# the lab and diagnostics C (dpdk._lab), kept out of the production extension
+LAB_DEPS := $(wildcard dpdk/lab/*.c dpdk/lab/*.h) xdp/include/lab_impair.h dpdk/build_ext.py
+LAB_STAMP := $(BUILD)/.ext-lab-stamp
 
 .PHONY: help setup build demo test test-unit test-integration bench lint lock clean
 
@@ -42,7 +45,7 @@ lint: setup    ## ruff over the Python sources
 # the feed filter built a second time, for NICs with hardware receive timestamps
 BPF_OBJS += $(BUILD)/xdp/feed_filter_hwts.bpf.o
 
-build: $(BPF_OBJS) $(EXT_STAMP) $(ASAN_STAMP)  ## compile the BPF objects and the cffi extension (and its ASan twin)
+build: $(BPF_OBJS) $(EXT_STAMP) $(ASAN_STAMP) $(LAB_STAMP)  ## compile the BPF objects and the cffi extensions (production, its ASan twin, lab)
 
 $(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
 	@mkdir -p $(dir $@)
@@ -62,6 +65,11 @@ $(ASAN_STAMP): $(EXT_DEPS)
 	$(PY) dpdk/build_ext.py --asan
 	@touch $@
 
+$(LAB_STAMP): $(LAB_DEPS)
+	@mkdir -p $(BUILD)
+	$(PY) dpdk/build_ext.py --lab
+	@touch $@
+
 lock:          ## re-resolve requirements.lock (everything) and requirements-runtime.lock (a box's) from pyproject.toml
 	rm -rf $(BUILD)/lockvenv && /usr/bin/python3 -m venv $(BUILD)/lockvenv
 	$(BUILD)/lockvenv/bin/pip install -q '.[test,provision]' 'setuptools>=68'
@@ -75,4 +83,4 @@ lock:          ## re-resolve requirements.lock (everything) and requirements-run
 	rm -rf $(BUILD)/lockvenv
 
 clean:         ## remove build products (not the venv)
-	rm -rf $(BUILD) dpdk/_native*.so dpdk/_native.c dpdk/_native.o
+	rm -rf $(BUILD) dpdk/_native*.so dpdk/_native.c dpdk/_native.o dpdk/_lab*.so

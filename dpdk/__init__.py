@@ -2,7 +2,9 @@
 
 The C sources live in ``dpdk/src/`` (named by stage), the headers Python
 shares with C in ``dpdk/include/`` (one header per concern); ``make build``
-compiles them.
+compiles them. The lab and diagnostics C (``dpdk/lab/``: traffic sender and
+sink, link impairment relay, jitter probe) is its own extension, ``dpdk._lab``
+(``lab_native()``), not part of the production one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import functools
 import os
 from typing import Any
 
-__all__ = ["native", "NativeMissing", "dpdk_version", "to_struct"]
+__all__ = ["native", "lab_native", "NativeMissing", "dpdk_version", "to_struct"]
 
 
 class NativeMissing(ImportError):
@@ -32,6 +34,17 @@ def native() -> tuple[Any, Any]:
         name = "dpdk._native_asan" if asan else "dpdk._native"
         raise NativeMissing(f"the C extension {name} is not built ({exc}): run `make build`") from exc
     return _native.ffi, _native.lib
+
+
+@functools.cache
+def lab_native() -> tuple[Any, Any]:
+    """``(ffi, lib)`` of the lab and diagnostics extension ``dpdk._lab``; a clear
+    error when it is not built."""
+    try:
+        from dpdk import _lab  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise NativeMissing(f"the C extension dpdk._lab is not built ({exc}): run `make build`") from exc
+    return _lab.ffi, _lab.lib
 
 
 def dpdk_version() -> str:

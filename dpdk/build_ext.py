@@ -1,10 +1,14 @@
-"""Build the project's one C extension, ``dpdk._native``, with cffi in API mode.
+"""Build tickwire's C extensions with cffi in API mode.
 
-Sources are ``dpdk/src/*.c``; the interface is the faces in ``dpdk/include/``, one
-header per concern, joined in the order of ``FACES`` (cffi reads them with the
-preprocessor lines removed). Compiled with ``-O3`` and warnings
-as errors against ``pkg-config libdpdk`` and ``libbpf``. Run by ``make build``,
-which also builds ``dpdk._native_asan`` (``--asan``: AddressSanitizer, for tests).
+``dpdk._native``, the production extension: sources ``dpdk/src/*.c``; the
+interface is the faces in ``dpdk/include/``, one header per concern, joined in the
+order of ``FACES`` (cffi reads them with the preprocessor lines removed). Compiled
+with ``-O3`` and warnings as errors against ``pkg-config libdpdk`` and ``libbpf``.
+``--asan`` builds its twin ``dpdk._native_asan`` (AddressSanitizer, for tests).
+
+``dpdk._lab`` (``--lab``), the lab and diagnostics C kept out of the production
+extension: sources ``dpdk/lab/*.c``, interface ``dpdk/lab/lab.h``, against
+``libbpf`` only. ``make build`` builds all three.
 """
 
 from __future__ import annotations
@@ -28,14 +32,15 @@ FACES = ("events.h", "book.h", "feed.h", "risk.h", "strategy.h", "order_entry.h"
          "histogram.h", "recorder.h", "port.h", "worker.h")
 LAB = HERE / "lab"
 PKGS = ("libdpdk", "libbpf")
+LAB_PKGS = ("libbpf",)
 
 
-def pkg_config(*args: str) -> list[str]:
+def pkg_config(*args: str, pkgs: tuple[str, ...] = PKGS) -> list[str]:
     try:
-        out = subprocess.run(["pkg-config", *args, *PKGS], check=True, capture_output=True, text=True)
+        out = subprocess.run(["pkg-config", *args, *pkgs], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
-        sys.exit(f"build_ext: pkg-config {' '.join(args)} {' '.join(PKGS)} failed ({detail}); "
+        sys.exit(f"build_ext: pkg-config {' '.join(args)} {' '.join(pkgs)} failed ({detail}); "
                  "install libdpdk-dev and libbpf-dev (make setup does)")
     return shlex.split(out.stdout)
 
@@ -52,7 +57,6 @@ SOURCE_PREAMBLE = """\
 #include <linux/if_link.h>
 #include <linux/types.h>
 #include "tickwire.h"
-#include "lab.h"
 #include "tw_meta.h"
 #include "tw_rules.h"
 """
@@ -83,6 +87,7 @@ def shared_cdef(header: pathlib.Path) -> str:
     return text
 
 
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 ASAN_FLAGS = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
 
 
@@ -92,7 +97,6 @@ def builder(asan: bool = False) -> cffi.FFI:
     TICKWIRE_NATIVE=asan)."""
     ffi = cffi.FFI()
     ffi.cdef("\n".join(cdef_text(INCLUDE / name) for name in FACES))
-    ffi.cdef(cdef_text(LAB / "lab.h"))
     ffi.cdef(LIBBPF_CDEF.read_text())
     for name in SHARED_XDP_HEADERS:
         ffi.cdef(shared_cdef(XDP_INCLUDE / name))
@@ -101,19 +105,34 @@ def builder(asan: bool = False) -> cffi.FFI:
         "dpdk._native_asan" if asan else "dpdk._native",
         SOURCE_PREAMBLE,
         sources=sources,
-        include_dirs=[str(INCLUDE), str(LAB), str(ROOT / "xdp" / "include")],
-        extra_compile_args=[*(ASAN_FLAGS if asan else ["-O3"]), "-Wall", "-Wextra", "-Werror",
-                            "-Wno-unused-parameter", *pkg_config("--cflags")],
+        include_dirs=[str(INCLUDE), str(XDP_INCLUDE)],
+        extra_compile_args=[*(ASAN_FLAGS if asan else ["-O3"]), *WARNINGS, *pkg_config("--cflags")],
         extra_link_args=[*(["-fsanitize=address"] if asan else []), *pkg_config("--libs")],
     )
     return ffi
 
 
+def lab_builder() -> cffi.FFI:
+    """``dpdk._lab``: the lab's traffic sender and sink, its impairment relay, and
+    the jitter probe of ``tickwire tune jitter``; not on the trading path."""
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_text(LAB / "lab.h"))
+    ffi.set_source(
+        "dpdk._lab",
+        '#include "lab.h"\n',
+        sources=sorted(str(p) for p in LAB.glob("*.c")),
+        include_dirs=[str(LAB), str(XDP_INCLUDE)],  # xdp/include: lab_impair.h, shared with its BPF half
+        extra_compile_args=["-O3", *WARNINGS, *pkg_config("--cflags", pkgs=LAB_PKGS)],
+        extra_link_args=pkg_config("--libs", pkgs=LAB_PKGS),
+    )
+    return ffi
+
+
 def main() -> None:
-    # intermediate files go to build/cffi[-asan]; the module is copied next to this file
-    asan = "--asan" in sys.argv[1:]
-    tmp = ROOT / "build" / ("cffi-asan" if asan else "cffi")
-    built = pathlib.Path(builder(asan).compile(tmpdir=str(tmp), verbose=False))
+    # intermediate files go to build/cffi[-asan|-lab]; the module is copied next to this file
+    asan, lab = "--asan" in sys.argv[1:], "--lab" in sys.argv[1:]
+    tmp = ROOT / "build" / ("cffi-lab" if lab else "cffi-asan" if asan else "cffi")
+    built = pathlib.Path((lab_builder() if lab else builder(asan)).compile(tmpdir=str(tmp), verbose=False))
     # a new file renamed into place: a running process keeps the module it mapped
     staged = HERE / f".{built.name}.new"
     shutil.copy2(built, staged)

@@ -1,7 +1,7 @@
 """``tickwire tune jitter``: what interrupts the worker's cores, and the longest
 stall a thread that never lets go of its core sees.
 
-On each CPU asked, a busy loop in C (dpdk/src/jitter.c) stands in for the worker:
+On each CPU asked, a busy loop in C (dpdk/lab/jitter.c) stands in for the worker:
 it reads the clock as fast as it can and keeps every gap longer than a threshold.
 Meanwhile a tracer counts what ran on those CPUs instead: hardware interrupts
 (``irq:irq_handler_entry/exit``), softirqs (``irq:softirq_entry/exit``), the local
@@ -53,9 +53,9 @@ def irq_names() -> dict[int, str]:
 
 def gaps(cpus: list[int], seconds: float, threshold_ns: int) -> dict[int, dict[str, Any]]:
     """The C loop on every CPU at once (a thread each; cffi lets go of the GIL while it runs)."""
-    from dpdk import native
+    from dpdk import lab_native
 
-    ffi, lib = native()
+    ffi, lib = lab_native()
     out: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
 

@@ -3,7 +3,7 @@
  *
  * This kernel has no sch_netem, so the lab emulates it: every frame leaving the
  * impaired veth is copied into a ring buffer and dropped here; the relay
- * (dpdk/src/lab_impair.c) decides its fate and transmits it again with
+ * (dpdk/lab/lab_impair.c) decides its fate and transmits it again with
  * skb->mark = TW_IMPAIR_MARK, which this program lets through.
  * Nothing is lost to the emulation itself: frames that do not fit are passed.
  */

@@ -1,7 +1,7 @@
 """The impairment relay process: ``python -m appliance.lab.impaird`` (started by
 ``tickwire lab impair``, inside the namespace of the link end it impairs).
 
-The relay loop is C (``tw_impair_run`` in dpdk/src/lab_impair.c) and runs with the
+The relay loop is C (``tw_impair_run`` in dpdk/lab/lab_impair.c) and runs with the
 GIL released; a Python thread publishes its counters to the state file twice a
 second so ``tickwire lab status`` can show them. SIGTERM stops it cleanly.
 """
@@ -17,7 +17,7 @@ import threading
 import time
 
 from appliance.lab import state
-from dpdk import native
+from dpdk import lab_native
 
 STATS_FIELDS = ("seen", "sent", "lost", "duplicated", "reordered", "overflow", "tx_errors", "queued")
 
@@ -38,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    ffi, lib = native()
+    ffi, lib = lab_native()
     try:
         ifindex = socket.if_nametoindex(args.ifname)
     except OSError:

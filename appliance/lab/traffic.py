@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from appliance.protocols import binaryfile, moldudp64
-from dpdk import native
+from dpdk import lab_native
 
 SINK_FIELDS = ("packets", "bytes", "mold_packets", "messages", "first_seq", "next_seq", "gaps",
                "gap_messages", "duplicates", "first_ns", "last_ns")
@@ -66,7 +66,7 @@ def build_packets(session: str, first_seq: int, messages: Iterator[bytes],
 
 
 def send(args: argparse.Namespace) -> dict:
-    ffi, lib = native()
+    ffi, lib = lab_native()
     buf, lengths, stride = build_packets(args.session, args.first_seq,
                                          feed_messages(args.messages, args.source), args.max_payload)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -99,7 +99,7 @@ def open_sink(group: str, port: int, ifaddr: str) -> socket.socket:
 
 
 def sink(args: argparse.Namespace) -> None:
-    ffi, lib = native()
+    ffi, lib = lab_native()
     sock = open_sink(args.group, args.port, args.ifaddr)
     print(json.dumps({"ready": True}), flush=True)
     stats = ffi.new("struct tw_sink_stats *")

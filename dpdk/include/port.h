@@ -41,5 +41,6 @@ struct tw_port_stats {
     uint64_t rx_nombuf;
     uint64_t opackets;
 };
+int tw_port_stats(uint16_t port, struct tw_port_stats *out);
 
 #endif

@@ -51,5 +51,6 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
 /* The benchmark's loops: n frames into the recorder (how many it took), and the baseline, n plain
  * copies of the frame into dst (a ring of dst_len bytes, as the recorder's) */
 uint64_t tw_recorder_frames(struct tw_recorder *r, uint8_t line, const uint8_t *frame, uint32_t len, uint64_t n);
+uint64_t tw_copy_frames(uint8_t *dst, uint64_t dst_len, const uint8_t *frame, uint32_t len, uint64_t n);
 
 #endif

@@ -89,7 +89,7 @@ int tw_impair_run(const char *bpf_object, int ifindex,
 void tw_impair_stop(void);
 
 
-/* ---- jitter: what takes a core away from a busy thread (dpdk/src/jitter.c) ---------------------
+/* ---- jitter: what takes a core away from a busy thread (dpdk/lab/jitter.c) ---------------------
  * tickwire tune jitter: on the calling thread, pinned to cpu, read CLOCK_MONOTONIC as fast as it
  * goes for duration_ns and keep each gap between two reads longer than threshold_ns (an interrupt,
  * a softirq, another thread, the hypervisor). */
@@ -113,5 +113,6 @@ struct tw_gap_stats {
 };
 
 /* 0, or a negative errno (the CPU is not one this process may run on). */
+int tw_gap_run(uint32_t cpu, uint64_t duration_ns, uint64_t threshold_ns, struct tw_gap_stats *out);
 
 #endif

@@ -1,4 +1,4 @@
-"""The C sender and sink (dpdk/src/lab_traffic.c) through cffi, over loopback UDP:
+"""The C sender and sink (dpdk/lab/lab_traffic.c) through cffi, over loopback UDP:
 the sink tells a gap from a duplicate by MoldUDP64 sequence numbers."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from appliance.protocols import moldudp64
-from dpdk import native
+from dpdk import lab_native
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def pair():
 
 
 def send_all(tx: socket.socket, packets: list[bytes], batch: int = 4) -> object:
-    ffi, lib = native()
+    ffi, lib = lab_native()
     stride = max(len(p) for p in packets)
     buf = np.zeros((len(packets), stride), dtype=np.uint8)
     lengths = np.array([len(p) for p in packets], dtype=np.uint16)
@@ -39,7 +39,7 @@ def send_all(tx: socket.socket, packets: list[bytes], batch: int = 4) -> object:
 
 
 def sink(rx: socket.socket, max_packets: int):
-    ffi, lib = native()
+    ffi, lib = lab_native()
     stats = ffi.new("struct tw_sink_stats *")
     rc = lib.tw_udp_sink(rx.fileno(), max_packets, int(0.5e9), int(5e9), ffi.NULL, stats)
     assert rc == 1  # done: max_packets reached
@@ -76,6 +76,6 @@ def test_heartbeats_and_short_datagrams_are_counted_but_carry_no_sequence(pair):
 
 
 def test_a_bad_batch_size_is_refused():
-    ffi, lib = native()
+    ffi, lib = lab_native()
     stats = ffi.new("struct tw_send_stats *")
     assert lib.tw_udp_send(-1, ffi.NULL, 0, ffi.NULL, 0, 0, 0, stats) == -22  # -EINVAL

@@ -1,5 +1,5 @@
 /* lab_impair.h — what the lab's impairment BPF program shares with its relay
- * (dpdk/src/lab_impair.c). Included by BPF and by user-space C. */
+ * (dpdk/lab/lab_impair.c). Included by BPF and by user-space C. */
 #ifndef TW_LAB_IMPAIR_H
 #define TW_LAB_IMPAIR_H
 

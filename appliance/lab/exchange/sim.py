@@ -145,9 +145,9 @@ class Exchange:
 
         from appliance.lab.traffic import build_packets
         from appliance.protocols import binaryfile
-        from dpdk import native
+        from dpdk import lab_native
 
-        ffi, lib = native()
+        ffi, lib = lab_native()
         msgs = list(binaryfile.iter_messages(pathlib.Path(self.cfg.day).read_bytes()))
         buf, lengths, stride = build_packets(self.cfg.feed.session, 1, iter(msgs))
         counts = np.array([int.from_bytes(buf[i, 18:20], "big") for i in range(len(lengths))])

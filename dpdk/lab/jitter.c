@@ -10,8 +10,15 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-#include "internal.h"
 #include "lab.h"
+
+static inline uint64_t pow10u(uint32_t e)
+{
+    uint64_t v = 1;
+    while (e--)
+        v *= 10;
+    return v;
+}
 
 static inline uint64_t mono(void)
 {
@@ -58,7 +65,7 @@ int tw_gap_run(uint32_t cpu, uint64_t duration_ns, uint64_t threshold_ns, struct
                 out->max_ns = gap;
             keep(out, prev, gap);
             for (uint32_t b = 0; b < 8; b++) /* 1 us, 10 us, ... 10 s and more */
-                if (gap >= 1000ull * tw_pow10(b) && (b == 7 || gap < 1000ull * tw_pow10(b + 1)))
+                if (gap >= 1000ull * pow10u(b) && (b == 7 || gap < 1000ull * pow10u(b + 1)))
                     out->by_decade[b]++;
         }
         prev = now;
