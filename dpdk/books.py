@@ -1,4 +1,4 @@
-"""Order books in C (dpdk/src/book.c, itch.c) from Python: build them from ITCH,
+"""Order books in C (dpdk/src/book.c, fed by the ITCH decoder itch.c) from Python: build them from ITCH,
 read depth, micro-price, instrument state, events and counters. The worker holds
 the same books on its lcore (dpdk/worker.py); here they also serve tests,
 replays of BinaryFILEs and benchmarks."""
@@ -91,12 +91,16 @@ class Books:
         self._level = self.ffi.new("struct tw_book_level[]", levels_per_side)
         self.max_locate = max_locate
         self._log: Any = None
+        # where the ITCH decoder, a Feed on these books and the risk chain raise their events
+        self._sink = self.ffi.new("struct tw_event_sink *")
 
     def record_events(self, capacity: int = 100_000) -> None:
         """Keep the events raised from now on in memory (see :meth:`events`)."""
         self._log_ev = self.ffi.new("struct tw_event[]", capacity)
         self._log = self.ffi.new("struct tw_event_log *", {"ev": self._log_ev, "cap": capacity})
-        self.lib.tw_books_set_events(self._b, self.ffi.addressof(self.lib, "tw_event_log_emit"), self._log)
+        emit = self.ffi.addressof(self.lib, "tw_event_log_emit")
+        self._sink.fn, self._sink.ctx = emit, self._log
+        self.lib.tw_books_set_events(self._b, emit, self._log)  # the risk chain's denials
 
     def events(self) -> list[dict[str, Any]]:
         if self._log is None:
@@ -105,11 +109,11 @@ class Books:
 
     def apply(self, msg: bytes) -> int:
         """One ITCH message; 0 or a negative tw_book_error."""
-        return self.lib.tw_books_apply(self._b, msg, len(msg))
+        return self.lib.tw_itch_apply(self._b, self._sink, msg, len(msg))
 
     def apply_binaryfile(self, data: bytes | memoryview) -> int:
         buf = self.ffi.from_buffer("uint8_t[]", data)
-        return self.lib.tw_books_apply_binaryfile(self._b, buf, len(data))
+        return self.lib.tw_itch_apply_binaryfile(self._b, self._sink, buf, len(data))
 
     def depth(self, locate: int, side: str, n: int = 10_000) -> list[tuple[int, int, int]]:
         """(price, shares, orders), best first."""
@@ -193,13 +197,15 @@ class Feed:
     def __init__(self, books: Books, max_held: int = 65_536):
         self.books = books
         self.ffi, self.lib = books.ffi, books.lib
-        ptr = self.lib.tw_feed_create(books._b, max_held)
+        ptr = self.lib.tw_feed_create(max_held)
         if ptr == self.ffi.NULL:
             raise MemoryError("tw_feed_create failed")
         self._f = self.ffi.gc(ptr, self.lib.tw_feed_destroy)
+        self.lib.tw_feed_set_events(self._f, books._sink)
 
     def packet(self, line: str, data: bytes) -> int:
-        return self.lib.tw_feed_packet(self._f, LINES[line], data, len(data))
+        """One packet through the feed into the books, as the worker's loop takes it."""
+        return self.lib.tw_feed_packet(self._f, self.books._b, self.books._sink, LINES[line], data, len(data))
 
     def state(self) -> dict[str, Any]:
         st = self.ffi.new("struct tw_feed_state *")
@@ -214,5 +220,7 @@ class Feed:
         return (first[0], count[0]) if self.lib.tw_feed_missing(self._f, first, count) else None
 
     def skip_gap(self) -> bool:
-        """Give the open gap's first hole up (the books stay stale)."""
-        return bool(self.lib.tw_feed_skip_gap(self._f))
+        """Give the open gap's first hole up (the books stay stale); what was held after it is applied."""
+        skipped = bool(self.lib.tw_feed_skip_gap(self._f))
+        self.lib.tw_feed_apply(self._f, self.books._b, self.books._sink)
+        return skipped

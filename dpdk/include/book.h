@@ -66,10 +66,6 @@ enum tw_books_flags {
 struct tw_books *tw_books_create(uint32_t max_locate, uint64_t max_orders, uint32_t levels_per_side,
                                  uint32_t flags);
 void tw_books_destroy(struct tw_books *b);
-/* One ITCH message (type byte first): 0, or a negative tw_book_error. */
-int tw_books_apply(struct tw_books *b, const uint8_t *msg, uint32_t len);
-/* Every message of a BinaryFILE image; returns how many were read. */
-uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len);
 /* Up to max levels of one side (0 buy, 1 sell), best first; returns how many. */
 uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side, struct tw_book_level *out,
                         uint32_t max);
@@ -77,7 +73,8 @@ uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side,
 int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate);
 uint64_t tw_books_live_orders(const struct tw_books *b);
 void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
-/* Where events go (fn NULL: nowhere). The feed on these books raises its events here too. */
+/* Where the risk chain's denials over these books go (fn NULL: nowhere). Transitional: the ITCH
+ * decoder and the feed raise into sinks of their own (tw_itch_apply, tw_feed_set_events). */
 void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx);
 /* The state messages' view of one instrument: 0, or -1 for a locate out of range. */
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out);

@@ -1,17 +1,19 @@
 /* events.h — the face of the event records the worker raises and Python drains:
  * their types, the order stages, the in-memory log.
- * Implemented by dpdk/src/book.c (the log, the books' sink), raised by itch.c, mold.c, risk.c, worker.c.
+ * Implemented by dpdk/src/events.c (the log, the worker's ring); raised by itch.c, mold.c, risk.c and
+ * orders.c into the sink (struct tw_event_sink) the loop gives each of them.
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_EVENTS_H
 #define TW_EVENTS_H
 #include <stdint.h>
 
-/* ---- events (dpdk/src/itch.c, mold.c, worker.c) ----------------------------------
+/* ---- events (dpdk/src/events.c) ------------------------------------------------------
  * Fixed-size records of what changed state: gaps and their recovery, stale
- * books, end of session, ITCH system events, trading actions and halts. Whoever
- * raises one calls the books' sink (tw_books_set_events); the worker's sink is
- * an rte_ring drained by Python, tests use a tw_event_log. */
+ * books, end of session, ITCH system events, trading actions and halts, orders
+ * and risk denials. A stage raises them into the sink it was given (struct
+ * tw_event_sink); the worker's sink is an rte_ring drained by Python, tests and
+ * replays use a tw_event_log. */
 
 enum tw_event_type {
     TW_EV_GAP = 1,            /* a: first missing sequence number, b: how many (so far) */
@@ -64,6 +66,12 @@ struct tw_event {
 };
 
 typedef void (*tw_event_fn)(void *ctx, const struct tw_event *ev);
+
+/* Where a stage's events go: fn(ctx, ev) for each (fn NULL: nowhere). */
+struct tw_event_sink {
+    tw_event_fn fn;
+    void *ctx;
+};
 
 /* A sink that keeps the first cap events in memory (tests, replays). */
 struct tw_event_log {

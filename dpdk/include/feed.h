@@ -1,6 +1,6 @@
 /* feed.h — the face of the market data feed: MoldUDP64 sequencing and A/B
- * arbitration, and the ITCH file indexer behind bulk decoding.
- * Implemented by dpdk/src/mold.c and dpdk/src/itch_index.c.
+ * arbitration, ITCH decoding, and the ITCH file indexer behind bulk decoding.
+ * Implemented by dpdk/src/mold.c, itch.c and itch_index.c (tw_feed_packet: worker.c).
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_FEED_H
@@ -8,11 +8,24 @@
 #include <stdint.h>
 #include "book.h"
 
+/* ---- ITCH 5.0 decoding (dpdk/src/itch.c): the only caller of the book ---------------
+ * Every message type: book messages (A F E C X D U) change the books, state
+ * messages (S R H Y W h P) the instruments' state, and raise their events into
+ * sink (NULL: nowhere); other types are counted as ignored. */
+
+/* One ITCH message (type byte first): 0, or a negative tw_book_error. */
+int tw_itch_apply(struct tw_books *b, const struct tw_event_sink *sink, const uint8_t *msg, uint32_t len);
+/* Every message of a BinaryFILE image; returns how many were read. */
+uint64_t tw_itch_apply_binaryfile(struct tw_books *b, const struct tw_event_sink *sink, const uint8_t *buf,
+                                  uint64_t len);
+
 /* ---- MoldUDP64 sequencing and A/B arbitration (dpdk/src/mold.c) -------------------
  * One session's packets from line A (0), line B (1) and retransmission answers
- * (2), applied to the books in sequence order: the first copy of each message
- * wins, later copies are duplicates; messages past a gap are held (up to
- * max_held) until the gap fills, and the books are stale meanwhile. */
+ * (2), handed back in sequence order: the first copy of each message wins, later
+ * copies are duplicates; messages past a gap are held (up to max_held) until the
+ * gap fills, and the books are stale meanwhile. The feed holds no books: the loop
+ * takes a packet (tw_feed_accept), then applies each message tw_feed_next hands
+ * it, until NULL. */
 
 struct tw_feed;
 
@@ -35,11 +48,26 @@ struct tw_feed_state {
     uint8_t end_of_session;
 };
 
-struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held);
+struct tw_feed *tw_feed_create(uint64_t max_held);
 void tw_feed_destroy(struct tw_feed *f);
-/* One downstream packet from line 0 (A), 1 (B) or 2 (retransmission): 0, or
- * -EINVAL for a malformed or foreign packet (counted; what parsed is kept). */
-int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len);
+/* Where its events go (gaps, recovery, end of session): sink, which must outlive the feed or be
+ * replaced first (NULL: nowhere). */
+void tw_feed_set_events(struct tw_feed *f, const struct tw_event_sink *sink);
+/* Take one downstream packet from line 0 (A), 1 (B) or 2 (retransmission): 0, or
+ * -EINVAL for a malformed or foreign packet (counted; the blocks before a malformed
+ * one are kept). pkt must stay as it is until tw_feed_next returns NULL. */
+int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len);
+/* The next message now in sequence (the packet's, then the held ones that follow), *len
+ * its length; NULL when there is none. Counted as applied when handed out. */
+const uint8_t *tw_feed_next(struct tw_feed *f, uint32_t *len);
+/* The books refused a message the feed handed out (counted as book_errors). */
+void tw_feed_book_error(struct tw_feed *f);
+/* One packet through the feed into the books, as the worker loop does it (dpdk/src/worker.c):
+ * tw_feed_accept, then tw_itch_apply of each message handed out (sink: the ITCH events). */
+int tw_feed_packet(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink, uint32_t line,
+                   const uint8_t *pkt, uint32_t len);
+/* The same for what the feed has ready without a packet (after tw_feed_skip_gap). */
+void tw_feed_apply(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink);
 void tw_feed_state(const struct tw_feed *f, struct tw_feed_state *out);
 /* While in a gap: the first missing sequence number and how many are missing
  * (what to ask the retransmission server for); returns 1, or 0 with no gap. */
@@ -50,8 +78,8 @@ void tw_feed_join_late(struct tw_feed *f);
 /* Apply every message in arrival order, whatever its sequence number says: for
  * captures whose sequence numbers were zeroed (no arbitration, no gaps). */
 void tw_feed_unsequenced(struct tw_feed *f);
-/* Give up the first hole of the open gap: skip it, apply what was held after it;
- * the books stay stale (TW_EV_UNRECOVERABLE). Returns 0 when there is no gap. */
+/* Give up the first hole of the open gap: skip it; tw_feed_next then hands out what was
+ * held after it; the books stay stale (TW_EV_UNRECOVERABLE). Returns 0 when there is no gap. */
 int tw_feed_skip_gap(struct tw_feed *f);
 
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----

@@ -1,5 +1,7 @@
-/* book.c — order books built from ITCH 5.0: L3 (order reference -> order) and L2
- * (price levels) per instrument, keyed by stock locate. See book.h.
+/* book.c — the order books as a data structure: L3 (order reference -> order) and
+ * L2 (price levels) per instrument, keyed by stock locate; place, execute, reduce,
+ * delete, replace, depth, BBO and micro-price. No ITCH bytes here: itch.c decodes
+ * the messages into these operations. See book.h.
  *
  * Nothing is allocated per message: the order table and the level arrays are
  * sized at creation (and touched then, so no page faults come later). Orders
@@ -59,8 +61,7 @@ struct tw_books {
     uint32_t nwatched;
     uint32_t ntouched;
     uint16_t touched[TW_BOOKS_MAX_WATCHED]; /* watched locates changed since the last take */
-    tw_event_fn emit;
-    void *emit_ctx;
+    struct tw_event_sink risk_events; /* transitional: where risk.c's denials go until risk holds a sink */
 };
 
 /* ITCH order references increase through the day: indexing by the reference
@@ -256,7 +257,17 @@ static inline void changed(struct tw_books *b, uint16_t locate)
     }
 }
 
-/* ---- ITCH ------------------------------------------------------------------------- */
+/* ---- the operations itch.c decodes messages into --------------------------------------
+ * Each returns 0 or a negative tw_book_error and counts itself (applied, or the error). */
+
+static inline int counted(struct tw_books *b, int rc)
+{
+    if (__builtin_expect(rc == 0, 1))
+        b->stats.applied++;
+    else
+        b->stats.errors[-rc < TW_BOOK_NERRORS ? -rc : 0]++;
+    return rc;
+}
 
 /* A new resting order: into the table, then onto its level (undone if the level is full). */
 static int place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
@@ -291,26 +302,38 @@ static int take(struct tw_books *b, struct order *o, uint32_t shares)
     return 0;
 }
 
-static int add(struct tw_books *b, const uint8_t *m)
+int tw_books_place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares, uint32_t price)
 {
-    uint16_t locate = rd16(m + 1);
     if (locate > b->max_locate)
-        return TW_BOOK_EBADLOCATE;
-    if (m[19] != 'B' && m[19] != 'S')
-        return TW_BOOK_EBADFIELD;
-    return place(b, rd64(m + 11), locate, m[19] == 'S', rd32(m + 20), rd32(m + 32));
+        return counted(b, TW_BOOK_EBADLOCATE);
+    if (side > 1)
+        return counted(b, TW_BOOK_EBADFIELD);
+    return counted(b, place(b, ref, locate, side, shares, price));
 }
 
-static int reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
+int tw_books_execute(struct tw_books *b, uint64_t ref, uint32_t shares, int64_t price)
 {
     struct order *o = find(b, ref);
-    return o ? take(b, o, shares) : TW_BOOK_EUNKNOWN;
+    if (!o)
+        return counted(b, TW_BOOK_EUNKNOWN);
+    uint16_t locate = o_locate(o);
+    uint32_t at = price < 0 ? o->price : (uint32_t)price;
+    int rc = take(b, o, shares);
+    if (rc == 0)
+        b->instruments[locate].last_trade = at;
+    return counted(b, rc);
 }
 
-static int delete(struct tw_books *b, uint64_t ref)
+int tw_books_reduce(struct tw_books *b, uint64_t ref, uint32_t shares)
 {
     struct order *o = find(b, ref);
-    return o ? take(b, o, o->shares) : TW_BOOK_EUNKNOWN;
+    return counted(b, o ? take(b, o, shares) : TW_BOOK_EUNKNOWN);
+}
+
+int tw_books_delete(struct tw_books *b, uint64_t ref)
+{
+    struct order *o = find(b, ref);
+    return counted(b, o ? take(b, o, o->shares) : TW_BOOK_EUNKNOWN);
 }
 
 /* Would a new order at price find a level on this side, once `leaving` (an order
@@ -331,11 +354,9 @@ static int level_room(const struct tw_books *b, const struct order *leaving, uin
 /* The original order goes, a new one (new reference, price and shares; same
  * instrument and side) comes. Refused before anything changes when the new
  * order could not be placed. */
-static int replace(struct tw_books *b, const uint8_t *m)
+static int replace(struct tw_books *b, uint64_t old_ref, uint64_t new_ref, uint32_t shares, uint32_t price)
 {
-    uint64_t new_ref = rd64(m + 19);
-    uint32_t price = rd32(m + 31);
-    struct order *old = find(b, rd64(m + 11));
+    struct order *old = find(b, old_ref);
     if (!old)
         return TW_BOOK_EUNKNOWN;
     if (new_ref == 0 || new_ref > REF_MASK)
@@ -347,110 +368,30 @@ static int replace(struct tw_books *b, const uint8_t *m)
     uint16_t locate = o_locate(old);
     uint8_t side = o_side(old);
     take(b, old, old->shares);
-    return place(b, new_ref, locate, side, rd32(m + 27), price);
+    return place(b, new_ref, locate, side, shares, price);
 }
 
-/* Expected length of each type byte; 0 for types that do not touch the book. */
-static const uint8_t BOOK_LEN[256] = {
-    ['A'] = 36, ['F'] = 40, ['E'] = 31, ['C'] = 36, ['X'] = 23, ['D'] = 19, ['U'] = 35,
-};
-
-int tw_books_apply(struct tw_books *b, const uint8_t *m, uint32_t len)
+int tw_books_replace(struct tw_books *b, uint64_t old_ref, uint64_t new_ref, uint32_t shares, uint32_t price)
 {
-    int rc;
-    if (len == 0) {
-        rc = TW_BOOK_EBADLENGTH;
-        goto out;
-    }
-    uint8_t t = m[0];
-    if (BOOK_LEN[t] == 0) {
-        if (tw_itch_state(b, m, len))
-            b->stats.state++;
-        else
-            b->stats.ignored++;
-        return 0; /* not a book message */
-    }
-    if (len != BOOK_LEN[t]) {
-        rc = TW_BOOK_EBADLENGTH;
-        goto out;
-    }
-    switch (t) {
-    case 'A':
-    case 'F':
-        rc = add(b, m);
-        break;
-    case 'E': /* executed at the resting order's price */
-    case 'C': { /* executed at the price it carries */
-        struct order *o = find(b, rd64(m + 11));
-        if (!o) {
-            rc = TW_BOOK_EUNKNOWN;
-            break;
-        }
-        uint32_t price = t == 'C' ? rd32(m + 32) : o->price;
-        uint16_t locate = o_locate(o);
-        rc = take(b, o, rd32(m + 19));
-        if (rc == 0)
-            b->instruments[locate].last_trade = price;
-        break;
-    }
-    case 'X': /* canceled shares: the same field at the same offset */
-        rc = reduce(b, rd64(m + 11), rd32(m + 19));
-        break;
-    case 'D':
-        rc = delete(b, rd64(m + 11));
-        break;
-    default: /* 'U' */
-        rc = replace(b, m);
-        break;
-    }
-out:
-    if (rc == 0)
-        b->stats.applied++;
+    return counted(b, replace(b, old_ref, new_ref, shares, price));
+}
+
+void tw_books_refused(struct tw_books *b, int rc)
+{
+    counted(b, rc);
+}
+
+void tw_books_other(struct tw_books *b, int state)
+{
+    if (state)
+        b->stats.state++;
     else
-        b->stats.errors[-rc < TW_BOOK_NERRORS ? -rc : 0]++;
-    return rc;
+        b->stats.ignored++;
 }
 
-/* Ask for the order slot a message will touch (its reference's home), so the
- * cache miss overlaps the messages before it. */
-static inline void prefetch_order(const struct tw_books *b, const uint8_t *m, uint32_t len)
+void tw_books_prefetch(const struct tw_books *b, uint64_t ref)
 {
-    if (len >= 19 && BOOK_LEN[m[0]])
-        __builtin_prefetch(&b->orders[hash64(rd64(m + 11)) & b->mask], 1);
-}
-
-void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len)
-{
-    prefetch_order(b, m, len);
-}
-
-uint64_t tw_books_apply_binaryfile(struct tw_books *b, const uint8_t *buf, uint64_t len)
-{
-    enum { AHEAD = 4 }; /* messages between a prefetch and its use */
-    uint64_t off = 0, ahead = 0, n = 0;
-    for (int i = 0; i < AHEAD && ahead + 2 <= len; i++) {
-        uint16_t m = rd16(buf + ahead);
-        if (ahead + 2 + m > len)
-            break;
-        prefetch_order(b, buf + ahead + 2, m);
-        ahead += 2u + m;
-    }
-    while (off + 2 <= len) {
-        uint16_t m = rd16(buf + off);
-        if (off + 2 + m > len)
-            break;
-        if (ahead + 2 <= len) {
-            uint16_t am = rd16(buf + ahead);
-            if (ahead + 2 + am <= len) {
-                prefetch_order(b, buf + ahead + 2, am);
-                ahead += 2u + am;
-            }
-        }
-        tw_books_apply(b, buf + off + 2, m);
-        off += 2u + m;
-        n++;
-    }
-    return n;
+    __builtin_prefetch(&b->orders[hash64(ref) & b->mask], 1);
 }
 
 uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side, struct tw_book_level *out,
@@ -490,7 +431,7 @@ void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out)
     *out = b->stats;
 }
 
-/* ---- what itch.c and the feed need of the books ------------------------------------ */
+/* ---- what itch.c, strategies and risk read of the books ------------------------------ */
 
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate)
 {
@@ -505,14 +446,12 @@ void tw_books_set_system_event(struct tw_books *b, uint8_t code)
 
 void tw_books_raise(struct tw_books *b, const struct tw_event *ev)
 {
-    if (b->emit)
-        b->emit(b->emit_ctx, ev);
+    tw_raise(&b->risk_events, ev);
 }
 
 void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx)
 {
-    b->emit = fn;
-    b->emit_ctx = ctx;
+    b->risk_events = (struct tw_event_sink){ fn, ctx };
 }
 
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out)

@@ -10,17 +10,68 @@
 #include "order_entry.h"
 #include "strategy.h"
 
-/* book.c */
+#include "bytes.h"
+
+/* events.c: raise an event into a sink (none, or one without fn: nowhere) */
+static inline void tw_raise(const struct tw_event_sink *s, const struct tw_event *ev)
+{
+    if (s && s->fn)
+        s->fn(s->ctx, ev);
+}
+
+/* events.c: the worker's sink, an rte_ring Python drains; count/dropped are the worker's counters */
+struct rte_ring;
+struct tw_event_ring {
+    struct rte_ring *ring;
+    uint64_t *count, *dropped;
+};
+int tw_event_ring_init(struct tw_event_ring *r, const char *name, uint32_t size, uint64_t *count,
+                       uint64_t *dropped);
+void tw_event_ring_fini(struct tw_event_ring *r);
+void tw_event_ring_emit(void *ctx, const struct tw_event *ev);
+uint32_t tw_event_ring_take(struct tw_event_ring *r, struct tw_event *out, uint32_t max);
+
+/* book.c: the operations itch.c decodes messages into. Each returns 0 or a negative
+ * tw_book_error and counts itself in the book stats. side: 0 buy, 1 sell (anything else: a bad
+ * field); execute's price < 0: at the resting order's price. */
+int tw_books_place(struct tw_books *b, uint64_t ref, uint16_t locate, uint8_t side, uint32_t shares,
+                   uint32_t price);
+int tw_books_execute(struct tw_books *b, uint64_t ref, uint32_t shares, int64_t price);
+int tw_books_reduce(struct tw_books *b, uint64_t ref, uint32_t shares);
+int tw_books_delete(struct tw_books *b, uint64_t ref);
+int tw_books_replace(struct tw_books *b, uint64_t old_ref, uint64_t new_ref, uint32_t shares, uint32_t price);
+/* a message refused before it reached an operation (its tw_book_error), and one that is not a
+ * book message (state: 1 when it was a state message that was taken) */
+void tw_books_refused(struct tw_books *b, int rc);
+void tw_books_other(struct tw_books *b, int state);
+/* start loading the slot of order ref */
+void tw_books_prefetch(const struct tw_books *b, uint64_t ref);
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);
 void tw_books_set_system_event(struct tw_books *b, uint8_t code);
+/* transitional: risk.c's denial event, into the sink tw_books_set_events gave */
 void tw_books_raise(struct tw_books *b, const struct tw_event *ev);
 /* The market has closed: system event M (end of market hours), E or C has come. */
 int tw_books_market_closed(const struct tw_books *b);
 /* May the instrument be traded now: its trading state is T, it is not under an operational
  * halt, and the market has not closed. Strategies and the risk chain both ask this. */
 int tw_books_tradable(const struct tw_books *b, uint16_t locate);
-/* Start loading the order slot this message will touch. */
-void tw_books_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len);
+
+/* itch.c: start loading the order slot this ITCH message will touch */
+void tw_itch_prefetch(const struct tw_books *b, const uint8_t *m, uint32_t len);
+
+/* MoldUDP64: a 20-byte header (session, sequence number, count), then count blocks of
+ * [u16 length][message]. The block at *off when it fits in len (its message, *n bytes; *off
+ * moves past it), else NULL. */
+#define TW_MOLD_HEADER 20
+static inline const uint8_t *tw_mold_block(const uint8_t *pkt, uint32_t len, uint32_t *off, uint16_t *n)
+{
+    if (*off + 2 > len || *off + 2u + rd16(pkt + *off) > len)
+        return NULL;
+    *n = rd16(pkt + *off);
+    const uint8_t *m = pkt + *off + 2;
+    *off += 2u + *n;
+    return m;
+}
 
 /* mold.c: the session's name, once a packet has told it */
 void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);
@@ -33,10 +84,6 @@ uint16_t tw_strategy_locate(struct tw_strategy *s);
 
 /* ouch.c: logged in, orders may go */
 int tw_ouch_is_up(const struct tw_ouch *o);
-
-/* itch.c: an ITCH message that is not a book message; 1 when it was a state
- * message (S R H Y W h P) and was taken, 0 otherwise. */
-int tw_itch_state(struct tw_books *b, const uint8_t *m, uint32_t len);
 
 /* A table another thread publishes whole (risk limits, strategy parameters):
  * writers take turns and mark the table odd while they copy; the reader takes a

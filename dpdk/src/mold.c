@@ -1,15 +1,17 @@
 /* mold.c — MoldUDP64 sequencing for one session: A/B arbitration, gaps, recovery.
  * See feed.h.
  *
- * Every downstream packet from line A, line B or the retransmission answer goes
- * through tw_feed_packet. A message whose sequence number is the next expected
- * is applied to the books at once, then any held messages that now follow. One
- * already applied is a duplicate (the other line's copy, usually) and only
- * counted. One past the next expected opens a gap: it is held in a fixed ring,
- * indexed by sequence number, until the missing messages arrive from the other
- * line or from a retransmission; meanwhile the books are stale. A gap wider than
- * the ring cannot be recovered: the feed skips ahead and the books stay stale
- * until the caller rebuilds them.
+ * Every downstream packet from line A, line B or the retransmission answer is
+ * taken by tw_feed_accept; tw_feed_next then hands the loop, one at a time, the
+ * messages that are now in sequence: the packet's next expected message, then
+ * any held messages that now follow it. One already handed out is a duplicate
+ * (the other line's copy, usually) and only counted. One past the next expected
+ * opens a gap: it is held in a fixed ring, indexed by sequence number, until the
+ * missing messages arrive from the other line or from a retransmission;
+ * meanwhile the books are stale. A gap wider than the ring cannot be recovered:
+ * the feed hands out what it held, skips ahead, and the books stay stale until
+ * the caller rebuilds them. Mold knows nothing of books: the loop applies what it
+ * is handed (itch.c). Gap events go to the sink the loop gives (tw_feed_set_events).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,7 +21,6 @@
 #include "internal.h"
 #include "feed.h"
 
-#define MOLD_HEADER 20
 #define SLOT_BYTES 64 /* the longest ITCH message is 50 bytes */
 
 struct slot {
@@ -28,8 +29,12 @@ struct slot {
     uint8_t data[SLOT_BYTES];
 };
 
+/* What tw_feed_next does next: read the packet's blocks, hand out held messages that
+ * now follow, or hand out what was held below a gap too wide to hold (then the
+ * message that opened it). */
+enum mode { READ = 0, DRAIN, FLUSH };
+
 struct tw_feed {
-    struct tw_books *books;
     struct slot *ring;
     uint64_t ring_size; /* a power of two */
     uint64_t held;
@@ -39,13 +44,27 @@ struct tw_feed {
     int join_late;      /* start from the first packet's sequence number, not 1 (pending) */
     int late;           /* the feed was asked to join late */
     int unsequenced;    /* apply every message in arrival order (captures with zeroed sequence numbers) */
+    const struct tw_event_sink *events; /* the loop's, or NULL */
+    /* the packet being handed out */
+    enum mode mode;
+    int given_up;       /* the drain follows a hole given up (no recovery) */
+    const uint8_t *pkt;
+    uint32_t off, line;
+    uint32_t left;      /* well-formed blocks still to read */
+    uint64_t seq;       /* the next block's sequence number */
+    /* FLUSH: held messages in [flush_q, flush_end) go first, then `forced` */
+    uint64_t flush_q, flush_end, flush_first, flush_applied, forced_seq;
+    const uint8_t *forced;
+    uint16_t forced_len;
     struct tw_feed_state st;
 };
 
 static void raise_event(struct tw_feed *f, uint32_t type, uint64_t a, uint64_t b)
 {
+    if (!f->events || !f->events->fn)
+        return;
     struct tw_event ev = { .ts_ns = tw_mono_ns(), .type = type, .a = a, .b = b };
-    tw_books_raise(f->books, &ev);
+    f->events->fn(f->events->ctx, &ev);
 }
 
 /* A gap opens: next_seq .. missing_to are missing; gap_to is the newest held (or announced). */
@@ -59,9 +78,9 @@ static void open_gap(struct tw_feed *f, uint64_t gap_to, uint64_t missing_to)
     raise_event(f, TW_EV_GAP, f->st.next_seq, missing_to - f->st.next_seq + 1);
 }
 
-struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held)
+struct tw_feed *tw_feed_create(uint64_t max_held)
 {
-    if (!books || max_held == 0)
+    if (max_held == 0)
         return NULL;
     struct tw_feed *f = calloc(1, sizeof(*f));
     if (!f)
@@ -76,7 +95,6 @@ struct tw_feed *tw_feed_create(struct tw_books *books, uint64_t max_held)
     }
     tw_prefault(f->ring, size * sizeof(struct slot)); /* touched now, not on the first gap */
     f->ring_size = size;
-    f->books = books;
     f->st.next_seq = 1;
     return f;
 }
@@ -89,70 +107,39 @@ void tw_feed_destroy(struct tw_feed *f)
     free(f);
 }
 
-static void apply(struct tw_feed *f, const uint8_t *msg, uint16_t len)
+void tw_feed_set_events(struct tw_feed *f, const struct tw_event_sink *sink)
 {
-    if (tw_books_apply(f->books, msg, len) < 0)
-        f->st.book_errors++;
-    f->st.applied++;
-    f->st.next_seq++;
+    f->events = sink;
 }
 
-/* Apply held messages that now follow in sequence; close the gap when none is
- * left (recovered, unless the hole was given up). */
-static void drain(struct tw_feed *f, int given_up)
+void tw_feed_book_error(struct tw_feed *f)
 {
-    while (f->held) {
-        struct slot *s = &f->ring[f->st.next_seq & (f->ring_size - 1)];
-        if (s->seq != f->st.next_seq)
-            break;
-        apply(f, s->data, s->len);
-        s->seq = 0;
-        f->held--;
-    }
+    f->st.book_errors++;
+}
+
+/* No held message follows any more: close the gap when none is left (recovered,
+ * unless the hole was given up). */
+static void drained(struct tw_feed *f)
+{
+    int given_up = f->given_up;
+    f->given_up = 0;
     if (f->held == 0 && f->st.in_gap && f->st.next_seq > f->st.gap_to) {
         f->st.in_gap = 0;
         f->st.gap_to = 0;
-        if (given_up)
-            return;
-        f->st.recovered++;
-        if (!f->st.unrecoverable)
-            f->st.stale = 0;
-        raise_event(f, TW_EV_RECOVERED, f->st.next_seq, f->st.next_seq - f->gap_first);
+        if (!given_up) {
+            f->st.recovered++;
+            if (!f->st.unrecoverable)
+                f->st.stale = 0;
+            raise_event(f, TW_EV_RECOVERED, f->st.next_seq, f->st.next_seq - f->gap_first);
+        }
     }
+    if (given_up && f->st.in_gap) /* a second hole past the first: it is a gap of its own now */
+        f->gap_first = f->st.next_seq;
 }
 
-/* Returns 1 when msg was taken (held, or applied past an unrecoverable gap), 0 when not. */
+/* Hold a message past the next expected: 1 when held, 0 when not (a duplicate, or too long). */
 static int hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
 {
-    if (seq - f->st.next_seq >= f->ring_size) {
-        /* the gap is wider than what can be held: give the missing messages up,
-         * applying what was held, in sequence order, first */
-        uint64_t first = f->st.next_seq, applied_held = 0;
-        for (uint64_t q = first; q < seq && q < first + f->ring_size && f->held; q++) {
-            struct slot *h = &f->ring[q & (f->ring_size - 1)];
-            if (h->seq == q) {
-                if (tw_books_apply(f->books, h->data, h->len) < 0)
-                    f->st.book_errors++;
-                f->st.applied++;
-                applied_held++;
-                h->seq = 0;
-                f->held--;
-            }
-        }
-        for (uint64_t i = 0; i < f->ring_size; i++)
-            f->ring[i].seq = 0;
-        f->held = 0;
-        uint64_t missing = seq - first - applied_held;
-        raise_event(f, TW_EV_UNRECOVERABLE, first, missing);
-        f->st.skipped += missing;
-        f->st.unrecoverable++;
-        f->st.stale = 1;
-        f->st.next_seq = seq;
-        f->st.in_gap = 0;
-        f->st.gap_to = 0;
-        apply(f, msg, len);
-        return 1;
-    }
     struct slot *s = &f->ring[seq & (f->ring_size - 1)];
     if (s->seq == seq) {
         f->st.duplicates++;
@@ -173,12 +160,101 @@ static int hold(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t le
     return 1;
 }
 
-int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len)
+/* The gap up to seq is wider than what can be held: give the missing messages up. What
+ * was held goes out first, in sequence order (FLUSH), then msg. */
+static void too_wide(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16_t len)
 {
+    uint64_t first = f->st.next_seq;
+    f->mode = FLUSH;
+    f->flush_first = f->flush_q = first;
+    f->flush_end = seq < first + f->ring_size ? seq : first + f->ring_size;
+    f->flush_applied = 0;
+    f->forced_seq = seq;
+    f->forced = msg;
+    f->forced_len = len;
+}
+
+static const uint8_t *flush_next(struct tw_feed *f, uint32_t *len)
+{
+    while (f->flush_q < f->flush_end && f->held) {
+        uint64_t q = f->flush_q++;
+        struct slot *h = &f->ring[q & (f->ring_size - 1)];
+        if (h->seq == q) {
+            h->seq = 0;
+            f->held--;
+            f->st.applied++;
+            f->flush_applied++;
+            *len = h->len;
+            return h->data;
+        }
+    }
+    for (uint64_t i = 0; i < f->ring_size; i++)
+        f->ring[i].seq = 0;
+    f->held = 0;
+    uint64_t missing = f->forced_seq - f->flush_first - f->flush_applied;
+    raise_event(f, TW_EV_UNRECOVERABLE, f->flush_first, missing);
+    f->st.skipped += missing;
+    f->st.unrecoverable++;
+    f->st.stale = 1;
+    f->st.in_gap = 0;
+    f->st.gap_to = 0;
+    f->st.next_seq = f->forced_seq + 1;
+    f->st.applied++;
+    f->st.first_copy[f->line]++;
+    f->mode = READ;
+    *len = f->forced_len;
+    return f->forced;
+}
+
+const uint8_t *tw_feed_next(struct tw_feed *f, uint32_t *len)
+{
+    for (;;) {
+        if (f->mode == DRAIN) {
+            struct slot *s = &f->ring[f->st.next_seq & (f->ring_size - 1)];
+            if (f->held && s->seq == f->st.next_seq) {
+                s->seq = 0;
+                f->held--;
+                f->st.applied++;
+                f->st.next_seq++;
+                *len = s->len;
+                return s->data;
+            }
+            drained(f);
+            f->mode = READ;
+        }
+        if (f->mode == FLUSH)
+            return flush_next(f, len);
+        if (!f->left)
+            return NULL;
+        uint16_t n = rd16(f->pkt + f->off);
+        const uint8_t *msg = f->pkt + f->off + 2;
+        f->off += 2u + n;
+        f->left--;
+        uint64_t seq = f->seq++;
+        if (seq < f->st.next_seq) {
+            f->st.duplicates++;
+        } else if (seq == f->st.next_seq) {
+            f->st.applied++;
+            f->st.next_seq++;
+            f->st.first_copy[f->line]++;
+            f->mode = DRAIN; /* next: what was held after it */
+            *len = n;
+            return msg;
+        } else if (seq - f->st.next_seq >= f->ring_size) {
+            too_wide(f, seq, msg, n);
+        } else if (hold(f, seq, msg, n)) {
+            f->st.first_copy[f->line]++;
+        }
+    }
+}
+
+int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len)
+{
+    f->left = 0;
     if (line > 2)
         return -EINVAL;
     f->st.packets[line]++;
-    if (len < MOLD_HEADER) {
+    if (len < TW_MOLD_HEADER) {
         f->st.malformed++;
         return -EINVAL;
     }
@@ -212,34 +288,21 @@ int tw_feed_packet(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
             f->st.gap_to = seq - 1; /* the hole reaches further than we knew */
         return 0;
     }
-    /* a first pass over the blocks starts the order-table loads the second will need */
-    for (uint32_t off = MOLD_HEADER, i = 0; i < count && off + 2 <= len; i++) {
-        uint16_t n = rd16(pkt + off);
-        if (off + 2u + n > len)
-            break;
-        tw_books_prefetch(f->books, pkt + off + 2, n);
-        off += 2u + n;
-    }
-    uint32_t off = MOLD_HEADER;
-    if (f->unsequenced)
-        seq = f->st.next_seq; /* every message is the next one */
-    for (uint16_t i = 0; i < count; i++, seq++) {
-        if (off + 2 > len || off + 2u + rd16(pkt + off) > len) {
-            f->st.malformed++; /* what came before in this packet stands */
-            return -EINVAL;
-        }
-        uint16_t n = rd16(pkt + off);
-        const uint8_t *msg = pkt + off + 2;
-        off += 2u + n;
-        if (seq < f->st.next_seq) {
-            f->st.duplicates++;
-        } else if (seq == f->st.next_seq) {
-            apply(f, msg, n);
-            f->st.first_copy[line]++;
-            drain(f, 0);
-        } else if (hold(f, seq, msg, n)) {
-            f->st.first_copy[line]++;
-        }
+    /* the well-formed blocks: what comes before a malformed one stands */
+    uint32_t off = TW_MOLD_HEADER, good = 0;
+    const uint8_t *m;
+    uint16_t n;
+    while (good < count && (m = tw_mold_block(pkt, len, &off, &n)))
+        good++;
+    f->pkt = pkt;
+    f->off = TW_MOLD_HEADER;
+    f->line = line;
+    f->left = good;
+    f->seq = f->unsequenced ? f->st.next_seq : seq; /* unsequenced: every message is the next one */
+    f->mode = READ;
+    if (good < count) {
+        f->st.malformed++;
+        return -EINVAL;
     }
     return 0;
 }
@@ -277,14 +340,14 @@ int tw_feed_skip_gap(struct tw_feed *f)
     f->st.skipped += count;
     f->st.stale = 1;
     f->st.next_seq = first + count;
-    if (f->held) {
-        drain(f, 1); /* applies what was held after the hole; the gap may stay open past a second hole */
+    f->left = 0;
+    if (f->held) { /* tw_feed_next hands out what was held after the hole; the gap may stay open past a second */
+        f->mode = DRAIN;
+        f->given_up = 1;
     } else {
         f->st.in_gap = 0;
         f->st.gap_to = 0;
     }
-    if (f->st.in_gap) /* a second hole past the first: it is a gap of its own now */
-        f->gap_first = f->st.next_seq;
     return 1;
 }
 

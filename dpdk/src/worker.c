@@ -69,7 +69,8 @@ struct tw_worker {
     struct tw_feed *feed;
     struct tw_worker_stats *st;
     int own_stats;
-    struct rte_ring *events;
+    struct tw_event_ring events;
+    struct tw_event_sink sink; /* the ring, as the stages raise into it */
     volatile int stop;
     /* TSC -> CLOCK_MONOTONIC */
     uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
@@ -130,13 +131,42 @@ static inline uint64_t now_ns(const struct tw_worker *w)
     return w->ns0 + (uint64_t)(((__uint128_t)(rte_rdtsc() - w->tsc0) * w->mult) >> 32);
 }
 
-static void ring_emit(void *ctx, const struct tw_event *ev)
+static inline void ring_emit(struct tw_worker *w, const struct tw_event *ev)
 {
-    struct tw_worker *w = ctx;
-    if (rte_ring_sp_enqueue_elem(w->events, (void *)ev, sizeof(*ev)) == 0)
-        w->st->events++;
-    else
-        w->st->events_dropped++;
+    tw_raise(&w->sink, ev);
+}
+
+/* The messages the feed now has in sequence, into the books. */
+static inline void feed_apply(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink)
+{
+    uint32_t mlen;
+    for (const uint8_t *m; (m = tw_feed_next(f, &mlen));)
+        if (tw_itch_apply(b, sink, m, mlen) < 0)
+            tw_feed_book_error(f);
+}
+
+/* One packet through mold and itch. */
+static inline int feed_step(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink, uint32_t line,
+                            const uint8_t *pkt, uint32_t len)
+{
+    int rc = tw_feed_accept(f, line, pkt, len);
+    uint32_t off = TW_MOLD_HEADER;
+    uint16_t n;
+    for (const uint8_t *m; (m = tw_mold_block(pkt, len, &off, &n));) /* a first pass starts the table loads */
+        tw_itch_prefetch(b, m, n);
+    feed_apply(f, b, sink);
+    return rc;
+}
+
+void tw_feed_apply(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink)
+{
+    feed_apply(f, b, sink);
+}
+
+int tw_feed_packet(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink, uint32_t line,
+                   const uint8_t *pkt, uint32_t len)
+{
+    return feed_step(f, b, sink, line, pkt, len);
 }
 
 /* Which instruments the strategies trade, as their tables say now: the books watch them, and each
@@ -207,11 +237,9 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
         goto fail;
     if ((cfg->sock_fd[0] > 0 || cfg->sock_fd[1] > 0) && !(w->sk = calloc(1, sizeof(*w->sk))))
         goto fail;
-    uint32_t size = cfg->event_ring_size ? cfg->event_ring_size : 4096;
-    w->events = rte_ring_create_elem(name, sizeof(struct tw_event), size, SOCKET_ID_ANY,
-                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!w->events)
+    if (tw_event_ring_init(&w->events, name, cfg->event_ring_size, &w->st->events, &w->st->events_dropped) < 0)
         goto fail;
+    w->sink = (struct tw_event_sink){ tw_event_ring_emit, &w->events };
     if (cfg->retrans_fd >= 0) { /* once, at creation: the addresses a recorded answer is written with */
         struct sockaddr_in a;
         socklen_t n = sizeof(a);
@@ -229,7 +257,8 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     w->st->size = sizeof(*w->st);
     w->st->pid = (uint64_t)getpid();
     w->st->magic = TW_STATS_MAGIC;
-    tw_books_set_events(books, ring_emit, w);
+    tw_books_set_events(books, tw_event_ring_emit, &w->events); /* risk.c's denials (transitional) */
+    tw_feed_set_events(feed, &w->sink);
     return w;
 fail: /* what was made, unmade: nothing watched, nothing allocated */
     for (uint32_t i = 0; i < w->nstrat; i++)
@@ -248,10 +277,11 @@ void tw_worker_destroy(struct tw_worker *w)
     if (!w)
         return;
     tw_books_set_events(w->books, NULL, NULL);
+    tw_feed_set_events(w->feed, NULL);
     for (uint32_t i = 0; i < w->nstrat; i++)
         if (w->locate_of[i])
             tw_books_watch(w->books, w->locate_of[i], 0);
-    rte_ring_free(w->events);
+    tw_event_ring_fini(&w->events);
     if (w->own_stats)
         free(w->st);
     free(w->sk);
@@ -631,7 +661,7 @@ static inline void datagram(struct tw_worker *w, uint32_t line, const uint8_t *p
 {
     struct tw_worker_stats *st = w->st;
     uint64_t t_dec = rte_rdtsc();
-    tw_feed_packet(w->feed, line, payload, plen);
+    feed_step(w->feed, w->books, &w->sink, line, payload, plen);
     uint64_t t_app = rte_rdtsc();
     if (t_wire > t_rx)
         t_wire = 0; /* a hardware clock's stamp is on another timescale: no wire figures from it */
@@ -783,7 +813,7 @@ static void service_gap(struct tw_worker *w, uint64_t now)
             if (w->cfg.recorder)
                 record(w, tw_recorder_datagram(w->cfg.recorder, 2, (uint64_t)((int64_t)now + w->real_off), w->rt_saddr,
                                                w->rt_sport, w->rt_daddr, w->rt_dport, buf, (uint32_t)n));
-            tw_feed_packet(w->feed, 2, buf, (uint32_t)n);
+            feed_step(w->feed, w->books, &w->sink, 2, buf, (uint32_t)n);
         }
     }
     uint64_t first, count;
@@ -795,6 +825,7 @@ static void service_gap(struct tw_worker *w, uint64_t now)
         w->gap_since = now;
     if (w->cfg.give_up_ns && now - w->gap_since > w->cfg.give_up_ns) {
         tw_feed_skip_gap(w->feed);
+        feed_apply(w->feed, w->books, &w->sink); /* what was held after the hole */
         w->gap_since = 0;
         w->asked_ns = 0;
         w->asked_count = 0;
@@ -1021,5 +1052,5 @@ int tw_worker_wait(uint32_t lcore)
 
 uint32_t tw_worker_events(struct tw_worker *w, struct tw_event *out, uint32_t max)
 {
-    return rte_ring_sc_dequeue_burst_elem(w->events, out, sizeof(*out), max, NULL);
+    return tw_event_ring_take(&w->events, out, max);
 }
