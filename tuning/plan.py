@@ -13,6 +13,8 @@ import os
 import pathlib
 from typing import Any
 
+from tuning.findings import cpulist, cpus_text
+
 # sysctl -> (value, why); what `tune audit` checks and `tune apply` sets
 SYSCTLS: dict[str, tuple[str, str]] = {
     "net.core.busy_read": ("50", "µs a socket read busy-polls the device before sleeping (kernel-socket input)"),
@@ -75,24 +77,18 @@ class Plan:
                    hugepages_required=h.hugepages == "on", timestamping=cfg.ptp.timestamping)
 
     def as_dict(self) -> dict[str, Any]:
-        from tuning.findings import cpus_text
-
         return {"cpus": cpus_text(self.cpus), "worker": self.worker, "isolated": cpus_text(self.isolated),
                 "housekeeping": cpus_text(self.housekeeping), "control": self.control, "numa_node": self.numa_node,
                 "interfaces": [dataclasses.asdict(i) for i in self.interfaces], "hugepages_2mb": self.hugepages_2mb}
 
 
 def _online() -> set[int]:
-    from tuning.findings import cpulist
-
     text = pathlib.Path("/sys/devices/system/cpu/online").read_text() if os.path.exists(
         "/sys/devices/system/cpu/online") else f"0-{(os.cpu_count() or 1) - 1}"
     return cpulist(text)
 
 
-def load(config: str | None) -> Plan:
-    if not config:
-        return Plan.default()
-    from appliance import config as cfgmod
-
-    return Plan.from_config(cfgmod.load(config))
+def for_config(cfg: Any | None) -> Plan:
+    """The plan for a loaded appliance config (``appliance.config.load``'s result: the caller
+    loads it, tuning never imports the appliance), or the default one without a config."""
+    return Plan.from_config(cfg) if cfg is not None else Plan.default()

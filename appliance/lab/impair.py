@@ -20,7 +20,6 @@ they still hold. Relays live in the lab's namespaces, so ``lab down`` ends them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from typing import Any
 import psutil
 
 import xdp
-from appliance.lab import net, state
+from appliance.lab import state
 from appliance.lab.topology import Lab, Link
+from common.netns import NamespaceError, exists, ns_handle, run_in
 
 DIRECTIONS = ("down", "up", "both")
 FILTER_PARENT_EGRESS = 0xFFFFFFF3  # TC_H_CLSACT | TC_H_MIN_EGRESS
@@ -132,10 +132,10 @@ def our_filters(handle: Any, index: int) -> list[dict[str, Any]]:
 def _filters(namespace: str, ifname: str) -> list[dict[str, Any]]:
     """Our impairment filters on ifname's clsact egress, read from the kernel."""
     try:
-        with net.ns_handle(namespace) as ns:
+        with ns_handle(namespace) as ns:
             found = ns.link_lookup(ifname=ifname)
             return our_filters(ns, found[0]) if found else []
-    except net.LabError:
+    except NamespaceError:
         return []
 
 
@@ -151,7 +151,7 @@ def apply(lab: Lab, link_name: str, imp: Impairment, direction: str = "down") ->
         log = path.with_suffix(".log")
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as logf:
-            proc = net.run_in(
+            proc = run_in(
                 namespace,
                 [sys.executable, "-m", "appliance.lab.impaird", "--ifname", end.ifname, "--object", str(obj),
                  "--state", str(path), "--link", link.name, "--direction", d, "--namespace", namespace,
@@ -176,7 +176,7 @@ def _wait_attached(proc: subprocess.Popen, path, log, link: str, direction: str)
         proc.wait()
     path.unlink(missing_ok=True)
     detail = log.read_text(errors="replace").strip() if log.exists() else ""
-    raise net.LabError(f"the impairment relay for {link} ({direction}) did not start: {detail or 'no output'}")
+    raise NamespaceError(f"the impairment relay for {link} ({direction}) did not start: {detail or 'no output'}")
 
 
 def clear(lab: Lab, link_name: str, direction: str = "both") -> list[dict[str, Any]]:
@@ -203,7 +203,7 @@ def status(lab: Lab) -> list[dict[str, Any]]:
             end = link.end(d)
             namespace = lab.ns(end.role)
             info = state.read_json(state_file(lab, link.name, d))
-            filters = _filters(namespace, end.ifname) if os.path.exists(f"{net.NETNS_DIR}/{namespace}") else []
+            filters = _filters(namespace, end.ifname) if exists(namespace) else []
             if not info and not filters:
                 continue
             alive = bool(info) and _relay_alive(info)

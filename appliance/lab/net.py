@@ -14,18 +14,17 @@ import os
 import pathlib
 import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psutil
 from pyroute2 import NetNS, netns
 
-from appliance.lab import state
+from appliance.lab import impair, state
 from appliance.lab.topology import EXCH, HOSTS, Lab, Link
-from appliance.paths import RUN_DIR
+from common.netns import NETNS_DIR, NamespaceError, existing_namespaces, in_netns, ns_handle, run_in
+from common.paths import RUN_DIR
+from dpdk.worker import STATE_DIR, remove_state
 
-NETNS_DIR = "/run/netns"
 # IFLA_XDP_ATTACHED: the kernel's number, or pyroute2's name for it
 XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
              "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "multi": "multi"}
@@ -36,41 +35,8 @@ XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
 OFFLOADS_OFF = ("tx", "tso", "gso", "gro", "tx-udp-segmentation")
 
 
-class LabError(RuntimeError):
-    """A lab operation failed; the message says what and how to fix it."""
-
-
-@contextmanager
-def ns_handle(name: str) -> Iterator[NetNS]:
-    """Netlink inside an existing namespace (never creates it)."""
-    if not os.path.exists(os.path.join(NETNS_DIR, name)):
-        raise LabError(f"network namespace {name} does not exist: run `tickwire lab up`")
-    handle = NetNS(name, flags=0)
-    try:
-        yield handle
-    finally:
-        handle.close()
-
-
-@contextmanager
-def in_netns(name: str | None) -> Iterator[None]:
-    """Enter network namespace ``name`` in the calling thread only (nothing when
-    None): sockets made inside stay there, and the process keeps its mount
-    namespace, so bpffs pins and sysfs stay those of the host."""
-    if not name:
-        yield
-        return
-    if not os.path.exists(os.path.join(NETNS_DIR, name)):
-        raise LabError(f"network namespace {name} does not exist (ip netns list)")
-    netns.pushns(name)
-    try:
-        yield
-    finally:
-        netns.popns()
-
-
-def existing_namespaces(prefix: str) -> list[str]:
-    return sorted(n for n in netns.listnetns() if n.startswith(f"{prefix}-"))
+# the lab's failures and its namespaces' are one error, as they always were: callers catch either name
+LabError = NamespaceError
 
 
 def _index(ns: NetNS, ifname: str) -> int | None:
@@ -250,8 +216,6 @@ def _remove_feed_state(namespaces: set[str]) -> None:
     """Feed workers that ran in these namespaces leave their statistics, status and
     events in /run/tickwire/feed (for `tickwire feed stats` after they stop): with
     the namespaces gone, so are they."""
-    from dpdk.worker import STATE_DIR, remove_state
-
     if not namespaces or not STATE_DIR.is_dir():
         return
     for info in STATE_DIR.glob("*.json"):
@@ -318,8 +282,6 @@ def _end_status(ns: NetNS | None, ifname: str) -> dict[str, Any]:
 
 def status(lab: Lab) -> dict[str, Any]:
     """What exists of the lab right now, read from the kernel."""
-    from appliance.lab import impair  # late: impair imports this module
-
     present = set(existing_namespaces(lab.prefix))
     handles: dict[str, NetNS | None] = {}
     try:
@@ -380,11 +342,5 @@ def ipaddr_is_multicast(addr: str) -> bool:
     return 224 <= first <= 239
 
 
-def run_in(namespace: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
-    """Start ``argv`` inside ``namespace`` (via `ip netns exec`)."""
-    if not os.path.exists(os.path.join(NETNS_DIR, namespace)):
-        raise LabError(f"network namespace {namespace} does not exist: run `tickwire lab up`")
-    return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **kwargs)
-
-
-__all__ = ["LabError", "up", "down", "status", "run_in", "namespace_pids", "existing_namespaces"]
+__all__ = ["LabError", "up", "down", "status", "run_in", "in_netns", "ns_handle", "namespace_pids",
+           "existing_namespaces", "NETNS_DIR"]

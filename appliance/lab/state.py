@@ -12,7 +12,7 @@ import pathlib
 import shutil
 from typing import Any
 
-from appliance.paths import RUN_DIR
+from common.paths import RUN_DIR
 
 
 def lab_dir(prefix: str) -> pathlib.Path:

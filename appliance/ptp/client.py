@@ -15,11 +15,12 @@ import itertools
 import os
 import pathlib
 import socket
+import stat
 import time
 from typing import Any
 
-from appliance.paths import RUN_DIR
 from appliance.ptp import mgmt
+from common.paths import RUN_DIR
 
 DEFAULT_SOCKETS = (pathlib.Path("/var/run/ptp/ptp4l"), pathlib.Path("/var/run/ptp4l"))
 CLIENT_DIR = RUN_DIR / "ptp"
@@ -46,8 +47,6 @@ def find_socket(path: str | pathlib.Path | None = None, read_only: bool = True) 
 
 def _is_socket(p: pathlib.Path) -> bool:
     try:
-        import stat
-
         return stat.S_ISSOCK(p.stat().st_mode)
     except OSError:
         return False

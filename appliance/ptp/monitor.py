@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from appliance.paths import RUN_DIR
 from appliance.ptp import health
 from appliance.ptp.client import PtpClient, PtpClientError
+from appliance.ptp.mgmt import SERVICE_STATS
+from common.paths import RUN_DIR
 
 HISTORY_DIR = RUN_DIR / "ptp"
 
@@ -101,8 +102,6 @@ class History:
 
 
 def health_service_keys() -> tuple[str, ...]:
-    from appliance.ptp.mgmt import SERVICE_STATS
-
     return SERVICE_STATS
 
 

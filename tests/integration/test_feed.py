@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import paths
+from common import paths
 from labtools import Sink, send
 
 pytestmark = pytest.mark.root

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from appliance import paths
 from appliance.lab import net
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, capture, itch, moldudp64
 from appliance.protocols.itchbook import ItchBook
+from common import paths
 from dpdk.worker import remove_state
 from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
 from xdp import commands

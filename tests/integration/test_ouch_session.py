@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from appliance.lab.net import in_netns
+from common.netns import in_netns
 from dpdk.ouch import OuchSession
 from labtools import ExchangeProcess, tw
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance import paths
 from appliance.protocols import binaryfile, bulk, itch
+from common import paths
 
 
 def every_type(n: int) -> list[bytes]:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance import paths
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, capture, itch, moldudp64
 from appliance.protocols.itchbook import BookError, ItchBook
+from common import paths
 from dpdk.books import Books
 
 

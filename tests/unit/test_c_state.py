@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from appliance import paths
 from appliance.protocols import binaryfile, itch, moldudp64
+from common import paths
 from dpdk import native
 from dpdk.books import Books, Feed
 

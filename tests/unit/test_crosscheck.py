@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from appliance import paths
 from appliance.protocols import binaryfile, capture, itch, moldudp64, ouch, soupbintcp
+from common import paths
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (make setup)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.lab.exchange import config
-from appliance.paths import ROOT
+from common.paths import ROOT
 
 
 def test_the_shipped_example_is_valid_and_matches_the_defaults():

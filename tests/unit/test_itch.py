@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import paths
 from appliance.protocols import capture, itch, moldudp64
+from common import paths
 
 # PROTOCOLS.md's table of types and lengths
 LENGTHS = {"S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35, "h": 21, "A": 36,

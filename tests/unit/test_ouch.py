@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from appliance import paths
 from appliance.protocols import capture, ouch, soupbintcp
+from common import paths
 
 IN_LENGTHS = {"O": 47, "U": 40, "X": 9, "M": 10}
 OUT_LENGTHS = {"S": 10, "A": 64, "U": 68, "C": 18, "E": 36, "J": 29, "P": 13, "I": 13, "B": 36, "F": 49, "D": 31,

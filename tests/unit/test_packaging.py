@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from appliance.paths import ROOT
+from common.paths import ROOT
 
 
 def lock() -> dict[str, str]:

@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from appliance import paths
 from appliance.protocols import binaryfile, moldudp64
+from common import paths
 
 
 def test_a_packet_round_trips_with_its_header_fields():
