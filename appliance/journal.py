@@ -35,6 +35,7 @@ about and hide the torn tail this one must report. Queries are DuckDB's.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
@@ -176,8 +177,6 @@ class Journal:
         self.fsync, self.interval, self.segment_bytes = fsync, interval, segment_bytes
         self._lockfd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            import fcntl
-
             fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(self._lockfd)
@@ -315,6 +314,7 @@ def kind_of(event: dict[str, Any]) -> str:
 
 def export_parquet(directory: str | pathlib.Path, out: str | pathlib.Path) -> dict[str, int]:
     """One Parquet file per kind (journal_seq, journal_ts_ns and the fields as columns) and records.parquet."""
+    # pyarrow costs about 60 ms to import: the worker and every other command that opens the journal skip it
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -347,7 +347,7 @@ def export_parquet(directory: str | pathlib.Path, out: str | pathlib.Path) -> di
 
 def query(parquet_dir: str | pathlib.Path, sql: str) -> dict[str, Any]:
     """SQL over the exported files: each ``NAME.parquet`` is a view ``NAME``."""
-    import duckdb
+    import duckdb  # about 150 ms to import: only `journal query` pays it
 
     files = sorted(pathlib.Path(parquet_dir).glob("*.parquet"))
     if not files:

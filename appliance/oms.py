@@ -25,6 +25,8 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any
 
+from appliance import journal
+
 PRICE_SCALE = 10_000
 
 STATES = ("pending_new", "accepted", "partially_filled", "filled", "cancel_pending", "canceled", "rejected",
@@ -227,8 +229,6 @@ class Oms:
     @classmethod
     def from_journal(cls, directory: str | pathlib.Path, since_ns: int = 0) -> Oms:
         """The state the journal's order records lead to (those written from since_ns on)."""
-        from appliance import journal
-
         oms = cls()
         for r in journal.read(directory):
             if "event" in r.data and r.ts_ns >= since_ns:

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import socket
+import struct
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
@@ -74,8 +75,7 @@ KERNEL_FEATURES: tuple[tuple[str, str, str], ...] = (
 
 def _probe_bpf() -> str | None:
     """Create (and close) a one-slot BPF array map through the bpf(2) syscall."""
-    import ctypes
-    import struct
+    import ctypes  # 2 ms of every command's start-up otherwise (the CLI imports this module): the probe's only
 
     libc = ctypes.CDLL(None, use_errno=True)
     # union bpf_attr for BPF_MAP_CREATE: map_type=BPF_MAP_TYPE_ARRAY, key 4, value 4, 1 entry

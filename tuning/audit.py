@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuning import clock, cmdline, cpu, irq, memory, nic, sysctl
-from tuning.findings import verdict
+from tuning.findings import Finding, verdict
 
 CONCERNS = (("cmdline", cmdline.audit), ("cpu", cpu.audit), ("irq", irq.audit), ("memory", memory.audit),
             ("sysctl", sysctl.audit), ("nic", nic.audit), ("clock", clock.audit))
@@ -17,8 +17,6 @@ def run(plan: Any) -> dict[str, Any]:
         try:
             findings += fn(plan)
         except Exception as exc:  # noqa: BLE001 - one concern that cannot be read does not hide the rest
-            from tuning.findings import Finding
-
             findings.append(Finding(name, f"{name} audit", "warn", f"could not be read: {type(exc).__name__}: {exc}"))
     code, word = verdict(findings)
     return {"plan": plan.as_dict(), "verdict": word, "exit": code, "findings": [f.as_dict() for f in findings],

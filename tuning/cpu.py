@@ -9,6 +9,7 @@ import os
 import pathlib
 from typing import Any
 
+from tuning import pmqos
 from tuning.findings import Finding, cpulist, cpus_mask, cpus_text, mask_cpus, read
 
 SYS = "/sys/devices/system/cpu"
@@ -107,8 +108,6 @@ def _frequency(plan: Any) -> list[Finding]:
 
 
 def _idle(plan: Any) -> Finding:
-    from tuning import pmqos
-
     states = []
     for d in sorted(glob.glob(f"{SYS}/cpu{plan.worker}/cpuidle/state*")):
         name, lat, dis = read(f"{d}/name"), read(f"{d}/latency"), read(f"{d}/disable")

@@ -26,8 +26,12 @@ import subprocess
 import time
 from typing import Any
 
+from appliance.config import Ptp
 from appliance.lab import state, topology
-from appliance.lab.net import LabError, run_in
+from appliance.lab.net import LabError
+from appliance.ptp import conf, mgmt
+from appliance.ptp.client import PtpClient, PtpClientError
+from common.netns import run_in
 
 ROLES = {  # role -> (namespace role, interface)
     "gm": (topology.EXCH, "gm"),
@@ -50,8 +54,6 @@ def socket_path(prefix: str, role: str) -> pathlib.Path:
 
 def lab_ptp(prefix: str, role: str = "app", profile: str = "rts25") -> Any:
     """The config.Ptp a lab instance runs with (and a slave's checks expect)."""
-    from appliance.config import Ptp
-
     ns_role, iface = ROLES[role]
     return Ptp(profile=profile, domain=0, interface=iface, timestamping="software", free_running=True,
                sync_interval=LAB_SYNC_INTERVAL, announce_interval=LAB_ANNOUNCE_INTERVAL,
@@ -63,8 +65,6 @@ def lab_ptp(prefix: str, role: str = "app", profile: str = "rts25") -> Any:
 
 def start(lab: topology.Lab, role: str, ptp: Any = None) -> dict[str, Any]:
     """Start one instance (replacing one already running in that role)."""
-    from appliance.ptp import conf
-
     if role not in ROLES:
         raise LabError(f"ptp role {role!r}: give one of {', '.join(ROLES)}")
     stop(lab, role)
@@ -102,9 +102,6 @@ def announce_gnss_locked(sock: pathlib.Path) -> dict[str, Any]:
     37 s valid, source GPS. Not the PTP (TAI) timescale: the lab's grandmaster keeps this host's
     system clock, which is UTC, and a slave on the system clock would take 37 s off a PTP-timescale
     master's time."""
-    from appliance.ptp import mgmt
-    from appliance.ptp.client import PtpClient
-
     flags = mgmt.TIME_TRACEABLE | mgmt.FREQ_TRACEABLE | mgmt.UTC_OFFSET_VALID
     with PtpClient(sock) as c:
         return c.set_grandmaster_settings(6, 0x21, 0x4E5D, 37, flags, 0x20)
@@ -169,8 +166,6 @@ def running(lab: topology.Lab) -> dict[str, int]:
 def wait_state(prefix: str, role: str, states: tuple[str, ...] = ("SLAVE", "UNCALIBRATED"),
                timeout: float = 15.0) -> dict[str, Any]:
     """Until the instance's port is in one of states (with a grandmaster): its PORT_DATA_SET."""
-    from appliance.ptp.client import PtpClient, PtpClientError
-
     deadline = time.monotonic() + timeout
     last: Any = None
     with PtpClient(socket_path(prefix, role)) as c:

@@ -230,6 +230,7 @@ def capture_packets(path: Any) -> Iterator[tuple[Any, bytes]]:
     the frame whose segment completed it: the TCP stream put back in order, then cut
     by :class:`Framer`. For tools that only read (``tickwire decode`` also reports
     the problems of a damaged capture)."""
+    # capture imports scapy (about 100 ms): the exchange's OUCH server, which imports this module, reads no pcap
     from appliance.protocols import capture
 
     flows: dict[tuple, tuple[capture.TcpReassembler, Framer]] = {}

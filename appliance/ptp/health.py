@@ -18,6 +18,8 @@ to UTC) fails above 100 µs. The config's ``ptp.warn_offset`` and
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 import shutil
 import subprocess
 import time
@@ -403,9 +405,6 @@ def _phc2sys_lines(ptp: Any) -> list[str]:
 def phc_now_ns(iface: str | None) -> int | None:
     """The time of the interface's PTP hardware clock (ptp4l stamps with it under hardware
     timestamping), or None when it has none."""
-    import os
-    import pathlib
-
     if not iface:
         return None
     ptp_dir = pathlib.Path("/sys/class/net") / iface / "device" / "ptp"

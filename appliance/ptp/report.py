@@ -17,16 +17,16 @@ import datetime
 import html
 import math
 import pathlib
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from appliance import journal
 from appliance.ptp import health
 
 
 def parse_time(text: str, now: float | None = None) -> float:
     """--since: an ISO 8601 time (UTC unless it says), or an age such as 10m, 2h, 1d."""
-    import time
-
     now = time.time() if now is None else now
     t = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -43,8 +43,6 @@ def parse_time(text: str, now: float | None = None) -> float:
 
 
 def records_from_journal(directory: str | pathlib.Path) -> list[dict[str, Any]]:
-    from appliance import journal
-
     return [r.data for r in journal.read(directory) if r.kind == "ptp"]
 
 
