@@ -39,8 +39,9 @@ test-integration: setup  ## integration tests (root: lab, BPF)
 bench: setup   ## every benchmark in bench/, each printing its ratio to a baseline
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-lint: setup    ## ruff over the Python sources
-	$(VENV)/bin/ruff check appliance xdp dpdk tuning tests bench
+lint: setup    ## ruff over the Python sources, and the wings' import contracts (pyproject.toml, lint-imports)
+	$(VENV)/bin/ruff check common appliance xdp dpdk tuning tests bench
+	$(VENV)/bin/lint-imports --no-logo
 
 # the feed filter built a second time, for NICs with hardware receive timestamps
 BPF_OBJS += $(BUILD)/xdp/feed_filter_hwts.bpf.o
