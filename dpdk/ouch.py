@@ -1,4 +1,4 @@
-"""The worker's OUCH 5.0 / SoupBinTCP session (dpdk/src/ouch.c) from Python:
+"""The worker's OUCH 5.0 / SoupBinTCP session (dpdk/src/session.c, its OUCH messages dpdk/src/ouch.c) from Python:
 for tests and tools. The worker drives the same C session from its loop; the
 socket is made by the C code, in the calling thread's network namespace."""
 

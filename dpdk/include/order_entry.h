@@ -1,13 +1,13 @@
 /* order_entry.h — the face of order entry: OUCH 5.0 messages over the worker's
  * SoupBinTCP 3.00 session.
- * Implemented by dpdk/src/ouch.c.
+ * Implemented by dpdk/src/session.c (SoupBinTCP) and ouch.c (OUCH messages).
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_ORDER_ENTRY_H
 #define TW_ORDER_ENTRY_H
 #include <stdint.h>
 
-/* ---- order entry: OUCH 5.0 over SoupBinTCP 3.00 (dpdk/src/ouch.c) ---------------------------
+/* ---- order entry: OUCH 5.0 (dpdk/src/ouch.c) over SoupBinTCP 3.00 (dpdk/src/session.c) -------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
  * its loop (never blocking): connect, login asking for the next sequenced
  * message it has not seen (the server replays from there), client heartbeats,
