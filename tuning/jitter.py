@@ -51,11 +51,11 @@ def irq_names() -> dict[int, str]:
 # ---- the busy loop ----------------------------------------------------------------------------------
 
 
-def gaps(cpus: list[int], seconds: float, threshold_ns: int) -> dict[int, dict[str, Any]]:
-    """The C loop on every CPU at once (a thread each; cffi lets go of the GIL while it runs)."""
-    from dpdk import lab_native
-
-    ffi, lib = lab_native()
+def gaps(cpus: list[int], seconds: float, threshold_ns: int, *, lab: tuple[Any, Any]) -> dict[int, dict[str, Any]]:
+    """The C loop on every CPU at once (a thread each; cffi lets go of the GIL while it runs).
+    ``lab`` is the lab extension's (ffi, lib), ``dpdk.lab_native()``: the caller hands it in,
+    tuning imports no other wing."""
+    ffi, lib = lab
     out: dict[int, dict[str, Any]] = {}
     errors: list[str] = []
 
@@ -184,7 +184,7 @@ TRACEPOINT_PROBE(irq_vectors, local_timer_exit) {
 def bcc_unavailable() -> str | None:
     """Why bcc cannot compile a program here, said exactly; None when it can."""
     try:
-        import bcc  # noqa: F401
+        import bcc  # noqa: F401 - optional (Debian's python3-bpfcc) and 40 ms: only the tracer's check loads it
     except ImportError as exc:
         return f"bcc is not importable ({exc}): Debian's python3-bpfcc, for the system Python the venv is made from"
     build = pathlib.Path("/lib/modules") / os.uname().release / "build"
@@ -199,7 +199,7 @@ class BccTracer:
     method = "bcc"
 
     def __init__(self, cpus: list[int]):
-        from bcc import BPF
+        from bcc import BPF  # optional, see bcc_unavailable (which has said it imports)
 
         test = " || ".join(f"cpu == {c}" for c in sorted(set(cpus)))  # any CPU number, not a 64-bit mask's
         timers = TIMER_TEXT if _has_event("irq_vectors", "local_timer_entry") else ""
@@ -330,7 +330,8 @@ def parse_trace(text: str, names: dict[int, str]) -> list[dict[str, Any]]:
 
 
 def run(cpus: list[int], seconds: float, budget_us: float, threshold_us: float = 1.0,
-        method: str = "auto") -> dict[str, Any]:
+        method: str = "auto", *, lab: tuple[Any, Any]) -> dict[str, Any]:
+    """``lab``: the C busy loop's extension, as :func:`gaps` takes it."""
     if seconds <= 0:
         raise JitterError(f"--seconds {seconds:g}: give a duration above 0")
     online = set(range(os.cpu_count() or 1))
@@ -365,7 +366,7 @@ def run(cpus: list[int], seconds: float, budget_us: float, threshold_us: float =
     if others:
         os.sched_setaffinity(0, others)  # this process's own threads keep off the cores measured
     try:
-        loops = gaps(cpus, seconds, int(threshold_us * 1000))
+        loops = gaps(cpus, seconds, int(threshold_us * 1000), lab=lab)
     finally:
         sources = tracer.stop()
         os.sched_setaffinity(0, before)

@@ -16,7 +16,10 @@ import sys
 import threading
 import time
 
+from pyroute2 import IPRoute
+
 from appliance.lab import state
+from appliance.lab.impair import our_filters
 from dpdk import lab_native
 
 STATS_FIELDS = ("seen", "sent", "lost", "duplicated", "reordered", "overflow", "tx_errors", "queued")
@@ -79,10 +82,6 @@ def main(argv: list[str] | None = None) -> int:
 def _publish(args: argparse.Namespace, record: dict, stats, done: threading.Event) -> None:
     """The state file's only writer: ``attached`` once our filter is in the kernel
     (the C loop attaches before it reads), then the counters twice a second."""
-    from pyroute2 import IPRoute
-
-    from appliance.lab.impair import our_filters
-
     with IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=args.ifname)[0]
         while not done.is_set() and not record["attached"]:

@@ -31,6 +31,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+from appliance.protocols import capture
+
 _LEN = struct.Struct(">H")
 HEARTBEAT_INTERVAL = 1.0   # seconds of silence before a side sends a heartbeat
 LINK_TIMEOUT = 15.0        # seconds of silence after which the link is dead
@@ -230,9 +232,6 @@ def capture_packets(path: Any) -> Iterator[tuple[Any, bytes]]:
     the frame whose segment completed it: the TCP stream put back in order, then cut
     by :class:`Framer`. For tools that only read (``tickwire decode`` also reports
     the problems of a damaged capture)."""
-    # capture imports scapy (about 100 ms): the exchange's OUCH server, which imports this module, reads no pcap
-    from appliance.protocols import capture
-
     flows: dict[tuple, tuple[capture.TcpReassembler, Framer]] = {}
     for f in capture.read_frames(path):
         if f.proto != "tcp":
