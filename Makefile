@@ -9,12 +9,15 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h xdp/include/*.h) xdp/include/libbpf.cdef dpdk/build_ext.py
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h) xdp/include/tw_meta.h dpdk/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 ASAN_STAMP := $(BUILD)/.ext-asan-stamp
 # the lab and diagnostics C (dpdk._lab), kept out of the production extension
 LAB_DEPS := $(wildcard dpdk/lab/*.c dpdk/lab/*.h) xdp/include/lab_impair.h dpdk/build_ext.py
 LAB_STAMP := $(BUILD)/.ext-lab-stamp
+# xdp's own libbpf binding (xdp._libbpf)
+XDP_EXT_DEPS := xdp/include/libbpf.cdef xdp/include/tw_meta.h xdp/include/tw_rules.h xdp/build_ext.py
+XDP_EXT_STAMP := $(BUILD)/.ext-xdp-stamp
 
 .PHONY: help setup build demo test test-unit test-integration bench lint lock clean
 
@@ -46,7 +49,7 @@ lint: setup    ## ruff over the Python sources, and the wings' import contracts 
 # the feed filter built a second time, for NICs with hardware receive timestamps
 BPF_OBJS += $(BUILD)/xdp/feed_filter_hwts.bpf.o
 
-build: $(BPF_OBJS) $(EXT_STAMP) $(ASAN_STAMP) $(LAB_STAMP)  ## compile the BPF objects and the cffi extensions (production, its ASan twin, lab)
+build: $(BPF_OBJS) $(XDP_EXT_STAMP) $(EXT_STAMP) $(ASAN_STAMP) $(LAB_STAMP)  ## compile the BPF objects and the cffi extensions (xdp's libbpf binding; dpdk's production one, its ASan twin, lab)
 
 $(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
 	@mkdir -p $(dir $@)
@@ -55,6 +58,11 @@ $(BUILD)/xdp/%.bpf.o: xdp/%.bpf.c $(wildcard xdp/include/*.h)
 $(BUILD)/xdp/feed_filter_hwts.bpf.o: xdp/feed_filter.bpf.c $(wildcard xdp/include/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -DTW_HW_RX_TS -c $< -o $@
+
+$(XDP_EXT_STAMP): $(XDP_EXT_DEPS)
+	@mkdir -p $(BUILD)
+	$(PY) xdp/build_ext.py
+	@touch $@
 
 $(EXT_STAMP): $(EXT_DEPS)
 	@mkdir -p $(BUILD)
@@ -84,4 +92,4 @@ lock:          ## re-resolve requirements.lock (everything) and requirements-run
 	rm -rf $(BUILD)/lockvenv
 
 clean:         ## remove build products (not the venv)
-	rm -rf $(BUILD) dpdk/_native*.so dpdk/_native.c dpdk/_native.o dpdk/_lab*.so
+	rm -rf $(BUILD) dpdk/_native*.so dpdk/_native.c dpdk/_native.o dpdk/_lab*.so xdp/_libbpf*.so

@@ -3,7 +3,7 @@
 ``dpdk._native``, the production extension: sources ``dpdk/src/*.c``; the
 interface is the faces in ``dpdk/include/``, one header per concern, joined in the
 order of ``FACES`` (cffi reads them with the preprocessor lines removed). Compiled
-with ``-O3`` and warnings as errors against ``pkg-config libdpdk`` and ``libbpf``.
+with ``-O3`` and warnings as errors against ``pkg-config libdpdk``.
 ``--asan`` builds its twin ``dpdk._native_asan`` (AddressSanitizer, for tests).
 
 ``dpdk._lab`` (``--lab``), the lab and diagnostics C kept out of the production
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shlex
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ INCLUDE = HERE / "include"
 FACES = ("events.h", "book.h", "feed.h", "risk.h", "strategy.h", "order_entry.h",
          "histogram.h", "recorder.h", "port.h", "worker.h")
 LAB = HERE / "lab"
-PKGS = ("libdpdk", "libbpf")
+PKGS = ("libdpdk",)
 LAB_PKGS = ("libbpf",)
 
 
@@ -45,46 +44,16 @@ def pkg_config(*args: str, pkgs: tuple[str, ...] = PKGS) -> list[str]:
     return shlex.split(out.stdout)
 
 
+# xdp/include: tw_meta.h, the metadata the XDP program puts in front of a frame (the
+# worker reads it); lab_impair.h, what the impairment relay shares with its BPF half.
+# Python reads the XDP headers through xdp's own binding (xdp/build_ext.py), not here.
 XDP_INCLUDE = ROOT / "xdp" / "include"
-# Headers the XDP programs share with Python: their structs, enums and integer
-# #defines go into the cdef as they are (with the kernel's __uN types renamed).
-SHARED_XDP_HEADERS = ("tw_meta.h", "tw_rules.h")
-LIBBPF_CDEF = XDP_INCLUDE / "libbpf.cdef"
-_KTYPES = {"__u64": "uint64_t", "__u32": "uint32_t", "__u16": "uint16_t", "__u8": "uint8_t"}
-SOURCE_PREAMBLE = """\
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <linux/if_link.h>
-#include <linux/types.h>
-#include "tickwire.h"
-#include "tw_meta.h"
-#include "tw_rules.h"
-"""
+SOURCE_PREAMBLE = '#include "tickwire.h"\n'
 
 
 def cdef_text(header: pathlib.Path) -> str:
     """The header minus preprocessor lines: what pycparser can read."""
     return "\n".join(line for line in header.read_text().splitlines() if not line.lstrip().startswith("#"))
-
-
-def shared_cdef(header: pathlib.Path) -> str:
-    """A BPF-side header for cffi: integer #defines become ``#define NAME ...``
-    (cffi takes the value from the compiler), other preprocessor lines go."""
-    lines = []
-    for line in header.read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#define "):
-            parts = stripped.split()
-            if len(parts) >= 3:
-                lines.append(f"#define {parts[1]} ...")
-            continue
-        if stripped.startswith("#"):
-            continue
-        lines.append(line)
-    text = "\n".join(lines)
-    for k, v in _KTYPES.items():
-        text = re.sub(rf"\b{k}\b", v, text)
-    return text
 
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
@@ -97,9 +66,6 @@ def builder(asan: bool = False) -> cffi.FFI:
     TICKWIRE_NATIVE=asan)."""
     ffi = cffi.FFI()
     ffi.cdef("\n".join(cdef_text(INCLUDE / name) for name in FACES))
-    ffi.cdef(LIBBPF_CDEF.read_text())
-    for name in SHARED_XDP_HEADERS:
-        ffi.cdef(shared_cdef(XDP_INCLUDE / name))
     sources = sorted(str(p) for p in (HERE / "src").glob("*.c"))
     ffi.set_source(
         "dpdk._native_asan" if asan else "dpdk._native",

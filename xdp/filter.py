@@ -1,6 +1,7 @@
 """The feed filter from Python: load it, manage its rules, read its counters,
-attach it, and run packets through it, all through the system libbpf (the cffi
-binding in ``xdp/include/libbpf.cdef``; bcc cannot load a prebuilt object).
+attach it, and run packets through it, all through the system libbpf (xdp's own
+cffi binding, :mod:`xdp.libbpf`, declared in ``xdp/include/libbpf.cdef``; bcc
+cannot load a prebuilt object).
 
 Maps are pinned by name under ``pin_dir`` (by default ``/sys/fs/bpf/tickwire/<iface>``)
 so rules and counters outlive the loader. Rules are keyed by (group, port) and
@@ -17,7 +18,7 @@ import socket
 from typing import Any
 
 import xdp
-from dpdk import native
+from xdp.libbpf import binding
 
 BPFFS = pathlib.Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "tickwire"
@@ -86,7 +87,7 @@ class FilterMaps:
     pin_dir: pathlib.Path
 
     def __init__(self) -> None:
-        self.ffi, self.lib = native()
+        self.ffi, self.lib = binding()
         self.ncpus = self.lib.libbpf_num_possible_cpus()
 
     def map_fd(self, name: str) -> int:
@@ -279,7 +280,7 @@ class FeedFilter(FilterMaps):
 
 
 def detach(ifindex: int) -> None:
-    ffi, lib = native()
+    ffi, lib = binding()
     for flags in (lib.XDP_FLAGS_DRV_MODE, lib.XDP_FLAGS_SKB_MODE):
         lib.bpf_xdp_detach(ifindex, flags, ffi.NULL)
 
