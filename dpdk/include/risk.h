@@ -41,19 +41,19 @@ enum tw_trading_state {
     TW_TRADING_HALTED = 2,
 };
 
-struct tw_risk_limits {
+struct tw_risk_limits {          /* in the YAML's order (kill last: the kill switch's, not a YAML key) */
     uint32_t state;              /* enum tw_trading_state */
-    uint32_t kill;               /* 1: deny every new order */
     uint32_t max_order_qty;      /* shares */
-    uint32_t collar_bps;         /* 0: no collar */
     uint64_t max_order_notional; /* price (4 decimals) x shares */
     uint64_t max_position;       /* shares, per instrument, either side */
     uint64_t max_gross;          /* shares, summed over instruments */
+    uint32_t collar_bps;         /* 0: no collar */
     uint32_t max_open_orders;
     uint32_t order_rate;         /* new orders per second (0: no limit) */
     uint32_t order_burst;        /* bucket size */
     uint32_t message_rate;       /* orders + cancels + replaces per second (0: no limit) */
     uint32_t message_burst;
+    uint32_t kill;               /* 1: deny every new order */
     uint32_t _pad;
 };
 
@@ -86,7 +86,7 @@ struct tw_order_intent {
 struct tw_risk_stats {
     uint64_t checked;
     uint64_t passed;
-    uint64_t denied[16];         /* by enum tw_risk_denial (index 0 unused) */
+    uint64_t denied[32];         /* by enum tw_risk_denial (index 0 unused; room for TW_RISK_NCODES <= 32) */
     uint64_t open_orders;
     uint64_t gross;              /* sum of |position| */
     uint64_t limits_version;     /* the table the checks use */
@@ -101,6 +101,16 @@ void tw_risk_destroy(struct tw_risk *r);
 void tw_risk_set_table(struct tw_risk *r, const struct tw_risk_table *table);
 /* The same with global limits only (no strategy rows). */
 void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits);
+/* The one merge of two levels of limits: out is row made at least as strict as g, field by field
+ * (the stricter value wins; a rate or a collar of 0 means none, so any limit is stricter; the
+ * trading state: active < reduce-only < halted; kill: either; a burst goes with its rate).
+ * merge(x, x) == x. The checks use it for each row of a published table; Python folds the
+ * YAML's levels with it. */
+void tw_risk_limits_merge(struct tw_risk_limits *out, const struct tw_risk_limits *g,
+                          const struct tw_risk_limits *row);
+/* Where the denial events go (NULL: into the books' sink, tw_books_set_events, while that exists).
+ * The sink must outlive r, or be replaced first. */
+void tw_risk_set_events(struct tw_risk *r, const struct tw_event_sink *sink);
 /* The kill switch over whatever the table says (1 kills, 0 releases). */
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill);
 /* Kill (1) or release (0) one instrument. */

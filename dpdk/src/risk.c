@@ -17,6 +17,9 @@
 
 #define NS_PER_S 1000000000ull
 
+_Static_assert(TW_RISK_NCODES <= sizeof(((struct tw_risk_stats *)0)->denied) / sizeof(uint64_t),
+               "tw_risk_stats.denied has a counter for each denial code");
+
 struct own_order { /* one of our open orders; user_ref 0: empty slot */
     uint64_t user_ref;
     uint32_t open;  /* shares still open */
@@ -67,6 +70,7 @@ struct tw_risk {
     uint8_t kill_all;       /* the kill switch, besides the table's flag */
     struct bucket orders, messages;
     struct tw_risk_stats st;
+    const struct tw_event_sink *events; /* denials; NULL: the books' sink */
 };
 
 struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
@@ -122,8 +126,7 @@ static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 /* 0 means "none" for a rate or a collar: any limit is stricter than none. */
 static inline uint32_t stricter_limit(uint32_t a, uint32_t b) { return !a ? b : (!b ? a : (a < b ? a : b)); }
 
-/* A row made at least as strict as the global limits, field by field. */
-static void strictest(struct tw_risk_limits *out, const struct tw_risk_limits *g, const struct tw_risk_limits *row)
+void tw_risk_limits_merge(struct tw_risk_limits *out, const struct tw_risk_limits *g, const struct tw_risk_limits *row)
 {
     *out = *row;
     out->state = g->state > row->state ? g->state : row->state; /* active < reduce-only < halted */
@@ -150,7 +153,7 @@ static inline void reload(struct tw_risk *r)
     r->lim = r->taken.global;
     r->nrows = r->taken.nrows > TW_RISK_MAX_ROWS ? TW_RISK_MAX_ROWS : r->taken.nrows;
     for (uint32_t i = 0; i < r->nrows; i++)
-        strictest(&r->eff[i], &r->lim, &r->taken.rows[i]);
+        tw_risk_limits_merge(&r->eff[i], &r->lim, &r->taken.rows[i]);
     r->st.limits_version = r->version / 2;
 }
 
@@ -165,6 +168,11 @@ static inline struct row_state *row_of(struct tw_risk *r, uint8_t strategy)
 static inline const struct tw_risk_limits *row_limits(const struct tw_risk *r, uint8_t strategy)
 {
     return strategy < r->nrows ? &r->eff[strategy] : NULL;
+}
+
+void tw_risk_set_events(struct tw_risk *r, const struct tw_event_sink *sink)
+{
+    r->events = sink;
 }
 
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill)
@@ -377,7 +385,10 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
         r->st.denied[rc]++;
         struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
                                .a = o->user_ref, .b = o->qty, .strategy = o->strategy };
-        tw_books_raise(b, &ev);
+        if (r->events)
+            tw_raise(r->events, &ev);
+        else
+            tw_books_raise(b, &ev); /* transitional: until every caller gives risk its sink */
         return rc;
     }
     /* it goes: spend its tokens, open it */
