@@ -38,9 +38,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+
+from dpdk import risk
 
 PRICE_SCALE = 10_000  # ITCH/OUCH prices: 4 implied decimals
 
@@ -228,19 +231,20 @@ Strategy = Annotated[MarketMaker | Taker, Field(discriminator="kind")]
 STRATEGY_KINDS = ("market_maker", "taker")
 
 
-class Limits(_Model):
-    """Limits at one level; unset fields take the level above (global: allow nothing)."""
-    state: Literal["active", "reduce_only", "halted"] | None = None
-    max_order_qty: Shares | None = None
-    max_order_notional: Price | None = None  # dollars: price x shares
-    max_position: Shares | None = None
-    max_gross: Shares | None = None
-    collar_bps: int | None = Field(None, ge=0, le=10000)
-    max_open_orders: int | None = Field(None, ge=0)
-    order_rate: int | None = Field(None, ge=0)      # new orders per second (0: no limit)
-    order_burst: int | None = Field(None, ge=0)
-    message_rate: int | None = Field(None, ge=0)    # orders + cancels + replaces per second (0: no limit)
-    message_burst: int | None = Field(None, ge=0)
+# The risk limits of one level (global, a strategy, an instrument): the fields of the C struct
+# tw_risk_limits (dpdk/include/risk.h), in its order, each as its unit says (dpdk.risk.UNITS); unset
+# fields take the level above (global: allow nothing). Adding one: dpdk/README.md.
+_LIMIT_TYPES: dict[str, Any] = {
+    "state": Literal[tuple(risk.TRADING_STATES)],           # active, reduce_only or halted
+    "shares": Shares,
+    "dollars": Price,                                       # a notional is price x shares
+    "basis points": Annotated[int, Field(ge=0, le=10000)],  # 0: no limit
+    "orders": Annotated[int, Field(ge=0)],
+    "per second": Annotated[int, Field(ge=0)],              # 0: no limit
+}
+Limits = create_model("Limits", __base__=_Model, __doc__="Limits at one level; unset fields take the level above "
+                      "(global: allow nothing).",
+                      **{n: (_LIMIT_TYPES[unit] | None, None) for n, unit in risk.LIMITS.items()})
 
 
 class RiskManager(_Model):
@@ -396,42 +400,37 @@ class AppConfig(_Model):
                                    + ", ".join(s.name for s in self.strategies))])
 
     def effective_limits(self, name: str | None = None) -> dict[str, tuple[Any, str]]:
-        """The limits one strategy trades under: for each field the strictest of the
-        global, the strategy's and its instrument's, and which level set it."""
+        """The limits one strategy trades under: for each field the strictest of the global, the
+        strategy's and its instrument's, by risk.c's own merge (dpdk.risk.merge), and which level
+        set it (the first to, on a tie). A level's unset fields take the level above."""
         s = self.strategy(name)
-        levels = [("global", self.risk.global_), (f"risk.strategies.{s.name}", self.risk.strategies.get(s.name)),
+        levels = [("risk.global", self.risk.global_), (f"risk.strategies.{s.name}", self.risk.strategies.get(s.name)),
                   (f"risk.instruments.{s.instrument}", self.risk.instruments.get(s.instrument))]
         out: dict[str, tuple[Any, str]] = {}
-        for field in Limits.model_fields:
-            best: tuple[Any, str] | None = None
-            for where, lim in levels:
-                v = getattr(lim, field) if lim is not None else None
-                if v is None:
-                    continue
-                if best is None or _stricter(field, v, best[0]):
-                    best = (v, "risk.global" if where == "global" else where)
-            out[field] = best if best is not None else (_LIMIT_DEFAULTS[field], "default (allows nothing)")
-        return out
+        above = risk.no_ceiling()
+        for where, lim in levels:
+            given = {f: v for f in risk.LIMITS if lim is not None and (v := getattr(lim, f)) is not None}
+            mine = {f: risk.c_units(f, v) for f, v in given.items()}
+            above = dataclasses.replace(above, **{f: v for f, v in mine.items() if f not in out})  # first set here
+            merged = risk.merge(above, dataclasses.replace(above, **mine))
+            for f, v in given.items():
+                if f not in out or getattr(merged, f) != getattr(above, f):
+                    out[f] = (v, where)
+            above = merged
+        return {f: out.get(f, (_unset(unit), "default (allows nothing)")) for f, unit in risk.LIMITS.items()}
 
     def limits(self, name: str | None = None) -> Any:
-        """The risk table (dpdk.risk.Limits) for one strategy's worker."""
-        from dpdk.risk import Limits as CLimits
-
-        eff = {k: v for k, (v, _) in self.effective_limits(name).items()}
-        eff["max_order_notional"] = int(Decimal(eff["max_order_notional"]) * PRICE_SCALE)
-        return CLimits(**eff)
+        """The risk table's row (dpdk.risk.Limits) for one strategy."""
+        return risk.Limits(**{f: risk.c_units(f, v) for f, (v, _) in self.effective_limits(name).items()})
 
     def global_limits(self) -> Any:
         """The worker's global row of the risk table (dpdk.risk.Limits): what risk.global sets,
         and no ceiling where it sets nothing (each strategy's row still holds its own limits,
         "allow nothing" where no level sets one). The open orders, gross and rates it sets are
         the whole worker's, summed over its strategies."""
-        from dpdk.risk import Limits as CLimits
-
         g = self.risk.global_
-        eff = {k: (getattr(g, k) if getattr(g, k) is not None else v) for k, v in _NO_CEILING.items()}
-        eff["max_order_notional"] = int(Decimal(eff["max_order_notional"]) * PRICE_SCALE)
-        return CLimits(**eff)
+        return dataclasses.replace(risk.no_ceiling(), **{f: risk.c_units(f, v) for f in risk.LIMITS
+                                                        if (v := getattr(g, f)) is not None})
 
     def strategy_params(self, name: str | None = None) -> Any:
         """The parameter table (dpdk.strategy.Params) for one strategy."""
@@ -449,22 +448,9 @@ class AppConfig(_Model):
                       cooldown_ns=_ns(p.cooldown))
 
 
-_LIMIT_DEFAULTS = {"state": "active", "max_order_qty": 0, "max_order_notional": Decimal(0), "max_position": 0,
-                   "max_gross": 0, "collar_bps": 0, "max_open_orders": 0, "order_rate": 0, "order_burst": 0,
-                   "message_rate": 0, "message_burst": 0}
-_STATE_ORDER = {"active": 0, "reduce_only": 1, "halted": 2}
-_U32, _U64 = 2**32 - 1, 2**64 - 1
-_NO_CEILING = {"state": "active", "max_order_qty": _U32, "max_order_notional": Decimal(_U64) / PRICE_SCALE,
-               "max_position": _U64, "max_gross": _U64, "collar_bps": 0, "max_open_orders": _U32, "order_rate": 0,
-               "order_burst": 0, "message_rate": 0, "message_burst": 0}
-
-
-def _stricter(field: str, new: Any, old: Any) -> bool:
-    if field == "state":
-        return _STATE_ORDER[new] > _STATE_ORDER[old]
-    if field in ("order_rate", "message_rate", "collar_bps") and 0 in (new, old):
-        return old == 0 and new != 0  # 0 is "no limit" for these: any limit is stricter
-    return new < old
+def _unset(unit: str) -> Any:
+    """A limit no level sets: active, or 0 (allows nothing)."""
+    return "active" if unit == "state" else Decimal(0) if unit == "dollars" else 0
 
 
 def _price(d: Decimal) -> int:

@@ -1,48 +1,122 @@
 """Inline pre-trade risk (dpdk/src/risk.c) from Python: publish a limits table,
 run the chain, feed it the exchange's answers, read positions and denials.
-The worker runs the same chain before every order; the denial codes are the C
-enum itself (read through cffi), so Python and C cannot disagree on them."""
+
+The C face (dpdk/include/risk.h) is the one definition; everything here is read
+from it through cffi:
+- the limits are the fields of ``struct tw_risk_limits``, in its order (:data:`LIMITS`);
+  each one's unit is read from its name's ending (:data:`UNITS`, the one table of
+  what C's types cannot say), and a field whose ending is not there is refused at import;
+- the denial codes are ``enum tw_risk_denial`` (:func:`denial_names`), the trading
+  states ``enum tw_trading_state`` (:data:`TRADING_STATES`);
+- the rule that merges two levels (the stricter wins, field by field) is risk.c's own
+  ``tw_risk_limits_merge`` (:func:`merge`), and so is "no limit" (:func:`no_ceiling`).
+Adding a check: dpdk/README.md."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpdk import native, to_struct
-from dpdk.books import Books
 
-TRADING_STATES = {"active": 0, "reduce_only": 1, "halted": 2}
+if TYPE_CHECKING:
+    from dpdk.books import Books
+
+_ffi, _lib = native()
+
+PRICE_SCALE = 10_000  # C prices: 4 implied decimals
+
+# A limit's unit, by the ending of its name in struct tw_risk_limits (the longest ending wins).
+# shares and dollars: 0 allows nothing; basis points and rates: 0 is no limit (as risk.c merges them).
+UNITS = {
+    "state": "state",            # enum tw_trading_state, by name in the YAML
+    "_qty": "shares", "_position": "shares", "_gross": "shares",
+    "_notional": "dollars",      # YAML dollars; C price (4 decimals) x shares
+    "_price": "dollars",         # YAML dollars; C 4 decimals
+    "_bps": "basis points",
+    "_orders": "orders",         # a count of open orders
+    "_rate": "per second",
+    "_burst": "orders",          # a token bucket's size
+}
+NOT_IN_YAML = ("kill",)          # the kill switch's flag: set by `tickwire kill`, never by the YAML
+
+
+def _unit(name: str) -> str:
+    endings = [e for e in UNITS if name == e or (e.startswith("_") and name.endswith(e))]
+    if not endings:
+        raise TypeError(f"struct tw_risk_limits.{name}: no unit for its name; end it with one of "
+                        f"{', '.join(e for e in UNITS if e.startswith('_'))} (dpdk/risk.py UNITS)")
+    return UNITS[max(endings, key=len)]
+
+
+_FIELDS = [(n, f.type) for n, f in _ffi.typeof("struct tw_risk_limits").fields if not n.startswith("_")]
+# the YAML's limits, in the struct's order: name -> unit
+LIMITS: dict[str, str] = {n: _unit(n) for n, _ in _FIELDS if n not in NOT_IN_YAML}
+TRADING_STATES: dict[str, int] = {k.removeprefix("TW_TRADING_").lower(): v for v, k in
+                                  sorted(_ffi.typeof("enum tw_trading_state").elements.items())}
 
 
 @functools.cache
 def denial_names() -> dict[int, str]:
     """enum tw_risk_denial: code -> name (e.g. 8 -> "max_position")."""
-    ffi, _ = native()
-    return {v: k.removeprefix("TW_RISK_").lower() for k, v in ffi.typeof("enum tw_risk_denial").relements.items()
-            if k != "TW_RISK_NCODES"}
+    codes = sorted(_ffi.typeof("enum tw_risk_denial").elements.items())
+    return {v: k.removeprefix("TW_RISK_").lower() for v, k in codes if k != "TW_RISK_NCODES"}
 
 
-@dataclasses.dataclass
-class Limits:
-    """The table Python writes whole. Quantities in shares, prices with 4 decimals,
-    notional = price x shares. A zero maximum allows nothing; a zero rate means
-    no rate limit."""
-    state: str = "active"
-    kill: bool = False
-    max_order_qty: int = 0
-    max_order_notional: int = 0
-    max_position: int = 0
-    max_gross: int = 0
-    collar_bps: int = 0
-    max_open_orders: int = 0
-    order_rate: int = 0
-    order_burst: int = 0
-    message_rate: int = 0
-    message_burst: int = 0
+def _to_c(self: Any, ffi: Any = None) -> Any:
+    return to_struct(ffi or _ffi, "struct tw_risk_limits *", self, {"state": TRADING_STATES})
 
-    def to_c(self, ffi: Any) -> Any:
-        return to_struct(ffi, "struct tw_risk_limits *", self, {"state": TRADING_STATES})
+
+# The table Python writes whole: struct tw_risk_limits field by field, in C's units (quantities in
+# shares, prices with 4 decimals, notional = price x shares) with the state by name. A zero maximum
+# allows nothing; a zero rate or collar means no limit.
+Limits = dataclasses.make_dataclass(
+    "Limits",
+    [(n, str, dataclasses.field(default="active")) if n == "state" else
+     (n, bool, dataclasses.field(default=False)) if n in NOT_IN_YAML else
+     (n, int, dataclasses.field(default=0)) for n, _ in _FIELDS],
+    namespace={"to_c": _to_c, "__doc__": "struct tw_risk_limits in C's units, the state by name (dpdk/risk.py).",
+               "__module__": __name__})
+
+
+def from_c(c: Any) -> Any:
+    """A struct tw_risk_limits (pointer or value) as Limits."""
+    states = {v: k for k, v in TRADING_STATES.items()}
+    return Limits(**{n: states[c.state] if n == "state" else bool(getattr(c, n)) if n in NOT_IN_YAML
+                     else int(getattr(c, n)) for n, _ in _FIELDS})
+
+
+def merge(a: Any, b: Any) -> Any:
+    """The stricter of two levels, field by field: risk.c's own rule (tw_risk_limits_merge),
+    the one the worker applies to the global limits and a strategy's row."""
+    out = _ffi.new("struct tw_risk_limits *")
+    _lib.tw_risk_limits_merge(out, a.to_c(), b.to_c())
+    return from_c(out)
+
+
+@functools.cache
+def no_ceiling() -> Any:
+    """The limits that hold nothing back, found by asking the merge itself: a field is 0 where
+    risk.c reads 0 as "no limit" (merging 0 with any value gives that value), else the largest
+    value its C type holds. No table to keep beside the merge."""
+    zero, one = _ffi.new("struct tw_risk_limits *"), _ffi.new("struct tw_risk_limits *")
+    for n, _ in _FIELDS:
+        setattr(one, n, 1)
+    out = _ffi.new("struct tw_risk_limits *")
+    _lib.tw_risk_limits_merge(out, zero, one)
+    for n, ctype in _FIELDS:
+        if getattr(out, n) != 1:
+            setattr(zero, n, 2 ** (8 * _ffi.sizeof(ctype)) - 1)
+    return from_c(zero)
+
+
+def c_units(name: str, value: Any) -> Any:
+    """A limit's YAML value in Limits' units: dollars with 4 decimals as an integer, a state by name."""
+    unit = LIMITS[name]
+    if unit == "state":
+        return value
+    return int(value * PRICE_SCALE) if unit == "dollars" else int(value)
 
 
 class Risk:
@@ -54,11 +128,11 @@ class Risk:
         self._r = self.ffi.gc(ptr, self.lib.tw_risk_destroy)
         self._intent = self.ffi.new("struct tw_order_intent *")
 
-    def set_limits(self, limits: Limits) -> None:
+    def set_limits(self, limits: Any) -> None:
         """Global limits only, no strategy rows."""
         self.lib.tw_risk_set_limits(self._r, limits.to_c(self.ffi))
 
-    def set_table(self, global_: Limits, rows: list[Limits]) -> None:
+    def set_table(self, global_: Any, rows: list[Any]) -> None:
         """The whole table in one publish: the worker's global limits and one row per
         strategy (slot i: rows[i]); a strategy's order trades under the stricter of the two."""
         if len(rows) > self.lib.TW_RISK_MAX_ROWS:
@@ -105,6 +179,7 @@ class Risk:
         o = self._intent
         o.user_ref, o.locate, o.side, o.qty, o.price = user_ref, locate, ord(side), qty, price
         o.strategy = self._slot(strategy)
+        self.lib.tw_risk_set_events(self._r, books._sink)  # its denials go where the books' events go
         rc = self.lib.tw_risk_check(self._r, books._b, int(stale), o, now_ns)
         return denial_names()[rc] if rc else None
 

@@ -5,6 +5,7 @@ strictest risk level wins; the password never shows."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import re
@@ -13,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from appliance import cli, config
+from dpdk import native, risk
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 MM = (EXAMPLES / "market_maker.yaml").read_text()
@@ -151,6 +153,43 @@ def test_the_global_row_is_the_whole_workers_and_caps_nothing_it_does_not_set():
     bare = config.loads(MM.replace("    max_open_orders: 30\n", "").replace("    order_rate: 600 ", "    # "))
     g = bare.global_limits()
     assert g.max_open_orders == 2**32 - 1 and g.order_rate == 0  # unset: no ceiling (the rows hold theirs)
+
+
+def test_a_burst_goes_with_its_rate_as_the_worker_merges_them():
+    # global: no order rate (its burst means nothing); the strategy's rate brings its own burst
+    cfg = config.loads(MM.replace("order_rate: 600 ", "order_rate: 0   ").replace("order_burst: 60\n",
+                                                                               "order_burst: 5\n"))
+    eff = cfg.effective_limits("mm-taab")
+    assert eff["order_rate"] == (200, "risk.strategies.mm-taab")
+    assert eff["order_burst"] == (20, "risk.strategies.mm-taab")
+    # a level that sets a burst alone keeps the rate above it
+    cfg = config.loads(MM.replace("mm-taab: {max_open_orders: 10, order_rate: 200, order_burst: 20}",
+                                  "mm-taab: {order_burst: 7}"))
+    assert cfg.effective_limits("mm-taab")["order_rate"] == (600, "risk.global")
+    assert cfg.effective_limits("mm-taab")["order_burst"] == (7, "risk.strategies.mm-taab")
+
+
+def test_the_limits_are_the_c_structs_fields_in_its_order():
+    ffi, _ = native()
+    fields = [n for n, _ in ffi.typeof("struct tw_risk_limits").fields if not n.startswith("_")]
+    assert list(config.Limits.model_fields) == [n for n in fields if n != "kill"] == list(risk.LIMITS)
+    assert [f.name for f in dataclasses.fields(risk.Limits)] == fields
+    with pytest.raises(TypeError, match="max_foo: no unit for its name"):
+        risk._unit("max_foo")
+
+
+def test_no_ceiling_is_what_the_c_merge_reads_as_none():
+    u32, u64 = 2**32 - 1, 2**64 - 1
+    assert risk.no_ceiling() == risk.Limits(max_order_qty=u32, max_order_notional=u64, max_position=u64,
+                                            max_gross=u64, max_open_orders=u32)
+
+
+@pytest.mark.parametrize("name", ["market_maker.yaml", "taker.yaml"])
+def test_what_explain_says_is_what_the_worker_applies(name):
+    cfg = config.load(EXAMPLES / name)
+    for s in cfg.strategies:
+        row = cfg.limits(s.name)  # the effective limits explain shows, as the table's row
+        assert risk.merge(cfg.global_limits(), row) == row  # risk.c's merge with the global row adds nothing
 
 
 def test_explain_gives_every_effective_value_and_its_source():
