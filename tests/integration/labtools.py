@@ -6,11 +6,18 @@ import json
 import os
 import pathlib
 import secrets
+import socket
 import subprocess
 import sys
+import time
+from signal import SIGTERM
 from typing import Any
 
+import yaml
+
 from appliance.lab import net, topology
+from appliance.protocols import ouch, soupbintcp
+from common.netns import in_netns
 
 TICKWIRE = str(pathlib.Path(sys.executable).parent / "tickwire")
 
@@ -87,10 +94,6 @@ class ExchangeProcess:
     """`tickwire exchange run` in the lab's exch namespace, stopped with SIGTERM."""
 
     def __init__(self, lab: topology.Lab, tmp_path: pathlib.Path, **config: Any):
-        import time
-
-        import yaml
-
         self.record = tmp_path / "record"
         cfg = {"duration": 120, "rate": 2000, "symbols": 4, "record": str(self.record), **config}
         self.config = tmp_path / "exchange.yaml"
@@ -109,10 +112,8 @@ class ExchangeProcess:
         return self.stop(signal=False)
 
     def stop(self, signal: bool = True) -> dict[str, Any]:
-        import signal as _signal
-
         if signal and self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGTERM)
+            self.proc.send_signal(SIGTERM)
         out, err = self.proc.communicate(timeout=60)
         assert self.proc.returncode == 0, err
         return json.loads(out)
@@ -122,18 +123,9 @@ class OuchClient:
     """A SoupBinTCP/OUCH client whose socket lives in a lab namespace."""
 
     def __init__(self, lab: topology.Lab, role: str = "app", address: tuple[str, int] = ("198.18.3.1", 15000)):
-        import socket
-
-        from pyroute2 import netns as _netns
-
-        from appliance.protocols import soupbintcp
-
         self.soup = soupbintcp
-        _netns.pushns(lab.ns(role))  # this thread only; the socket stays in that namespace
-        try:
+        with in_netns(lab.ns(role)):  # this thread only; the socket stays in that namespace
             self.sock = socket.create_connection(address, timeout=5)
-        finally:
-            _netns.popns()
         self.framer = soupbintcp.Framer()
         self.queue: list[Any] = []
         self.heartbeats = 0
@@ -146,15 +138,10 @@ class OuchClient:
         return self.recv()
 
     def order(self, rec: Any) -> None:
-        from appliance.protocols import ouch
-
         self.send(self.soup.UnsequencedData(ouch.encode(rec)))
 
     def recv(self, timeout: float = 5.0, skip_heartbeats: bool = True) -> Any:
         """The next packet (None on timeout or close); heartbeats are counted and skipped."""
-        import socket
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             while self.queue:
@@ -177,8 +164,6 @@ class OuchClient:
 
     def messages(self, n: int, timeout: float = 5.0) -> list[Any]:
         """The next ``n`` OUCH outbound messages."""
-        from appliance.protocols import ouch
-
         out = []
         while len(out) < n:
             pkt = self.recv(timeout)
@@ -192,8 +177,6 @@ class OuchClient:
 
 
 def enter(user_ref: int, symbol: str, side: str, qty: int, price: int, tif: str = "0", firm: bytes = b""):
-    from appliance.protocols import ouch
-
     return ouch.INBOUND["O"][1](user_ref_num=user_ref, side=side, quantity=qty, symbol=symbol, price=price,
                                 time_in_force=tif, display="Y", capacity="A", intermarket_sweep="N",
                                 cross_type="N", cl_ord_id=f"T{user_ref}", appendage_length=0,

@@ -13,9 +13,11 @@ import time
 import pytest
 
 from appliance import decode
+from appliance.lab.exchange import gen
 from appliance.lab.exchange.orderentry import Reject
-from appliance.protocols import capture, itch, moldudp64, ouch
+from appliance.protocols import binaryfile, capture, itch, moldudp64, ouch
 from appliance.protocols import soupbintcp as soup
+from common.netns import in_netns
 from labtools import ExchangeProcess, OuchClient, Sink, enter
 
 pytestmark = pytest.mark.root
@@ -64,13 +66,8 @@ def test_both_lines_carry_the_whole_day_and_end_with_end_of_session(lab, tmp_pat
 
 
 def udp_in(lab, role: str) -> socket.socket:
-    from pyroute2 import netns
-
-    netns.pushns(lab.ns(role))
-    try:
+    with in_netns(lab.ns(role)):
         return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    finally:
-        netns.popns()
 
 
 def request(lab, seq: int, count: int) -> list[bytes]:
@@ -329,9 +326,6 @@ def test_order_entry_is_recorded_as_a_decodable_capture(lab, exchange):
 
 
 def test_blast_mode_publishes_a_generated_day_exactly(lab, tmp_path):
-    from appliance.lab.exchange import gen
-    from appliance.protocols import binaryfile
-
     day = tmp_path / "day.itch"
     gen.generate(day, symbols=5, messages=30_000, seed=9)
     sent = list(binaryfile.iter_messages(day.read_bytes()))

@@ -6,12 +6,15 @@ prints the packet. bench/bench_xdp_filter.py times the same rows."""
 from __future__ import annotations
 
 import secrets
+import socket
 import struct
 
 import pytest
 from scapy.all import hexdump
 
-from xdp.filter import PIN_ROOT, XDP_DROP, XDP_PASS, FeedFilter
+from common.netns import in_netns
+from xdp import filter as xf
+from xdp.filter import PIN_ROOT, XDP_DROP, XDP_PASS, BpfError, FeedFilter
 from xdp.fixtures import FEED, ROWS, SHORTER_THAN_ETHERNET, add_rules, udp
 
 pytestmark = pytest.mark.root
@@ -76,8 +79,6 @@ def test_a_rule_change_takes_effect_without_reloading(flt):
 @pytest.mark.parametrize("n", SHORTER_THAN_ETHERNET)
 def test_frames_shorter_than_ethernet_never_reach_the_program(flt, n):
     # the kernel refuses them before the program runs (a NIC never delivers them either)
-    from xdp.filter import BpfError
-
     seen = flt.filter_stats()["total"]["seen"]
     with pytest.raises(BpfError, match="Invalid argument"):
         flt.test_run(FEED[:n])
@@ -85,18 +86,9 @@ def test_frames_shorter_than_ethernet_never_reach_the_program(flt, n):
 
 
 def test_the_hardware_timestamp_build_is_chosen_only_where_the_device_takes_it(lab):
-    import socket
-
-    from pyroute2 import netns
-
-    from xdp import filter as xf
-
-    netns.pushns(lab.ns("app"))
-    try:
+    with in_netns(lab.ns("app")):
         veth = xf.hw_timestamps(socket.if_nametoindex("feed-a"), "feed-a")
         loopback = xf.hw_timestamps(socket.if_nametoindex("lo"), "lo")
-    finally:
-        netns.popns()
     assert veth["available"] and veth["object"].endswith("feed_filter_hwts.bpf.o")
     assert not loopback["available"] and loopback["object"].endswith("/feed_filter.bpf.o")
     assert "Operation not supported" in loopback["reason"]

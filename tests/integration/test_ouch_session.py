@@ -29,8 +29,6 @@ def pump(o: OuchSession, got: list, until, timeout: float = 5.0) -> None:
 
 def wait_for_books(ex: ExchangeProcess, events: int = 500) -> None:
     """Until the exchange's flow has built books (so an IOC finds offers to take)."""
-    import json
-
     deadline = time.monotonic() + 20
     while json.loads((ex.record / "status.json").read_text())["events"] < events:
         assert time.monotonic() < deadline, "the exchange's flow did not start"

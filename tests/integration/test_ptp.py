@@ -24,10 +24,12 @@ import time
 import urllib.request
 
 import pytest
+import yaml
 
+from appliance import journal
 from appliance.lab import ptp as lab_ptp
 from appliance.ptp.client import PtpClient
-from labtools import TICKWIRE, tw, tw_json
+from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
 
 pytestmark = pytest.mark.root
 
@@ -268,11 +270,6 @@ def test_the_appliance_stops_trading_when_its_clock_fails(clock, tmp_path, monke
     """tickwire run watches its clock: with ptp4l healthy (bar the software timestamps) it
     trades and says so in its status; with the grandmaster gone the risk manager trips the
     whole worker once the failure has lasted ptp.fail_after, and the journal keeps why."""
-    import yaml
-
-    from appliance import journal
-    from labtools import ExchangeProcess
-
     lab = clock
     raw = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text())
     raw["host"]["netns"] = lab.ns("app")

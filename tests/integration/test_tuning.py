@@ -10,11 +10,15 @@ import json
 import os
 import pathlib
 import re
+import subprocess
 
 import pytest
+import yaml
 
 from labtools import tw, tw_json
 from tuning.findings import cpulist
+from tuning.jitter import bcc_unavailable
+from tuning.plan import SYSCTLS
 
 pytestmark = pytest.mark.root
 
@@ -96,8 +100,6 @@ def _snapshot(paths: list[str]) -> dict[str, str]:
 
 
 def test_apply_then_revert_puts_back_the_exact_previous_values(tmp_path, monkeypatch):
-    from tuning.plan import SYSCTLS
-
     monkeypatch.setenv("TICKWIRE_TUNE_STATE", str(tmp_path / "applied.json"))
     watched = ["/proc/sys/" + n.replace(".", "/") for n in SYSCTLS] + \
         [f"/proc/irq/{d}/smp_affinity_list" for d in os.listdir("/proc/irq") if d.isdigit()] + \
@@ -135,8 +137,6 @@ def test_apply_then_revert_puts_back_the_exact_previous_values(tmp_path, monkeyp
 
 
 def test_jitter_names_what_takes_the_workers_core():
-    from tuning.jitter import bcc_unavailable
-
     r = tw_json("tune", "jitter", "--cpus", str(WORKER), "--seconds", "2", "--method", "tracefs",
                 "--budget-us", "1000000", expect=0)
     (c,) = r["per_cpu"]
@@ -170,10 +170,6 @@ def test_jitter_names_what_takes_the_workers_core():
 
 
 def test_the_nic_checks_read_the_labs_interfaces(lab, tmp_path):
-    import subprocess
-
-    import yaml
-
     raw = yaml.safe_load(pathlib.Path(EXAMPLE).read_text())
     raw["host"]["netns"] = lab.ns("app")
     path = tmp_path / "appliance.yaml"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -48,8 +50,6 @@ def test_malformed_and_truncated_records_are_counted_with_offsets():
 
 
 def test_timestamps_use_all_48_bits():
-    import dataclasses
-
     rec = dataclasses.replace(itch.example("D", 0), timestamp=(1 << 48) - 1)
     arr = bulk.decode_binaryfile(binaryfile.encode([itch.encode(rec)])).arrays["D"]
     assert arr["timestamp"][0] == np.uint64((1 << 48) - 1)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import pathlib
+import socket as so
 import struct
 from types import SimpleNamespace
 
 import pytest
 
 from appliance import config
-from appliance.ptp import conf, health, mgmt, monitor, report
+from appliance.oms import Oms
+from appliance.ptp import client, conf, health, mgmt, monitor, report
 from appliance.ptp.client import PtpClientError
 from appliance.ptp.metrics import Metrics
+from appliance.riskman import RiskManager
 
 CLOCK = bytes.fromhex("c6a3cdfffe6ab5c1")
 GM = bytes.fromhex("0011220000334455")
@@ -255,9 +258,6 @@ def test_metrics_follow_the_linuxptp_exporters_names():
 
 
 def test_a_failed_clock_stops_trading_after_fail_after_and_only_when_asked():
-    from appliance.oms import Oms
-    from appliance.riskman import RiskManager
-
     fake = SimpleNamespace(shared=SimpleNamespace(ptr=SimpleNamespace(orders_sent=0, cancels_sent=0, killed=0,
                                                                       killed_strategy=0,
                                                                       feed=SimpleNamespace(stale=0))),
@@ -278,10 +278,6 @@ def test_a_failed_clock_stops_trading_after_fail_after_and_only_when_asked():
 
 
 def test_the_read_only_socket_is_preferred_and_the_newer_place_tried_first(tmp_path, monkeypatch):
-    import socket as so
-
-    from appliance.ptp import client
-
     def listen(p):
         s = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
         s.bind(str(p))

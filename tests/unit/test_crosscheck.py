@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+from itch.parser import MessageParser
 
 from appliance.protocols import binaryfile, capture, itch, moldudp64, ouch, soupbintcp
 from common import paths
@@ -86,8 +87,6 @@ ITCHFEED_NAMES = {"buy_sell_indicator": "side", "financial_status_indicator": "f
 
 
 def test_itchfeed_decodes_every_type_as_we_do():
-    from itch.parser import MessageParser
-
     ours = [itch.example(s.type, n) for n in range(3) for s in itch.SPECS if s.type != "S"]
     ours.append(itch.example("S", 0))  # itchfeed stops after a system event: put it last
     data = binaryfile.encode(itch.encode(r) for r in ours)
@@ -109,8 +108,6 @@ def test_itchfeed_decodes_every_type_as_we_do():
 
 
 def test_itchfeed_and_we_agree_on_the_genuine_sample():
-    from itch.parser import MessageParser
-
     sample = paths.sample_itch()
     if sample is None:
         pytest.skip("../shared/data/nasdaq/sample-first-1000.itch is absent")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from itch.parser import MessageParser
 
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, itch
@@ -72,8 +73,6 @@ def test_timestamps_never_go_back_and_sizes_are_heavy_tailed(day):
 
 
 def test_itchfeed_reads_the_generated_day_as_we_wrote_it(day):
-    from itch.parser import MessageParser
-
     path, _, recs = day
     theirs = list(MessageParser().parse_file(io.BytesIO(path.read_bytes())))
     assert len(theirs) == len(recs)

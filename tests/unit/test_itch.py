@@ -3,6 +3,8 @@ captures with fields checked against values read by hand from their bytes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from appliance.protocols import capture, itch, moldudp64
@@ -35,8 +37,6 @@ def test_prices_are_integers_with_four_implied_decimals():
 
 
 def _with(rec, **changes):
-    import dataclasses
-
     return dataclasses.replace(rec, **changes)
 
 

@@ -4,6 +4,9 @@ from the journal, and reconciled with the venue's replay."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from appliance import journal
@@ -139,8 +142,6 @@ def test_rebuilt_from_the_journal_and_reconciled_with_the_venue(tmp_path):
 
 
 def test_journal_orders_lists_what_the_oms_rebuilt(tmp_path, capsys):
-    import json
-
     from appliance import cli
 
     with journal.Journal(tmp_path, fsync="none") as j:
@@ -159,8 +160,6 @@ def test_journal_orders_lists_what_the_oms_rebuilt(tmp_path, capsys):
 
 
 def test_a_restart_takes_over_todays_journal_only(tmp_path):
-    import time
-
     from appliance.feed import restart_from_journal
 
     assert restart_from_journal(tmp_path, {"TAAA": 1}) is None  # no journal: a fresh start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from appliance import preflight
 
@@ -84,8 +85,6 @@ def test_several_problems_are_reported_at_once(capsys):
 
 
 def test_json_lists_every_check(capsys):
-    import json
-
     assert preflight.main(["--json"], host=host()) == 0
     checks = json.loads(capsys.readouterr().out)
     assert {c["check"] for c in checks} >= {"root", "debian", "python", "kernel:CONFIG_VETH"}

@@ -3,13 +3,15 @@ record, and arbitrary bytes never raise anything but the codec's own error."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import string
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance import decode as decode_mod
-from appliance.protocols import binaryfile, bulk, itch, layout, moldudp64, ouch, soupbintcp
+from appliance.protocols import binaryfile, bulk, capture, itch, layout, moldudp64, ouch, soupbintcp
 
 PRINTABLE = string.ascii_letters + string.digits + string.punctuation + " "
 
@@ -61,8 +63,6 @@ def test_ouch_outbound_round_trips(rec):
 
 def _same(back, rec):
     """Equal but for appendage_length, which encode computes from the entries."""
-    import dataclasses
-
     fields = [f.name for f in dataclasses.fields(rec) if f.name != "appendage_length"]
     assert [getattr(back, f) for f in fields] == [getattr(rec, f) for f in fields]
 
@@ -85,10 +85,6 @@ FILES = st.one_of(st.binary(max_size=400),
 
 
 def _valid_capture() -> bytes:
-    import io
-
-    from appliance.protocols import capture
-
     buf = io.BytesIO()
     writer = capture.PcapWriter(buf)
     msgs = [itch.encode(itch.example(t, 1)) for t in "SAFED"]

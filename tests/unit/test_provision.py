@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from appliance import config, provision
-from appliance.service import RUN_CAPABILITIES
 from appliance.ptp import conf as ptpconf
+from appliance.service import RUN_CAPABILITIES
 from tuning import cpu
+from tuning.findings import cpus_mask
 from tuning.plan import SYSCTLS, Plan
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -70,7 +71,6 @@ def test_the_roles_cpu_filters_write_lists_as_the_kernel_does():
     assert f["tickwire_cpus"]("0-2,5") == [0, 1, 2, 5] and f["tickwire_cpus"]("") == []
     assert f["tickwire_cpulist"]([5, 0, 1, 2]) == "0-2,5" and f["tickwire_cpulist"]([3]) == "3"
     assert f["tickwire_cpumask"]([0, 1]) == "3" and f["tickwire_cpumask"]([0, 1, 2, 3, 8]) == "10f"
-    from tuning.findings import cpus_mask
     for cpus in ([0, 40], list(range(0, 130, 7)), [63, 64]):  # the roles write what tune apply writes
         assert f["tickwire_cpumask"](cpus) == cpus_mask(cpus)
     with pytest.raises(Exception, match="'x' is not a CPU or a range"):

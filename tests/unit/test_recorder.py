@@ -10,6 +10,8 @@ import socket
 import struct
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from appliance.protocols import capture
 from dpdk.recorder import Recorder, RecorderError
@@ -17,9 +19,6 @@ from dpdk.recorder import Recorder, RecorderError
 
 def frame(n: int, size: int = 100) -> bytes:
     """A UDP frame of the feed's shape, its payload marked with n."""
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.l2 import Ether
-
     return bytes(Ether() / IP(src="198.18.1.1", dst="239.198.1.1") / UDP(sport=30000, dport=26400)
                  / (n.to_bytes(4, "big") * (size // 4)))
 
