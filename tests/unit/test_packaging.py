@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import tomllib
 
+import xdp
+from appliance import provision
 from common.paths import ROOT
 
 
@@ -46,15 +48,23 @@ def test_the_debian_package_list_names_the_tools_the_code_runs():
 
 
 def test_bcc_from_debian_imports_inside_the_venv():
-    # the reason the venv is built with --system-site-packages (README)
+    # the reason the venv is built with --system-site-packages (README); imported here, not at the
+    # top, so that a venv without it fails this test rather than the module's collection
     import bcc
 
     assert bcc.__file__.startswith("/usr/lib/python3/dist-packages/")
 
 
 def test_every_bpf_program_is_built():
-    import xdp
-
     assert "lab_impair" in xdp.PROGRAMS
     for name in xdp.PROGRAMS:
         assert xdp.object_path(name).stat().st_size > 0
+
+
+def test_every_package_is_installed_and_bundled():
+    # a package at the top of the checkout (common/ is the newest) must be in the wheel's
+    # packages and in what `tickwire provision bundle` copies to a box
+    tops = sorted(p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in ("tests", "bench"))
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(i.removesuffix("*") for i in include) == tops
+    assert sorted(provision.PACKAGES) == tops
