@@ -26,7 +26,8 @@ enum tw_event_type {
     TW_EV_REG_SHO = 8,        /* locate, symbol, code: 0 none, 1 intraday, 2 continued */
     TW_EV_MWCB = 9,           /* code: market-wide circuit breaker level breached (1 2 3) */
     TW_EV_RETRANS_REQUEST = 10, /* a: first sequence number asked for, b: count */
-    TW_EV_RISK_DENIED = 11,   /* locate, code: enum tw_risk_denial, a: user_ref, b: qty */
+    TW_EV_RISK_DENIED = 11,   /* locate, code: enum tw_risk_denial, a: user_ref, b: qty, strategy, limit: the
+                                 limit it broke, value: the order's offending value (risk.h says which) */
     TW_EV_ORDER = 12,         /* one of our orders: code 'O' sent (locate, symbol, side, price, and for an
                                  order a packet triggered: ts_ns its arrival stamp, line, seq, stage_ns),
                                  'X' cancel sent, 'N' not sent (a broken link took it from the buffer), or
@@ -56,10 +57,17 @@ struct tw_event {
     uint64_t a;
     uint64_t b;
     char symbol[8];   /* space-padded, as ITCH sends it */
-    uint64_t seq;     /* an order sent: the MoldUDP64 sequence number of the triggering packet (its
-                         first message), 0 when no packet triggered it (a timer, the kill switch) */
+    union {
+        uint64_t seq;     /* an order sent: the MoldUDP64 sequence number of the triggering packet (its
+                             first message), 0 when no packet triggered it (a timer, the kill switch) */
+        uint64_t limit;   /* risk-denied events: the limit the order broke, in its own units (the field
+                             tw_risk_denial_limit(code) names: shares, price x shares, bps, per second) */
+    };
     uint32_t stage_ns[6]; /* an order sent: ns in each enum tw_order_stage (0 without an arrival stamp) */
-    uint64_t price;   /* order events: the order's price (sent, accepted), the execution's (executed); 4 decimals */
+    union {
+        uint64_t price;   /* order events: the order's price (sent, accepted), the execution's (executed); 4 decimals */
+        uint64_t value;   /* risk-denied events: the order's offending value, in the limit's units */
+    };
     uint8_t side;     /* order events: 'B' or 'S' when known (sent, accepted) */
     uint8_t strategy; /* order and risk-denied events: the slot of the strategy it belongs to (255: none) */
     uint8_t _pad2[6];

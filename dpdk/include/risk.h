@@ -108,6 +108,9 @@ void tw_risk_set_limits(struct tw_risk *r, const struct tw_risk_limits *limits);
  * YAML's levels with it. */
 void tw_risk_limits_merge(struct tw_risk_limits *out, const struct tw_risk_limits *g,
                           const struct tw_risk_limits *row);
+/* The field of struct tw_risk_limits a denial code's check compares against ("kill", "state",
+ * "max_order_qty", ...), "" when it has none (BAD_ORDER, NOT_TRADING, SELF_MATCH, out of range). */
+const char *tw_risk_denial_limit(uint32_t code);
 /* Where the denial events go (NULL: into the books' sink, tw_books_set_events, while that exists).
  * The sink must outlive r, or be replaced first. */
 void tw_risk_set_events(struct tw_risk *r, const struct tw_event_sink *sink);
@@ -119,8 +122,24 @@ int tw_risk_kill_instrument(struct tw_risk *r, uint16_t locate, uint8_t kill);
 int tw_risk_kill_strategy(struct tw_risk *r, uint8_t strategy, uint8_t kill);
 /* The chain, in the order of enum tw_risk_denial; 0 when the order may go (it is
  * then counted as open and its tokens are spent), else the denial. stale: the
- * feed's books are stale. Denials are counted and raised as TW_EV_RISK_DENIED on
- * the books' event sink. */
+ * feed's books are stale. Denials are counted and raised as TW_EV_RISK_DENIED
+ * (tw_risk_set_events) with the limit broken and the order's offending value, in
+ * the limit's units:
+ *   KILLED          kill: 1                      value 0
+ *   HALTED          state: 2 (halted)            value 0
+ *   REDUCE_ONLY     state: 1 (reduce-only)       value 0
+ *   MAX_QTY         max_order_qty                the order's shares
+ *   MAX_NOTIONAL    max_order_notional           its price x shares
+ *   MAX_POSITION    max_position                 the exposure with it (|position| either way it fills)
+ *   MAX_GROSS       max_gross                    the gross exposure with it
+ *   COLLAR_BBO      collar_bps                   its distance beyond the touch, bps rounded up (0: no touch)
+ *   COLLAR_LAST     collar_bps                   its distance from the last trade, bps rounded up
+ *   MAX_OPEN_ORDERS max_open_orders              the open orders with it (the worker's, or the strategy's
+ *                                                row's; or what the own-order table holds as the limit)
+ *   ORDER_RATE      order_rate                   0: the bucket (the worker's or the row's) held no token
+ *   MESSAGE_RATE    message_rate                 0: likewise
+ *   SELF_MATCH      (none) our resting price     its price
+ *   BAD_ORDER, NOT_TRADING: 0, 0. */
 int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o,
                   uint64_t now_ns);
 /* A cancel or replace about to be sent by a strategy (TW_RISK_ANY: by none): 0, or

@@ -1,6 +1,12 @@
 /* risk.c — inline pre-trade risk: the checks every order passes before it
- * leaves, in the fixed order of enum tw_risk_denial, with the positions, open
- * orders and rate buckets they need. See risk.h.
+ * leaves, one small function per check (check_<code>), run by chain() in the
+ * fixed order of enum tw_risk_denial; the first denial wins and says which limit
+ * and which value. The positions and own orders they read are risk_orders.c's,
+ * the rate buckets risk_state.h's. See risk.h.
+ *
+ * Adding a check: a code in enum tw_risk_denial (risk.h, before TW_RISK_NCODES),
+ * its limit in struct tw_risk_limits (and tw_risk_limits_merge), a check_<code>
+ * here, its place in chain() and its limit's name in denial_limit[].
  *
  * The limits table (global limits and a row per strategy) is written by Python
  * (any thread) under a sequence counter and copied by the checking thread when
@@ -12,66 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "risk.h"
-
-#define NS_PER_S 1000000000ull
+#include "risk_state.h"
 
 _Static_assert(TW_RISK_NCODES <= sizeof(((struct tw_risk_stats *)0)->denied) / sizeof(uint64_t),
                "tw_risk_stats.denied has a counter for each denial code");
-
-struct own_order { /* one of our open orders; user_ref 0: empty slot */
-    uint64_t user_ref;
-    uint32_t open;  /* shares still open */
-    uint32_t price;
-    uint16_t locate;
-    uint8_t side;   /* 0 buy, 1 sell */
-    uint8_t strategy; /* its row, or TW_RISK_ANY */
-};
-
-struct instrument_risk {
-    int64_t position;
-    uint64_t open_qty[2];   /* by side */
-    uint64_t exposure;      /* max(|position + open buys|, |position - open sells|) */
-    uint32_t own_best[2];   /* our best open buy price, our best open sell price (0: none) */
-    uint32_t own_count[2];
-    uint8_t killed;
-};
-
-struct bucket {
-    uint64_t tokens; /* token-nanoseconds: one token is NS_PER_S */
-    uint64_t last_ns;
-};
-
-struct row_state { /* what one strategy's orders count against its row */
-    uint64_t open;
-    struct bucket orders, messages;
-    uint8_t killed;         /* tw_risk_kill_strategy */
-};
-
-struct tw_risk {
-    /* the table as Python publishes it */
-    struct tw_published pub;
-    struct tw_risk_table shared;
-    /* the checking thread's copy */
-    uint64_t version;
-    struct tw_risk_table scratch, taken;
-    struct tw_risk_limits lim;                  /* global */
-    uint32_t nrows;
-    struct tw_risk_limits eff[TW_RISK_MAX_ROWS]; /* each row, made at least as strict as global */
-    struct row_state rows[TW_RISK_MAX_ROWS];
-    struct instrument_risk *ins;
-    uint32_t max_locate;
-    struct own_order *own;
-    uint64_t own_mask;
-    uint64_t capacity;      /* open orders the own table takes (half its slots) */
-    uint64_t open_count;
-    uint64_t gross;
-    uint8_t kill_all;       /* the kill switch, besides the table's flag */
-    struct bucket orders, messages;
-    struct tw_risk_stats st;
-    const struct tw_event_sink *events; /* denials; NULL: the books' sink */
-};
 
 struct tw_risk *tw_risk_create(uint32_t max_locate, uint32_t max_own_orders)
 {
@@ -157,19 +107,6 @@ static inline void reload(struct tw_risk *r)
     r->st.limits_version = r->version / 2;
 }
 
-/* What a strategy's orders count in (its open orders, its kill), whatever the table says; NULL for
- * an order of no strategy. */
-static inline struct row_state *row_of(struct tw_risk *r, uint8_t strategy)
-{
-    return strategy < TW_RISK_MAX_ROWS ? &r->rows[strategy] : NULL;
-}
-
-/* The limits of a strategy's own row, or NULL when the table has none for it (global only). */
-static inline const struct tw_risk_limits *row_limits(const struct tw_risk *r, uint8_t strategy)
-{
-    return strategy < r->nrows ? &r->eff[strategy] : NULL;
-}
-
 void tw_risk_set_events(struct tw_risk *r, const struct tw_event_sink *sink)
 {
     r->events = sink;
@@ -196,195 +133,246 @@ int tw_risk_kill_strategy(struct tw_risk *r, uint8_t strategy, uint8_t kill)
     return 0;
 }
 
-/* ---- own orders ----------------------------------------------------------------------- */
+/* ---- the checks ------------------------------------------------------------------------------
+ * One function per enum tw_risk_denial, named for its code and run in its order by chain(): 0 when
+ * the order passes, else the code, with d->limit the limit it broke and d->value the order's
+ * offending value, both in the limit's own units (tw_risk_denial_limit(code) names the limit). A
+ * check runs only when every one before it passed: from check_killed on, the order is well formed
+ * (its locate in range, so ins() may be taken). */
 
-uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint8_t strategy, uint64_t *refs,
-                             uint32_t max)
+struct order_check {                 /* what the checks look at */
+    struct tw_risk *r;
+    struct tw_books *b;
+    const struct tw_order_intent *o;
+    const struct tw_risk_limits *l;  /* the limits it trades under: its row (merged with global), or global */
+    const struct tw_risk_limits *rl; /* its row, NULL: none (an order of no strategy, or no row for it) */
+    struct row_state *row;           /* what its strategy's orders count in, NULL: none */
+    uint8_t side;                    /* 0 buy, 1 sell */
+    int stale;
+    uint64_t now;
+};
+
+struct denial {
+    uint64_t limit;
+    uint64_t value;
+};
+
+static inline struct instrument_risk *ins(const struct order_check *c) { return &c->r->ins[c->o->locate]; }
+
+static inline int deny(struct denial *d, int code, uint64_t limit, uint64_t value)
 {
-    uint32_t n = 0;
-    for (uint64_t i = 0; i <= r->own_mask && n < max; i++) {
-        const struct own_order *o = &r->own[i];
-        if (o->user_ref && (locate == 0 || o->locate == locate) && (strategy == TW_RISK_ANY || o->strategy == strategy))
-            refs[n++] = o->user_ref;
-    }
-    return n;
+    d->limit = limit;
+    d->value = value;
+    return code;
 }
 
-static inline uint64_t ref_hash(uint64_t x)
+/* |position| with this order and the open ones on both sides, whichever way they fill */
+static inline uint64_t exposure_with(const struct order_check *c)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
+    const struct instrument_risk *in = ins(c);
+    return exposure(in->position, in->open_qty[0] + (c->side == 0 ? c->o->qty : 0),
+                    in->open_qty[1] + (c->side == 1 ? c->o->qty : 0));
 }
 
-static struct own_order *own_find(struct tw_risk *r, uint64_t ref)
+/* how far price is from ref, in basis points rounded up (so a denied order's is above the collar) */
+static inline uint64_t bps_from(uint64_t price, uint64_t ref)
 {
-    for (uint64_t i = ref_hash(ref) & r->own_mask;; i = (i + 1) & r->own_mask) {
-        if (r->own[i].user_ref == ref)
-            return &r->own[i];
-        if (r->own[i].user_ref == 0)
-            return NULL;
-    }
+    uint64_t diff = price > ref ? price - ref : ref - price;
+    return (diff * 10000 + ref - 1) / ref;
 }
 
-static void own_erase(struct tw_risk *r, struct own_order *o)
+static inline int check_bad_order(const struct order_check *c, struct denial *d)
 {
-    uint64_t i = (uint64_t)(o - r->own), j = i;
-    for (;;) {
-        j = (j + 1) & r->own_mask;
-        if (r->own[j].user_ref == 0)
-            break;
-        uint64_t home = ref_hash(r->own[j].user_ref) & r->own_mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            r->own[i] = r->own[j];
-            i = j;
-        }
-    }
-    r->own[i].user_ref = 0;
+    const struct tw_order_intent *o = c->o;
+    if (o->qty == 0 || o->price == 0 || (o->side != 'B' && o->side != 'S') || o->locate == 0 ||
+        o->locate > c->r->max_locate || o->user_ref == 0 || own_find(c->r, o->user_ref))
+        return deny(d, TW_RISK_BAD_ORDER, 0, 0);
+    return 0;
 }
 
-static inline int better(uint8_t side, uint32_t a, uint32_t b) /* a better than b for our side */
+static inline int check_killed(const struct order_check *c, struct denial *d)
 {
-    return side == 0 ? a > b : a < b;
+    if (c->l->kill || __atomic_load_n(&c->r->kill_all, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&ins(c)->killed, __ATOMIC_ACQUIRE) ||
+        (c->row && __atomic_load_n(&c->row->killed, __ATOMIC_ACQUIRE)))
+        return deny(d, TW_RISK_KILLED, 1, 0);
+    return 0;
 }
 
-static void rescan_best(struct tw_risk *r, uint16_t locate, uint8_t side)
+static inline int check_halted(const struct order_check *c, struct denial *d)
 {
-    uint32_t best = 0;
-    for (uint64_t i = 0; i <= r->own_mask; i++) {
-        const struct own_order *o = &r->own[i];
-        if (o->user_ref && o->locate == locate && o->side == side && (!best || better(side, o->price, best)))
-            best = o->price;
-    }
-    r->ins[locate].own_best[side] = best;
+    return c->l->state == TW_TRADING_HALTED ? deny(d, TW_RISK_HALTED, c->l->state, 0) : 0;
 }
 
-static inline uint64_t exposure(int64_t pos, uint64_t open_buy, uint64_t open_sell)
+/* reduce-only: the order (with the open ones on its side) must shrink the position, not grow or flip it */
+static inline int check_reduce_only(const struct order_check *c, struct denial *d)
 {
-    int64_t up = pos + (int64_t)open_buy, down = pos - (int64_t)open_sell;
-    uint64_t a = (uint64_t)(up < 0 ? -up : up), b = (uint64_t)(down < 0 ? -down : down);
-    return a > b ? a : b;
+    if (c->l->state != TW_TRADING_REDUCE_ONLY)
+        return 0;
+    const struct instrument_risk *in = ins(c);
+    int64_t after = c->side == 0 ? in->position + (int64_t)(in->open_qty[0] + c->o->qty)
+                                 : in->position - (int64_t)(in->open_qty[1] + c->o->qty);
+    if (c->side == 0 ? (in->position >= 0 || after > 0) : (in->position <= 0 || after < 0))
+        return deny(d, TW_RISK_REDUCE_ONLY, c->l->state, 0);
+    return 0;
 }
 
-static void update_exposure(struct tw_risk *r, struct instrument_risk *in)
+static inline int check_not_trading(const struct order_check *c, struct denial *d)
 {
-    uint64_t e = exposure(in->position, in->open_qty[0], in->open_qty[1]);
-    r->gross = r->gross - in->exposure + e;
-    in->exposure = e;
+    return c->stale || !tw_books_tradable(c->b, c->o->locate) ? deny(d, TW_RISK_NOT_TRADING, 0, 0) : 0;
 }
 
-/* ---- rate buckets ------------------------------------------------------------------------- */
-
-static inline void refill(struct bucket *k, uint32_t rate, uint32_t burst, uint64_t now)
+static inline int check_max_qty(const struct order_check *c, struct denial *d)
 {
-    uint64_t cap = (uint64_t)burst * NS_PER_S;
-    if (k->last_ns == 0) {
-        k->tokens = cap; /* a bucket starts full */
-    } else if (now > k->last_ns) {
-        uint64_t add = (now - k->last_ns) * rate;
-        k->tokens = cap - k->tokens < add ? cap : k->tokens + add;
-    }
-    if (k->tokens > cap)
-        k->tokens = cap; /* the burst was lowered */
-    k->last_ns = now;
+    return c->o->qty > c->l->max_order_qty ? deny(d, TW_RISK_MAX_QTY, c->l->max_order_qty, c->o->qty) : 0;
 }
 
-static inline int has_token(struct bucket *k, uint32_t rate, uint32_t burst, uint64_t now)
+static inline int check_max_notional(const struct order_check *c, struct denial *d)
 {
-    if (rate == 0)
-        return 1; /* no limit */
-    refill(k, rate, burst, now);
-    return k->tokens >= NS_PER_S;
+    uint64_t notional = (uint64_t)c->o->price * c->o->qty;
+    return notional > c->l->max_order_notional ? deny(d, TW_RISK_MAX_NOTIONAL, c->l->max_order_notional, notional) : 0;
 }
 
-static inline void spend(struct bucket *k, uint32_t rate)
+static inline int check_max_position(const struct order_check *c, struct denial *d)
 {
-    if (rate)
-        k->tokens -= NS_PER_S;
+    uint64_t e = exposure_with(c);
+    return e > c->l->max_position ? deny(d, TW_RISK_MAX_POSITION, c->l->max_position, e) : 0;
+}
+
+static inline int check_max_gross(const struct order_check *c, struct denial *d)
+{
+    uint64_t gross = c->r->gross - ins(c)->exposure + exposure_with(c);
+    return gross > c->l->max_gross ? deny(d, TW_RISK_MAX_GROSS, c->l->max_gross, gross) : 0;
+}
+
+/* the far touch (the near one when that side is empty): a buy no more than collar_bps above it, a
+ * sell no more than collar_bps below; no touch at all is a denial (value 0) */
+static inline int check_collar_bbo(const struct order_check *c, struct denial *d)
+{
+    uint32_t collar = c->l->collar_bps;
+    if (!collar)
+        return 0;
+    struct tw_book_level far, near;
+    int has_far = tw_books_depth(c->b, c->o->locate, c->side ^ 1, &far, 1) == 1;
+    int has_near = tw_books_depth(c->b, c->o->locate, c->side, &near, 1) == 1;
+    if (!has_far && !has_near)
+        return deny(d, TW_RISK_COLLAR_BBO, collar, 0);
+    uint64_t ref = has_far ? far.price : near.price;
+    uint64_t slack = ref * collar / 10000;
+    if (c->side == 0 ? c->o->price > ref + slack : c->o->price + slack < ref)
+        return deny(d, TW_RISK_COLLAR_BBO, collar, bps_from(c->o->price, ref));
+    return 0;
+}
+
+static inline int check_collar_last(const struct order_check *c, struct denial *d)
+{
+    uint32_t collar = c->l->collar_bps;
+    if (!collar)
+        return 0;
+    struct tw_instrument state;
+    tw_books_instrument(c->b, c->o->locate, &state); /* in range: tradable said so */
+    uint64_t last = state.last_trade;
+    if (!last)
+        return 0;
+    uint64_t diff = c->o->price > last ? c->o->price - last : last - c->o->price;
+    return diff * 10000 > last * collar ? deny(d, TW_RISK_COLLAR_LAST, collar, bps_from(c->o->price, last)) : 0;
+}
+
+/* the worker's open orders, what the own-order table holds, and the strategy's */
+static inline int check_max_open_orders(const struct order_check *c, struct denial *d)
+{
+    const struct tw_risk *r = c->r;
+    if (r->open_count + 1 > r->lim.max_open_orders)
+        return deny(d, TW_RISK_MAX_OPEN_ORDERS, r->lim.max_open_orders, r->open_count + 1);
+    if (r->open_count + 1 > r->capacity)
+        return deny(d, TW_RISK_MAX_OPEN_ORDERS, r->capacity, r->open_count + 1);
+    if (c->rl && c->row->open + 1 > c->rl->max_open_orders)
+        return deny(d, TW_RISK_MAX_OPEN_ORDERS, c->rl->max_open_orders, c->row->open + 1);
+    return 0;
+}
+
+/* a token in the worker's bucket and in the strategy's; value 0: the bucket held less than one */
+static inline int check_order_rate(const struct order_check *c, struct denial *d)
+{
+    struct tw_risk *r = c->r;
+    if (!has_token(&r->orders, r->lim.order_rate, r->lim.order_burst, c->now))
+        return deny(d, TW_RISK_ORDER_RATE, r->lim.order_rate, 0);
+    if (c->rl && !has_token(&c->row->orders, c->rl->order_rate, c->rl->order_burst, c->now))
+        return deny(d, TW_RISK_ORDER_RATE, c->rl->order_rate, 0);
+    return 0;
+}
+
+static inline int check_message_rate(const struct order_check *c, struct denial *d)
+{
+    struct tw_risk *r = c->r;
+    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, c->now))
+        return deny(d, TW_RISK_MESSAGE_RATE, r->lim.message_rate, 0);
+    if (c->rl && !has_token(&c->row->messages, c->rl->message_rate, c->rl->message_burst, c->now))
+        return deny(d, TW_RISK_MESSAGE_RATE, c->rl->message_rate, 0);
+    return 0;
+}
+
+/* it would trade against our own best resting order on the other side (limit: that order's price) */
+static inline int check_self_match(const struct order_check *c, struct denial *d)
+{
+    uint32_t theirs = ins(c)->own_best[c->side ^ 1];
+    if (theirs && (c->side == 0 ? c->o->price >= theirs : c->o->price <= theirs))
+        return deny(d, TW_RISK_SELF_MATCH, theirs, c->o->price);
+    return 0;
+}
+
+/* The limit each code's check compares against (a field of struct tw_risk_limits), "" for none. */
+static const char *const denial_limit[TW_RISK_NCODES] = {
+    [TW_RISK_KILLED] = "kill",
+    [TW_RISK_HALTED] = "state",
+    [TW_RISK_REDUCE_ONLY] = "state",
+    [TW_RISK_MAX_QTY] = "max_order_qty",
+    [TW_RISK_MAX_NOTIONAL] = "max_order_notional",
+    [TW_RISK_MAX_POSITION] = "max_position",
+    [TW_RISK_MAX_GROSS] = "max_gross",
+    [TW_RISK_COLLAR_BBO] = "collar_bps",
+    [TW_RISK_COLLAR_LAST] = "collar_bps",
+    [TW_RISK_MAX_OPEN_ORDERS] = "max_open_orders",
+    [TW_RISK_ORDER_RATE] = "order_rate",
+    [TW_RISK_MESSAGE_RATE] = "message_rate",
+};
+
+const char *tw_risk_denial_limit(uint32_t code)
+{
+    return code < TW_RISK_NCODES && denial_limit[code] ? denial_limit[code] : "";
 }
 
 /* ---- the chain ------------------------------------------------------------------------------ */
 
-static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now)
+/* Every check, in the order of enum tw_risk_denial; the first denial wins. */
+static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now,
+                 struct denial *d)
 {
-    struct row_state *row = row_of(r, o->strategy);
     const struct tw_risk_limits *rl = row_limits(r, o->strategy);
-    const struct tw_risk_limits *l = rl ? rl : &r->lim;
-    if (o->qty == 0 || o->price == 0 || (o->side != 'B' && o->side != 'S') || o->locate == 0 ||
-        o->locate > r->max_locate || o->user_ref == 0 || own_find(r, o->user_ref))
-        return TW_RISK_BAD_ORDER;
-    struct instrument_risk *in = &r->ins[o->locate];
-    uint8_t side = o->side == 'S';
-    if (l->kill || __atomic_load_n(&r->kill_all, __ATOMIC_ACQUIRE) || __atomic_load_n(&in->killed, __ATOMIC_ACQUIRE) ||
-        (row && __atomic_load_n(&row->killed, __ATOMIC_ACQUIRE)))
-        return TW_RISK_KILLED;
-    if (l->state == TW_TRADING_HALTED)
-        return TW_RISK_HALTED;
-    if (l->state == TW_TRADING_REDUCE_ONLY) {
-        int64_t after = side == 0 ? in->position + (int64_t)(in->open_qty[0] + o->qty)
-                                  : in->position - (int64_t)(in->open_qty[1] + o->qty);
-        if (side == 0 ? (in->position >= 0 || after > 0) : (in->position <= 0 || after < 0))
-            return TW_RISK_REDUCE_ONLY;
-    }
-    if (stale || !tw_books_tradable(b, o->locate))
-        return TW_RISK_NOT_TRADING;
-    if (o->qty > l->max_order_qty)
-        return TW_RISK_MAX_QTY;
-    if ((uint64_t)o->price * o->qty > l->max_order_notional)
-        return TW_RISK_MAX_NOTIONAL;
-    uint64_t open_buy = in->open_qty[0] + (side == 0 ? o->qty : 0);
-    uint64_t open_sell = in->open_qty[1] + (side == 1 ? o->qty : 0);
-    uint64_t e = exposure(in->position, open_buy, open_sell);
-    if (e > l->max_position)
-        return TW_RISK_MAX_POSITION;
-    if (r->gross - in->exposure + e > l->max_gross)
-        return TW_RISK_MAX_GROSS;
-    if (l->collar_bps) {
-        struct tw_book_level far, near;
-        int has_far = tw_books_depth(b, o->locate, side ^ 1, &far, 1) == 1;
-        int has_near = tw_books_depth(b, o->locate, side, &near, 1) == 1;
-        if (!has_far && !has_near)
-            return TW_RISK_COLLAR_BBO;
-        uint64_t ref = has_far ? far.price : near.price;
-        uint64_t slack = ref * l->collar_bps / 10000;
-        if (side == 0 ? o->price > ref + slack : o->price + slack < ref)
-            return TW_RISK_COLLAR_BBO;
-        struct tw_instrument state;
-        tw_books_instrument(b, o->locate, &state); /* in range: tradable said so */
-        if (state.last_trade) {
-            uint64_t last = state.last_trade;
-            uint64_t diff = o->price > last ? o->price - last : last - o->price;
-            if (diff * 10000 > last * l->collar_bps)
-                return TW_RISK_COLLAR_LAST;
-        }
-    }
-    if (r->open_count + 1 > r->lim.max_open_orders || r->open_count + 1 > r->capacity ||
-        (rl && row->open + 1 > rl->max_open_orders))
-        return TW_RISK_MAX_OPEN_ORDERS; /* the worker's, the strategy's, or what the own-order table holds */
-    if (!has_token(&r->orders, r->lim.order_rate, r->lim.order_burst, now) ||
-        (rl && !has_token(&row->orders, rl->order_rate, rl->order_burst, now)))
-        return TW_RISK_ORDER_RATE;
-    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now) ||
-        (rl && !has_token(&row->messages, rl->message_rate, rl->message_burst, now)))
-        return TW_RISK_MESSAGE_RATE;
-    uint32_t theirs = in->own_best[side ^ 1]; /* our own best on the other side */
-    if (theirs && (side == 0 ? o->price >= theirs : o->price <= theirs))
-        return TW_RISK_SELF_MATCH;
+    const struct order_check c = { .r = r, .b = b, .o = o, .l = rl ? rl : &r->lim, .rl = rl,
+                                   .row = row_of(r, o->strategy), .side = o->side == 'S', .stale = stale,
+                                   .now = now };
+    int rc;
+    if ((rc = check_bad_order(&c, d)) || (rc = check_killed(&c, d)) || (rc = check_halted(&c, d)) ||
+        (rc = check_reduce_only(&c, d)) || (rc = check_not_trading(&c, d)) || (rc = check_max_qty(&c, d)) ||
+        (rc = check_max_notional(&c, d)) || (rc = check_max_position(&c, d)) || (rc = check_max_gross(&c, d)) ||
+        (rc = check_collar_bbo(&c, d)) || (rc = check_collar_last(&c, d)) || (rc = check_max_open_orders(&c, d)) ||
+        (rc = check_order_rate(&c, d)) || (rc = check_message_rate(&c, d)) || (rc = check_self_match(&c, d)))
+        return rc;
     return TW_RISK_OK;
 }
-
-static void open_order(struct tw_risk *r, const struct tw_order_intent *o);
 
 int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now_ns)
 {
     reload(r);
     r->st.checked++;
-    int rc = chain(r, b, stale, o, now_ns);
+    struct denial d;
+    int rc = chain(r, b, stale, o, now_ns, &d);
     if (rc) {
         r->st.denied[rc]++;
         struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
-                               .a = o->user_ref, .b = o->qty, .strategy = o->strategy };
+                               .a = o->user_ref, .b = o->qty, .strategy = o->strategy, .limit = d.limit,
+                               .value = d.value };
         if (r->events)
             tw_raise(r->events, &ev);
         else
@@ -399,33 +387,9 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
         spend(&r->rows[o->strategy].orders, rl->order_rate);
         spend(&r->rows[o->strategy].messages, rl->message_rate);
     }
-    open_order(r, o);
+    tw_risk_open_order(r, o);
     r->st.passed++;
     return 0;
-}
-
-static void open_order(struct tw_risk *r, const struct tw_order_intent *o)
-{
-    uint8_t side = o->side == 'S';
-    struct own_order *slot = NULL;
-    for (uint64_t i = ref_hash(o->user_ref) & r->own_mask;; i = (i + 1) & r->own_mask) {
-        if (r->own[i].user_ref == 0) {
-            slot = &r->own[i];
-            break;
-        }
-    }
-    struct row_state *row = row_of(r, o->strategy);
-    *slot = (struct own_order){ .user_ref = o->user_ref, .open = o->qty, .price = o->price, .locate = o->locate,
-                                .side = side, .strategy = row ? o->strategy : TW_RISK_ANY };
-    if (row)
-        row->open++;
-    struct instrument_risk *in = &r->ins[o->locate];
-    in->open_qty[side] += o->qty;
-    in->own_count[side]++;
-    if (!in->own_best[side] || better(side, o->price, in->own_best[side]))
-        in->own_best[side] = o->price;
-    update_exposure(r, in);
-    r->open_count++;
 }
 
 int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
@@ -434,17 +398,7 @@ int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
     if (!o->user_ref || o->locate == 0 || o->locate > r->max_locate || (o->side != 'B' && o->side != 'S') ||
         r->open_count >= r->capacity || own_find(r, o->user_ref))
         return -1;
-    open_order(r, o);
-    return 0;
-}
-
-int tw_risk_seed_position(struct tw_risk *r, uint16_t locate, int64_t position)
-{
-    if (locate == 0 || locate > r->max_locate)
-        return -1;
-    struct instrument_risk *in = &r->ins[locate];
-    in->position = position;
-    update_exposure(r, in);
+    tw_risk_open_order(r, o);
     return 0;
 }
 
@@ -459,64 +413,6 @@ int tw_risk_message(struct tw_risk *r, uint8_t strategy, uint64_t now_ns)
     if (rl)
         spend(&r->rows[strategy].messages, rl->message_rate);
     return 0;
-}
-
-static void close_order(struct tw_risk *r, struct own_order *o)
-{
-    struct instrument_risk *in = &r->ins[o->locate];
-    uint8_t side = o->side;
-    uint32_t price = o->price;
-    in->open_qty[side] -= o->open;
-    in->own_count[side]--;
-    uint16_t locate = o->locate;
-    if (o->strategy < TW_RISK_MAX_ROWS && r->rows[o->strategy].open)
-        r->rows[o->strategy].open--;
-    own_erase(r, o);
-    r->open_count--;
-    if (in->own_count[side] == 0)
-        in->own_best[side] = 0;
-    else if (price == in->own_best[side])
-        rescan_best(r, locate, side);
-    update_exposure(r, in);
-}
-
-int tw_risk_on_execution(struct tw_risk *r, uint64_t user_ref, uint32_t qty)
-{
-    struct own_order *o = user_ref ? own_find(r, user_ref) : NULL;
-    if (!o)
-        return -1;
-    if (qty > o->open)
-        qty = o->open;
-    struct instrument_risk *in = &r->ins[o->locate];
-    in->position += o->side == 0 ? (int64_t)qty : -(int64_t)qty;
-    in->open_qty[o->side] -= qty;
-    o->open -= qty;
-    update_exposure(r, in);
-    if (o->open == 0) {
-        o->open = 0;
-        close_order(r, o);
-    }
-    return 0;
-}
-
-int tw_risk_on_done(struct tw_risk *r, uint64_t user_ref)
-{
-    struct own_order *o = user_ref ? own_find(r, user_ref) : NULL;
-    if (!o)
-        return -1;
-    close_order(r, o);
-    return 0;
-}
-
-int tw_risk_order_strategy(const struct tw_risk *r, uint64_t user_ref)
-{
-    const struct own_order *o = user_ref ? own_find((struct tw_risk *)r, user_ref) : NULL;
-    return o ? o->strategy : -1;
-}
-
-int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate)
-{
-    return locate <= r->max_locate ? r->ins[locate].position : 0;
 }
 
 void tw_risk_stats(const struct tw_risk *r, struct tw_risk_stats *out)
