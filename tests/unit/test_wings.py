@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from common.paths import ROOT
 
 LINT_IMPORTS = pathlib.Path(sys.executable).parent / "lint-imports"
@@ -39,23 +41,31 @@ def test_the_tree_keeps_every_import_contract():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_a_tuning_module_that_imports_appliance_breaks_the_contracts(tmp_path):
-    tree = copy_tree(tmp_path)
-    plan = tree / "tuning" / "plan.py"
-    plan.write_text(plan.read_text() + "\nimport appliance.config  # noqa: E402,F401 - the forbidden import\n")
-    res = lint_imports(tree)
-    assert res.returncode == 1, res.stdout + res.stderr
-    broken = res.stdout.split("Broken contracts", 1)[-1]
-    assert "nothing imports appliance but appliance BROKEN" in " ".join(res.stdout.split())
-    assert "tuning.plan -> appliance.config" in broken
+# (module file, the import added to it, the contract it breaks, what the report names)
+FORBIDDEN = [
+    ("tuning/plan.py", "import appliance.config", "nothing imports appliance but appliance",
+     "tuning.plan -> appliance.config"),
+    ("xdp/__init__.py", "import dpdk", "the wings: appliance above dpdk and tuning (each on its own), above xdp, "
+     "above common", "xdp -> dpdk"),
+    ("tuning/plan.py", "import dpdk", "the wings: appliance above dpdk and tuning (each on its own), above xdp, "
+     "above common", "tuning.plan -> dpdk"),
+    ("common/paths.py", "import xdp", "the wings: appliance above dpdk and tuning (each on its own), above xdp, "
+     "above common", "common.paths -> xdp"),
+    ("tuning/plan.py", "import xdp", "tuning and xdp are independent: a host's tuning needs no packet filter",
+     "tuning.plan -> xdp"),
+    ("tuning/findings.py", "import tuning.plan", "no import cycles between the modules of a package, at any depth",
+     "No cycles are allowed in tuning."),  # tuning.plan imports findings: this closes a loop
+]
 
 
-def test_a_cycle_inside_a_package_breaks_the_contracts(tmp_path):
+@pytest.mark.parametrize(("module", "line", "contract", "named"), FORBIDDEN,
+                         ids=[f"{m}: {x}" for m, x, *_ in FORBIDDEN])
+def test_a_forbidden_import_breaks_its_contract(tmp_path, module, line, contract, named):
     tree = copy_tree(tmp_path)
-    findings = tree / "tuning" / "findings.py"  # tuning.plan imports it: this closes a loop
-    findings.write_text(findings.read_text() + "\nimport tuning.plan  # noqa: E402,F401 - the cycle\n")
+    path = tree / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa: E402,F401 - the forbidden import\n")
     res = lint_imports(tree)
     assert res.returncode == 1, res.stdout + res.stderr
     out = " ".join(res.stdout.split())
-    assert "no import cycles between the modules of a package, at any depth BROKEN" in out
-    assert "No cycles are allowed in tuning." in out
+    assert f"{contract} BROKEN" in out, res.stdout
+    assert named in out.split("Broken contracts", 1)[-1], res.stdout
