@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 
+from dpdk import lab_native
 from tuning import jitter
 
 
@@ -38,7 +39,7 @@ def once(cpu: int, seconds: float, mode: str) -> dict:
     if others:
         os.sched_setaffinity(0, others)
     try:
-        loop = jitter.gaps([cpu], seconds, 1000)[cpu]
+        loop = jitter.gaps([cpu], seconds, 1000, lab=lab_native())[cpu]
     finally:
         events = tracer.stop() if tracer else []
         os.sched_setaffinity(0, before)
