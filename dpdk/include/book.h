@@ -1,6 +1,6 @@
 /* book.h — the face of the order books built from ITCH (L3, L2, BBO,
  * micro-price) and of each instrument's state.
- * Implemented by dpdk/src/book.c (book messages) and dpdk/src/itch.c (state messages).
+ * Implemented by dpdk/src/book.c (the L3/L2 data structure); dpdk/src/itch.c decodes ITCH into it.
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_BOOK_H
@@ -23,7 +23,7 @@ struct tw_instrument {
     uint8_t _pad[2];
 };
 
-/* ---- order books from ITCH (dpdk/src/book.c) ------------------------------------
+/* ---- order books (dpdk/src/book.c), built by the ITCH decoder (itch.c) -----------
  * L3 (order reference -> order) and L2 (price levels) per instrument, keyed by
  * stock locate, built from ITCH A F E C X D U. Sized at creation; nothing is
  * allocated per message. A message the book cannot take returns a negative

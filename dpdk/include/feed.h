@@ -1,6 +1,6 @@
 /* feed.h — the face of the market data feed: MoldUDP64 sequencing and A/B
  * arbitration, ITCH decoding, and the ITCH file indexer behind bulk decoding.
- * Implemented by dpdk/src/mold.c, itch.c and itch_index.c (tw_feed_packet: worker.c).
+ * Implemented by dpdk/src/mold.c, itch.c and itch_index.c (tw_feed_packet: worker_setup.c).
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_FEED_H
@@ -62,7 +62,7 @@ int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
 const uint8_t *tw_feed_next(struct tw_feed *f, uint32_t *len);
 /* The books refused a message the feed handed out (counted as book_errors). */
 void tw_feed_book_error(struct tw_feed *f);
-/* One packet through the feed into the books, as the worker loop does it (dpdk/src/worker.c):
+/* One packet through the feed into the books, as the worker loop does it (dpdk/src/worker_setup.c):
  * tw_feed_accept, then tw_itch_apply of each message handed out (sink: the ITCH events). */
 int tw_feed_packet(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink, uint32_t line,
                    const uint8_t *pkt, uint32_t len);

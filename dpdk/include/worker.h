@@ -1,6 +1,6 @@
 /* worker.h — the face of the worker: its configuration, its shared statistics,
  * its commands, start/stop and the event ring.
- * Implemented by dpdk/src/worker.c.
+ * Implemented by dpdk/src/worker.c (the loop) and worker_setup.c (create, launch, stop, events).
  * cffi reads it (joined with the other faces by dpdk/build_ext.py, preprocessor
  * lines stripped): plain declarations only. */
 #ifndef TW_WORKER_H
@@ -16,12 +16,15 @@
 #include "recorder.h"
 
 
-/* ---- the worker: rx bursts -> MoldUDP64 -> ITCH -> books (dpdk/src/worker.c) ------------
- * One lcore polls its ports, takes each frame's XDP arrival stamp from the
- * metadata (af_xdp ports), finds the feed line, and hands the UDP payload to
- * tw_feed_packet. While a gap is open and the other line has not filled it for
- * retrans_delay_ns, it asks the retransmission server (retrans_fd, a connected
- * UDP socket) and reads its answers as line 2. Events go to an rte_ring. */
+/* ---- the worker: rx bursts -> MoldUDP64 -> ITCH -> books -> orders (dpdk/src/worker.c) ---
+ * One lcore polls its ports; the receive stage (rx.c) takes each frame's XDP
+ * arrival stamp from the metadata (af_xdp ports), finds the feed line and the UDP
+ * payload; the feed (mold.c) hands back the messages in sequence, the decoder
+ * (itch.c) applies them to the books, the order path (orders.c) asks the
+ * strategies, the risk chain and the venue. While a gap is open and the other line
+ * has not filled it for retrans_delay_ns, it asks the retransmission server
+ * (retrans_fd, a connected UDP socket) and reads its answers as line 2. Events go
+ * to an rte_ring (events.c). */
 
 enum tw_worker_consts {
     TW_WORKER_MAX_PORTS = 4,

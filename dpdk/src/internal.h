@@ -73,8 +73,22 @@ static inline const uint8_t *tw_mold_block(const uint8_t *pkt, uint32_t len, uin
     return m;
 }
 
-/* mold.c: the session's name, once a packet has told it */
-void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known);
+/* mold.c: the re-request policy for an open gap. The other line has delay_ns to fill it; then
+ * the retransmission server is asked (can_ask: there is one), at most max messages, again after
+ * interval_ns without progress; a gap open give_up_ns (0: never) is given up. */
+struct tw_rerequest {
+    uint64_t delay_ns, interval_ns, give_up_ns;
+    uint32_t max;
+    int can_ask;
+    uint64_t gap_since, asked_ns, asked_first, asked_count;
+};
+enum tw_gap_action {
+    TW_GAP_WAIT = 0,    /* nothing to do now */
+    TW_GAP_GIVE_UP = 1, /* skip the hole (tw_feed_skip_gap) */
+    TW_GAP_ASK = 2,     /* send req (20 bytes: session, first, count), then tw_feed_asked */
+};
+int tw_feed_gap_action(const struct tw_feed *f, struct tw_rerequest *rr, uint64_t now, uint8_t req[20]);
+void tw_feed_asked(struct tw_rerequest *rr, uint64_t now, const uint8_t req[20]);
 
 /* mold.c: the books are stale (a gap is open or was given up) */
 int tw_feed_is_stale(const struct tw_feed *f);

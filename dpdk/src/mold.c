@@ -361,13 +361,47 @@ void tw_feed_join_late(struct tw_feed *f)
     f->join_late = f->late = 1;
 }
 
-void tw_feed_session(const struct tw_feed *f, uint8_t out[10], int *known)
-{
-    memcpy(out, f->session, 10);
-    *known = f->have_session;
-}
 
 int tw_feed_is_stale(const struct tw_feed *f)
 {
     return f->st.stale;
+}
+
+/* ---- re-requests: when to ask the retransmission server, when to give a gap up ---------- */
+
+int tw_feed_gap_action(const struct tw_feed *f, struct tw_rerequest *rr, uint64_t now, uint8_t req[20])
+{
+    uint64_t first, count;
+    if (!tw_feed_missing(f, &first, &count) || count == 0) {
+        rr->gap_since = 0;
+        return TW_GAP_WAIT;
+    }
+    if (!rr->gap_since)
+        rr->gap_since = now;
+    if (rr->give_up_ns && now - rr->gap_since > rr->give_up_ns) {
+        rr->gap_since = 0;
+        rr->asked_ns = 0;
+        rr->asked_count = 0;
+        return TW_GAP_GIVE_UP;
+    }
+    if (!rr->can_ask || now - rr->gap_since < rr->delay_ns)
+        return TW_GAP_WAIT; /* the other line may still bring it */
+    int answered = first >= rr->asked_first + rr->asked_count;
+    if (rr->asked_ns && !answered && now - rr->asked_ns < rr->interval_ns)
+        return TW_GAP_WAIT;
+    if (!f->have_session)
+        return TW_GAP_WAIT;
+    if (count > rr->max)
+        count = rr->max;
+    memcpy(req, f->session, 10);
+    wr64(req + 10, first);
+    wr16(req + 18, (uint16_t)count);
+    return TW_GAP_ASK;
+}
+
+void tw_feed_asked(struct tw_rerequest *rr, uint64_t now, const uint8_t req[20])
+{
+    rr->asked_ns = now;
+    rr->asked_first = rd64(req + 10);
+    rr->asked_count = rd16(req + 18);
 }

@@ -21,6 +21,7 @@
 #include "bytes.h"
 #include "internal.h"
 #include "ouch.h"
+#include "venue.h"
 #include "order_entry.h"
 
 #define BUF 65536
@@ -383,3 +384,35 @@ uint32_t tw_ouch_inject(struct tw_ouch *o, const uint8_t *data, uint32_t len, st
     }
     return n;
 }
+
+/* ---- the session as the order path's venue (venue.h) ------------------------------------- */
+
+static int v_enter(void *o, uint32_t user_ref, uint8_t side, uint32_t qty, const char *symbol, uint64_t price,
+                   uint8_t tif, uint64_t now_ns)
+{
+    return tw_ouch_enter(o, user_ref, side, qty, symbol, price, tif, now_ns);
+}
+static int v_cancel(void *o, uint32_t user_ref, uint32_t qty, uint64_t now_ns)
+{
+    return tw_ouch_cancel(o, user_ref, qty, now_ns);
+}
+static void v_cork(void *o)
+{
+    tw_ouch_cork(o);
+}
+static int v_flush(void *o, uint64_t now_ns)
+{
+    return tw_ouch_flush(o, now_ns);
+}
+static int v_is_up(const void *o)
+{
+    return tw_ouch_is_up(o);
+}
+static uint32_t v_poll(void *o, uint64_t now_ns, struct tw_ouch_msg *out, uint32_t max)
+{
+    return tw_ouch_poll(o, now_ns, out, max);
+}
+
+const struct tw_venue_ops tw_session_venue = {
+    .enter = v_enter, .cancel = v_cancel, .cork = v_cork, .flush = v_flush, .is_up = v_is_up, .poll = v_poll,
+};

@@ -4,6 +4,9 @@
  * data_end, then advance the cursor past it and return what the next header is
  * (an ethertype, an IP protocol, a length), or return -1 and leave the cursor
  * alone. Callers never touch a byte a helper has not checked.
+ *
+ * The helpers work on any pointer pair: the XDP program includes them, and so does
+ * the DPDK worker's receive stage (dpdk/src/rx.c) for AF_XDP and pcap frames.
  */
 #ifndef TW_PARSING_H
 #define TW_PARSING_H
@@ -13,6 +16,15 @@
 #include <linux/ip.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
+
+#ifndef __always_inline /* user space without glibc's sys/cdefs.h */
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#ifdef __clang__
+#define TW_UNROLL _Pragma("unroll")
+#else
+#define TW_UNROLL _Pragma("GCC unroll 2")
+#endif
 
 struct cursor {
     void *pos;
@@ -36,7 +48,7 @@ static __always_inline int parse_ethhdr(struct cursor *c, void *data_end)
         return -1;
     void *pos = eth + 1;
     __u16 proto = eth->h_proto;
-#pragma unroll
+    TW_UNROLL
     for (int i = 0; i < 2; i++) {
         if (!is_vlan(proto))
             break;
