@@ -111,8 +111,7 @@ void tw_risk_limits_merge(struct tw_risk_limits *out, const struct tw_risk_limit
 /* The field of struct tw_risk_limits a denial code's check compares against ("kill", "state",
  * "max_order_qty", ...), "" when it has none (BAD_ORDER, NOT_TRADING, SELF_MATCH, out of range). */
 const char *tw_risk_denial_limit(uint32_t code);
-/* Where the denial events go (NULL: into the books' sink, tw_books_set_events, while that exists).
- * The sink must outlive r, or be replaced first. */
+/* Where the denial events go (NULL: nowhere). The sink must outlive r, or be replaced first. */
 void tw_risk_set_events(struct tw_risk *r, const struct tw_event_sink *sink);
 /* The kill switch over whatever the table says (1 kills, 0 releases). */
 void tw_risk_kill_all(struct tw_risk *r, uint8_t kill);
