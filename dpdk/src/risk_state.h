@@ -60,7 +60,7 @@ struct tw_risk {
     uint8_t kill_all;       /* the kill switch, besides the table's flag */
     struct bucket orders, messages;
     struct tw_risk_stats st;
-    const struct tw_event_sink *events; /* denials; NULL: the books' sink */
+    const struct tw_event_sink *events; /* where denials go (tw_risk_set_events); NULL: nowhere */
 };
 
 /* What a strategy's orders count in (its open orders, its kill), whatever the table says; NULL for
