@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
+import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dpdk import native, to_struct
@@ -62,6 +65,73 @@ def denial_names() -> dict[int, str]:
     """enum tw_risk_denial: code -> name (e.g. 8 -> "max_position")."""
     codes = sorted(_ffi.typeof("enum tw_risk_denial").elements.items())
     return {v: k.removeprefix("TW_RISK_").lower() for v, k in codes if k != "TW_RISK_NCODES"}
+
+
+@functools.cache
+def denial_limits() -> dict[int, str | None]:
+    """Each denial code -> the field of struct tw_risk_limits its check compares against, None
+    for none: risk.c's own answer (tw_risk_denial_limit)."""
+    return {code: _ffi.string(_lib.tw_risk_denial_limit(code)).decode() or None for code in denial_names()}
+
+
+def yaml_units(name: str, value: int) -> Any:
+    """A limit's value from C's units to the YAML's (dollars from 4 decimals, a state by name)."""
+    unit = LIMITS.get(name)
+    if unit == "state":
+        return next(k for k, v in TRADING_STATES.items() if v == value)
+    return Decimal(value) / PRICE_SCALE if unit == "dollars" else value
+
+
+def _context(code: int, limit: Any = "…", value: Any = "…") -> str:
+    name, field = denial_names()[code], denial_limits()[code]
+    if name == "self_match":  # no limit: our resting order's price against this one's
+        return f"resting={limit}, order={value}"
+    if field not in LIMITS:   # none, or the kill switch's flag
+        return ""
+    if LIMITS[field] == "state":
+        return f"state={limit}"
+    if LIMITS[field] == "per second":  # the bucket held no token: nothing to show but the rate
+        return f"{field}={limit}"
+    return f"{field}={limit}, order={value}"
+
+
+def denial_reason(code: int, limit: int = 0, value: int = 0) -> str:
+    """A denial as its stable code and ``key=value`` context, from a TW_EV_RISK_DENIED event's code,
+    limit and value, e.g. ``MAX_NOTIONAL: max_order_notional=100000, order=150000.5``: the limit by
+    its YAML name and both values in the YAML's units (risk.h says what each code's values are)."""
+    field = denial_limits()[code]
+    if denial_names()[code] == "self_match":
+        limit, value = Decimal(limit) / PRICE_SCALE, Decimal(value) / PRICE_SCALE
+    elif field in LIMITS:
+        limit, value = yaml_units(field, limit), yaml_units(field, value)
+    context = _context(code, limit, value)
+    return f"{denial_names()[code].upper()}: {context}" if context else denial_names()[code].upper()
+
+
+README = pathlib.Path(__file__).with_name("README.md")
+HEADER = pathlib.Path(__file__).parent / "include" / "risk.h"
+_TABLE = re.compile(r"(<!-- denial-table:[^\n]*-->\n).*?(<!-- /denial-table -->)", re.DOTALL)
+
+
+def denial_table() -> str:
+    """dpdk/README.md's table of denial codes: each code of the enum (cffi), the context its reason
+    gives (the limit risk.c names for it), and its comment in risk.h."""
+    text = HEADER.read_text()
+    enum = text[text.index("enum tw_risk_denial {"):]
+    enum = enum[:enum.index("};")]
+    notes = {m[1]: " ".join(m[2].split()) for m in re.finditer(r"(TW_RISK_\w+) = \d+,\s*/\*(.*?)\*/", enum, re.DOTALL)}
+    rows = ["| code | denial | context | when |", "|---:|---|---|---|"]
+    for code, name in denial_names().items():
+        if code:
+            context = _context(code)
+            when = notes.get(f"TW_RISK_{name.upper()}") or f"the order is past `{denial_limits()[code]}`"
+            rows.append(f"| {code} | `{name.upper()}` | {f'`{context}`' if context else ''} | {when} |")
+    return "\n".join(rows) + "\n"
+
+
+def write_denial_table() -> None:
+    """Regenerate the table in dpdk/README.md (after adding a denial code)."""
+    README.write_text(_TABLE.sub(lambda m: m[1] + denial_table() + m[2], README.read_text()))
 
 
 def _to_c(self: Any, ffi: Any = None) -> Any:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.protocols import itch
+from dpdk import risk
 from dpdk.books import Books
 from dpdk.risk import Limits, Risk, denial_names
 
@@ -123,6 +124,44 @@ def test_max_quantity_and_notional_at_their_boundaries(books):
     assert check(r, books, qty=500) is None and check(r, books, qty=501) == "max_qty"
     r = risk_with(max_order_notional=BID * 200)
     assert check(r, books, qty=200) is None and check(r, books, qty=201) == "max_notional"
+
+
+# One row a check with a limit: the limits, an order just inside it (passes), an order just past it
+# (denied), and the reason its denial event gives (dpdk.risk.denial_reason). Adding a check: dpdk/README.md.
+CHECKS = [
+    ("killed", {"kill": True}, None, {}, "KILLED"),
+    ("halted", {"state": "halted"}, None, {}, "HALTED: state=halted"),
+    ("max_qty", {"max_order_qty": 500}, {"qty": 500}, {"qty": 501}, "MAX_QTY: max_order_qty=500, order=501"),
+    ("max_notional", {"max_order_notional": BID * 200}, {"qty": 200}, {"qty": 201},
+     "MAX_NOTIONAL: max_order_notional=20000, order=20100"),
+    ("max_position", {"max_position": 300}, {"qty": 300}, {"qty": 301}, "MAX_POSITION: max_position=300, order=301"),
+    ("max_gross", {"max_gross": 300}, {"qty": 300}, {"qty": 301}, "MAX_GROSS: max_gross=300, order=301"),
+    ("collar_bbo", {"collar_bps": 10}, {"price": ASK + ASK * 10 // 10_000, "locate": 2},
+     {"price": ASK + ASK * 10 // 10_000 + 1, "locate": 2}, "COLLAR_BBO: collar_bps=10, order=11"),
+    ("max_open_orders", {"max_open_orders": 0}, None, {}, "MAX_OPEN_ORDERS: max_open_orders=0, order=1"),
+    ("order_rate", {"order_rate": 1000, "order_burst": 0}, None, {}, "ORDER_RATE: order_rate=1000"),
+]
+
+
+@pytest.mark.parametrize("name,limits,inside,past,reason", CHECKS, ids=[c[0] for c in CHECKS])
+def test_each_check_passes_inside_its_limit_and_denies_past_it_with_its_reason(books, name, limits, inside, past,
+                                                                               reason):
+    if inside is not None:
+        assert check(risk_with(**limits), books, **inside) is None
+    assert check(risk_with(**limits), books, **past) == name
+    assert denial_reasons(books) == [reason]
+
+
+def denial_reasons(books: Books) -> list[str]:
+    """The reasons of the denials raised so far, rendered from the raw events' code, limit and value."""
+    raised = (books._log_ev[i] for i in range(books._log.n))
+    return [risk.denial_reason(e.code, e.limit, e.value) for e in raised if e.type == books.lib.TW_EV_RISK_DENIED]
+
+
+def test_the_readme_table_of_denial_codes_is_current():
+    text = risk.README.read_text()
+    assert risk.denial_table() in text, ("dpdk/README.md's table of denial codes is stale: run .venv/bin/python "
+                                         "-c 'from dpdk import risk; risk.write_denial_table()'")
 
 
 def test_max_position_counts_open_orders_on_the_side(books):
