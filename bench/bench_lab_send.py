@@ -20,11 +20,11 @@ import time
 import numpy as np
 
 from appliance.lab.traffic import build_packets, feed_messages
-from dpdk import native
+from dpdk import lab_native
 
 
 def c_sender(sock: socket.socket, buf, lengths, stride: int, batch: int) -> float:
-    ffi, lib = native()
+    ffi, lib = lab_native()
     stats = ffi.new("struct tw_send_stats *")
     rc = lib.tw_udp_send(sock.fileno(), ffi.from_buffer("uint8_t[]", buf), stride,
                          ffi.from_buffer("uint16_t[]", lengths), len(lengths), batch, 0, stats)
