@@ -53,7 +53,8 @@ def check(r: Risk, books: Books, side: str = "B", qty: int = 100, price: int = B
 
 def test_the_denial_codes_are_the_c_enum():
     names = denial_names()
-    assert names[0] == "ok" and names[1] == "bad_order" and names[15] == "self_match" and len(names) == 16
+    assert names[0] == "ok" and names[1] == "bad_order" and names[15] == "self_match"
+    assert list(names) == list(range(len(names))) and len(names) <= 32  # stable codes, one counter each
 
 
 def test_nothing_trades_before_limits_are_published(books):
