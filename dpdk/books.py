@@ -98,9 +98,7 @@ class Books:
         """Keep the events raised from now on in memory (see :meth:`events`)."""
         self._log_ev = self.ffi.new("struct tw_event[]", capacity)
         self._log = self.ffi.new("struct tw_event_log *", {"ev": self._log_ev, "cap": capacity})
-        emit = self.ffi.addressof(self.lib, "tw_event_log_emit")
-        self._sink.fn, self._sink.ctx = emit, self._log
-        self.lib.tw_books_set_events(self._b, emit, self._log)  # the risk chain's denials
+        self._sink.fn, self._sink.ctx = self.ffi.addressof(self.lib, "tw_event_log_emit"), self._log
 
     def events(self) -> list[dict[str, Any]]:
         if self._log is None:

@@ -73,9 +73,6 @@ uint32_t tw_books_depth(const struct tw_books *b, uint16_t locate, uint8_t side,
 int64_t tw_books_micro_price(const struct tw_books *b, uint16_t locate);
 uint64_t tw_books_live_orders(const struct tw_books *b);
 void tw_books_stats(const struct tw_books *b, struct tw_book_stats *out);
-/* Where the risk chain's denials over these books go (fn NULL: nowhere). Transitional: the ITCH
- * decoder and the feed raise into sinks of their own (tw_itch_apply, tw_feed_set_events). */
-void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx);
 /* The state messages' view of one instrument: 0, or -1 for a locate out of range. */
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out);
 /* How many times the instrument's book changed (wraps). */

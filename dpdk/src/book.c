@@ -61,7 +61,6 @@ struct tw_books {
     uint32_t nwatched;
     uint32_t ntouched;
     uint16_t touched[TW_BOOKS_MAX_WATCHED]; /* watched locates changed since the last take */
-    struct tw_event_sink risk_events; /* transitional: where risk.c's denials go until risk holds a sink */
 };
 
 /* ITCH order references increase through the day: indexing by the reference
@@ -442,16 +441,6 @@ struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_loc
 void tw_books_set_system_event(struct tw_books *b, uint8_t code)
 {
     b->system_event = code;
-}
-
-void tw_books_raise(struct tw_books *b, const struct tw_event *ev)
-{
-    tw_raise(&b->risk_events, ev);
-}
-
-void tw_books_set_events(struct tw_books *b, tw_event_fn fn, void *ctx)
-{
-    b->risk_events = (struct tw_event_sink){ fn, ctx };
 }
 
 int tw_books_instrument(const struct tw_books *b, uint16_t locate, struct tw_instrument *out)

@@ -48,8 +48,6 @@ void tw_books_other(struct tw_books *b, int state);
 void tw_books_prefetch(const struct tw_books *b, uint64_t ref);
 struct tw_instrument *tw_books_instruments(struct tw_books *b, uint32_t *max_locate);
 void tw_books_set_system_event(struct tw_books *b, uint8_t code);
-/* transitional: risk.c's denial event, into the sink tw_books_set_events gave */
-void tw_books_raise(struct tw_books *b, const struct tw_event *ev);
 /* The market has closed: system event M (end of market hours), E or C has come. */
 int tw_books_market_closed(const struct tw_books *b);
 /* May the instrument be traded now: its trading state is T, it is not under an operational

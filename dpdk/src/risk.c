@@ -373,10 +373,7 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
         struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
                                .a = o->user_ref, .b = o->qty, .strategy = o->strategy, .limit = d.limit,
                                .value = d.value };
-        if (r->events)
-            tw_raise(r->events, &ev);
-        else
-            tw_books_raise(b, &ev); /* transitional: until every caller gives risk its sink */
+        tw_raise(r->events, &ev);
         return rc;
     }
     /* it goes: spend its tokens, open it */

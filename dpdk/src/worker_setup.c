@@ -74,8 +74,9 @@ struct tw_worker *tw_worker_create(const struct tw_worker_config *cfg, struct tw
     w->st->size = sizeof(*w->st);
     w->st->pid = (uint64_t)getpid();
     w->st->magic = TW_STATS_MAGIC;
-    tw_books_set_events(books, tw_event_ring_emit, &w->events); /* risk.c's denials (transitional) */
     tw_feed_set_events(feed, &w->sink);
+    if (cfg->risk)
+        tw_risk_set_events(cfg->risk, &w->sink);
     return w;
 fail: /* what was made, unmade: nothing watched, nothing allocated */
     if (w->orders.first_on)
@@ -91,8 +92,9 @@ void tw_worker_destroy(struct tw_worker *w)
 {
     if (!w)
         return;
-    tw_books_set_events(w->books, NULL, NULL);
     tw_feed_set_events(w->feed, NULL);
+    if (w->cfg.risk)
+        tw_risk_set_events(w->cfg.risk, NULL);
     if (w->cfg.nstrategies)
         tw_orders_fini(&w->orders);
     tw_event_ring_fini(&w->events);
