@@ -51,11 +51,11 @@ from rich.live import Live
 from rich.table import Table
 
 from appliance import feed, feedfilter, paths
-from appliance.commands.views import feed_stats_view, render_books, status_view
 from appliance.lab import impair, net, topology
 from appliance.lab import ptp as lab_ptp
 from appliance.lab.topology import APP, EXCH, STANDBY
 from appliance.oms import Oms
+from appliance.views import books_tables, feed_stats_view, status_view
 from dpdk.worker import remove_state
 
 SESSION = "TWDEMO0001"
@@ -205,7 +205,8 @@ def books_round(lab: topology.Lab, args: argparse.Namespace, console: Console | 
                for sym, b in ex["books"].items())
     f = wr["stats"]["feed"]
     if console:
-        render_books([{**b, "bids": b["bids"][:3], "asks": b["asks"][:3]} for b in wr["books"]])
+        for t in books_tables([{**b, "bids": b["bids"][:3], "asks": b["asks"][:3]} for b in wr["books"]]):
+            console.print(t)
         console.print(f"worker: {f['applied']:,} messages applied (the exchange sent {ex['feed']['messages']:,}); "
                       f"{f['gaps']} gaps, {f['recovered']} recovered, {wr['stats']['retrans_requests']} "
                       f"retransmission requests; books {'equal' if same else '[red]DIFFERENT from[/]'} "

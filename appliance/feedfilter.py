@@ -19,8 +19,9 @@ from typing import Any
 
 from pyroute2 import IPRoute, NetNS
 
-from appliance import paths
-from appliance.lab.net import in_netns, xdp_info
+from appliance.lab.net import xdp_info
+from common import paths
+from common.netns import in_netns
 from xdp import filter as xf
 
 RUN_DIR = paths.RUN_DIR / "xdp"

@@ -7,12 +7,14 @@ import argparse
 import json
 import pathlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 from rich.live import Live
 
 from appliance.commands.kit import NETNS, Command, Report, UsageError, arg, console, need_root
-from appliance.commands.views import event_text, feed_stats_view, render_books, render_feed_stats
 from appliance.service import RUN_CAPABILITIES
+from appliance.views import books_tables, event_text, feed_stats_view
 
 
 def feed_call(fn, *a, **kw):
@@ -31,14 +33,31 @@ def cmd_feed_run(args: argparse.Namespace) -> tuple[int, Report]:
     # lazy: the library loads with its verb, not at every tickwire start
     from appliance import feed
 
+    return run_worker(lambda: feed.from_flags(args), args.json, args.quiet_events)
+
+
+def run_worker(settings: Callable[[], Any], quiet: bool, quiet_events: bool) -> tuple[int, Report]:
+    """feed run and run: the worker with the settings made (from the YAML, or feed run's options), its events
+    printed as they come unless quiet; exit 1 when the books ended stale."""
+    # lazy: the library loads with its verb, not at every tickwire start
+    from appliance import feed
+
     need_root("tickwire feed run", RUN_CAPABILITIES)
-    quiet = args.json
     say = (lambda m: None) if quiet else (lambda m: console.print(f"[dim]{m}[/]"))
-    on_event = None if quiet or args.quiet_events else (lambda e: console.print(f"  event: {event_text(e)}"))
-    report = feed_call(feed.run, args, say, on_event)
+    on_event = None if quiet or quiet_events else (lambda e: console.print(f"  event: {event_text(e)}"))
+    report = feed_call(lambda: feed.run(settings(), say, on_event))
     st = report["stats"]
     code = 1 if st["feed"]["stale"] or st["feed"]["unrecoverable"] else 0
     return code, report
+
+
+def render_feed_stats(r: Report) -> None:
+    console.print(feed_stats_view(r))
+
+
+def render_books(books: list[dict[str, Any]]) -> None:
+    for t in books_tables(books):
+        console.print(t)
 
 
 def render_feed_run(r: Report) -> None:

@@ -9,21 +9,18 @@ import json
 
 from rich.live import Live
 
-from appliance.commands import feed as feed_verbs
-from appliance.commands.feed import cmd_feed_run, feed_call, render_feed_run
-from appliance.commands.kit import Command, Report, UsageError, add_commands, arg, console, need_root, repeat
-from appliance.commands.views import render_status, status_view
+from appliance.commands.feed import feed_call, render_feed_run, run_worker
+from appliance.commands.kit import Command, Report, UsageError, arg, console, need_root, repeat
+from appliance.views import status_view
 
 
 def cmd_run(args: argparse.Namespace) -> tuple[int, Report]:
-    """feed run --config, with the service's defaults."""
-    argv = ["feed", "run", "--config", args.file, "--name", args.name, "--duration", str(args.duration),
-            "--quiet-events", "--top", "3"]
-    if args.strategy:
-        argv += ["--strategy", args.strategy]
-    feed_args = add_commands(argparse.ArgumentParser(prog="tickwire"), feed_verbs.COMMANDS).parse_args(argv)
-    feed_args.json = getattr(args, "json", False)
-    return cmd_feed_run(feed_args)
+    """feed run --config, with the service's defaults: the YAML makes the settings."""
+    # lazy: the library loads with its verb, not at every tickwire start
+    from appliance import feed
+
+    return run_worker(lambda: feed.from_config(args.file, args.strategy, name=args.name, duration=args.duration,
+                                               top=3), getattr(args, "json", False), quiet_events=True)
 
 
 def cmd_status(args: argparse.Namespace) -> tuple[int, Report]:
@@ -32,6 +29,10 @@ def cmd_status(args: argparse.Namespace) -> tuple[int, Report]:
 
     r = feed_call(feed.status, args.name)
     return (0 if r["running"] else 1), r
+
+
+def render_status(r: Report) -> None:
+    console.print(status_view(r))
 
 
 def cmd_top(args: argparse.Namespace) -> tuple[int, Report]:

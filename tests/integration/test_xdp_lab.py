@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from appliance import feedfilter as commands
 from labtools import Sink, ping, send, tw, tw_json
-from xdp import commands
 from xdp.filter import PIN_ROOT
 
 pytestmark = pytest.mark.root

@@ -4,7 +4,7 @@ how an operator sees them."""
 
 from __future__ import annotations
 
-from appliance.commands.views import event_text
+from appliance.views import event_text
 from dpdk import native
 from dpdk.books import ORDER_STAGES, event_dict
 

@@ -1,5 +1,6 @@
-"""The rich views several verb groups draw (feed stats, a trading worker's status, books, events);
-the demo draws them too. Only rich and the kit's console below it."""
+"""The rich views of a worker's reports: its feed statistics, a trading worker's status, the
+books, one line per event. The CLI's verb groups and the demo draw them (each prints them on
+its own console); nothing but rich below."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
-
-from appliance.commands.kit import Report, console
 
 EVENT_TEXT = {
     "gap": lambda e: f"gap: {e['count']:,} missing from {e['first']:,}",
@@ -44,7 +43,7 @@ def event_text(e: dict[str, Any]) -> str:
     return f"{e['event'].replace('_', ' ')}{who}: {e.get('code', '')}"
 
 
-def status_view(r: Report) -> Group:
+def status_view(r: dict[str, Any]) -> Group:
     h = r["health"]
     ok = {"in sequence": "green", "up": "green", "watching": "green"}
 
@@ -97,11 +96,7 @@ def status_view(r: Report) -> Group:
     return Group(t, per)
 
 
-def render_status(r: Report) -> None:
-    console.print(status_view(r))
-
-
-def feed_stats_view(r: Report) -> Table:
+def feed_stats_view(r: dict[str, Any]) -> Table:
     f = r["feed"]
     state = ("[green]running[/]" if r["running"] else "[yellow]stopped[/]")
     health = "[red]STALE[/]" if f["stale"] else ("[yellow]in gap[/]" if f["in_gap"] else "[green]in sequence[/]")
@@ -143,14 +138,12 @@ def feed_stats_view(r: Report) -> Table:
     return t
 
 
-def render_feed_stats(r: Report) -> None:
-    console.print(feed_stats_view(r))
-
-
-def render_books(books: list[dict[str, Any]]) -> None:
+def books_tables(books: list[dict[str, Any]]) -> list[Table]:
+    """A table a book (its levels a side: orders, shares, price), the empty ones left out."""
     def px(p: int) -> str:
         return f"{p / 10_000:,.4f}"
 
+    tables = []
     for b in books:
         if not (b["bids"] or b["asks"]):
             continue
@@ -163,4 +156,5 @@ def render_books(books: list[dict[str, Any]]) -> None:
             ask = b["asks"][i] if i < len(b["asks"]) else None
             t.add_row(f"{bid[2]:,}" if bid else "", f"{bid[1]:,}" if bid else "", px(bid[0]) if bid else "",
                       px(ask[0]) if ask else "", f"{ask[1]:,}" if ask else "", f"{ask[2]:,}" if ask else "")
-        console.print(t)
+        tables.append(t)
+    return tables

@@ -1,0 +1,331 @@
+"""A worker's run from start to stop: the feed's ports (af_xdp behind our XDP filter,
+kernel sockets, or a capture), the EAL, the journal, the clock's monitor, the control
+loop draining the worker's events, and on the way out every open order cancelled and
+the final report.
+
+Live, in the lab: the worker process enters ``PREFIX-app``, pins the filter's maps
+with a redirect rule per line, shares them with the copy of the filter that DPDK's
+af_xdp driver loads on ``feed-a`` and ``feed-b``, and asks the exchange's
+retransmission server when both lines miss something. Python drains the worker's
+events and writes its status; packets stay in C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from appliance.feed.control import Control
+from appliance.feed.errors import FeedError
+from appliance.feed.live import make_recorder, process_memory, share_filter
+from appliance.feed.reload import Reloader
+from appliance.feed.settings import RunSettings
+from appliance.journal import Journal, JournalError, kind_of
+from appliance.ptp.monitor import Monitor
+from appliance.service import Notifier
+from common.netns import in_netns
+from dpdk import worker as W
+from tuning.pmqos import PmQosError, hold_cpu_latency
+from xdp import object_path
+from xdp.filter import PIN_ROOT
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.reason = signal.Signals(signum).name
+
+
+def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the worker until the duration ends, the session ends (``until_end``),
+    a replay runs dry, or SIGTERM/SIGINT. Returns the final report."""
+    s = settings
+    say = progress or (lambda _m: None)
+    name, pcap, source, feed = s.name, s.pcap, s.input, s.feed
+    sockets = source in ("socket", "asyncio")
+    undo: Callable[[], None] | None = None
+    if pcap:
+        vdevs = [W.pcap_vdev(0, str(pathlib.Path(pcap).resolve()))]
+        ports = [W.Port("net_pcap0", "dest", False)]
+    elif sockets:
+        vdevs, ports = [], []  # the lines are kernel sockets, opened in the namespace below
+    else:
+        obj = str(object_path("feed_filter"))
+        if not 0 <= s.busy_budget <= 65535:
+            raise FeedError(f"--busy-budget {s.busy_budget}: give 0 (no busy-poll syscall per burst) to 65535")
+        vdevs = [W.af_xdp_vdev(i, iface, obj, s.busy_budget) for i, iface in enumerate(feed.ifaces.values())]
+        ports = [W.Port(f"net_af_xdp{i}", line, True) for i, line in enumerate(feed.ifaces)]
+    record = s.record
+    recorder = make_recorder(record, s.record_rotate_mb) if record and not pcap else None
+    trading = s.trading()
+    cfg = W.WorkerConfig(
+        trading=trading,
+        ports=ports, group=feed.groups, retrans=feed.retrans, retrans_source=feed.retrans_source,
+        retrans_port=s.retrans_port if pcap else 0, burst=s.burst, give_up_s=s.give_up,
+        idle_stop_ms=s.idle_stop * 1000 if pcap else 0.0, idle_sleep_us=s.idle_sleep_us,
+        max_locate=s.max_locate, max_orders=s.max_orders, levels=s.levels, join_late=bool(pcap),
+        prefault=s.prefault, unsequenced=s.unsequenced,
+        recorder=recorder, driver="asyncio" if source == "asyncio" else "lcore",
+        cancel_each=s.cancel_each,
+    )
+    eal = W.EalConfig(lcores=s.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=s.hugepages)
+    stop = _Stop()
+    events_path = W.STATE_DIR / f"{name}.events.jsonl"
+    report: dict[str, Any] = {"name": name, "mode": "replay" if pcap else "live", "input": "pcap" if pcap else source}
+    pin_root = PIN_ROOT / feed.netns if feed.netns else PIN_ROOT
+    qos = s.cpu_latency_us
+    with contextlib.ExitStack() as held:
+        if qos is not None:
+            try:
+                held.enter_context(hold_cpu_latency(qos))
+            except PmQosError as exc:
+                raise FeedError(f"--cpu-latency-us {qos}: {exc}") from exc
+            say(f"holding PM QoS at {qos} µs: idle CPUs {'poll' if qos == 0 else f'wake within {qos} µs'}")
+            report["cpu_latency_us"] = qos
+        held.enter_context(in_netns(feed.netns))
+        try:
+            if sockets:
+                for line, iface in feed.ifaces.items():
+                    cfg.sockets[line] = W.line_socket(*feed.groups[line], iface)
+                say(f"reading lines {', '.join(feed.ifaces)} from kernel UDP sockets "
+                    + ("in C (recvmmsg)" if source == "socket" else "in Python (asyncio), the C path after that"))
+            elif not pcap:
+                say(f"pinning the feed filter's maps under {pin_root} with redirect rules for lines "
+                    + ", ".join(f"{k} {g}:{p}" for k, (g, p) in feed.groups.items()))
+                undo = share_filter(feed, pin_root)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                argv = W.eal_init(eal)
+            report["warnings"] = [str(w.message) for w in caught]
+            for w in caught:
+                say(f"warning: {w.message}")
+            report["eal"] = argv[1:]
+            worker = W.Worker(cfg, name)
+            journal = None
+            control = None
+            notifier = Notifier()
+            clock = None
+            try:
+                journal = _open_journal(s, report, trading, say)
+                clock = _watch_clock(s, journal, say)
+                status = {"pid": os.getpid(), "name": name, "mode": report["mode"], "netns": feed.netns,
+                          "ifaces": feed.ifaces, "pcap": pcap,
+                          "groups": {k: f"{g}:{p}" for k, (g, p) in feed.groups.items()},
+                          "retrans": f"{feed.retrans[0]}:{feed.retrans[1]}" if feed.retrans else None,
+                          "ports": [p.name for p in ports], "started": time.time(),
+                          "trading": trading is not None, "config": s.config,
+                          "strategies": strategy_table(trading, s.instruments), "instruments": s.instruments,
+                          "stats": str(worker.stats_path), "events": str(events_path)}
+                W.write_status(name, status)
+                reloads = Reloader(s, trading, journal, status, say) if s.config else None
+                control = Control(s, worker, trading, journal, status, reloads, say, clock) if trading else None
+                if recorder is not None:
+                    recorder.start()  # its writer thread, on the control lcore's CPU like this one
+                lcore = worker.launch()
+                say(f"worker on lcore {lcore}: " + ", ".join(
+                    [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
+                     for p, v in zip(ports, vdevs[:len(ports)], strict=True)]
+                    + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
+                    + (f"; keeping every frame in {record}" if record else ""))
+                notifier.ready(f"trading {', '.join(trading.names)}" if trading else "reading the feed")
+                report["events"] = _watch(worker, s, stop, events_path, on_event, journal,
+                                          control, notifier, trading)
+                report["stopped_by"] = stop.reason
+            finally:
+                notifier.stopping(f"stopped by {stop.reason}")
+                notifier.close()
+                worker.stop()
+                report["stats"] = worker.stats()
+                report["ports"] = worker.port_stats()
+                report["books"] = worker.books.report(s.top)
+                report["system_event"] = worker.books.system_event
+                report["memory"] = process_memory()
+                if recorder is not None:
+                    recorder.stop()  # what the ring still held, written; the files closed
+                    report["recorder"] = recorder.report()
+                if trading is not None:
+                    report["trading"] = trading.report()
+                if control is not None:
+                    report["control"] = control.final()
+                if clock is not None:
+                    report["clock"] = clock.view()
+                    clock.stop()
+                worker.close()
+                if journal is not None:
+                    journal.close()
+                    report["journal"].update(last_seq=journal.seq, durable_seq=journal.durable_seq)
+        finally:
+            if undo:
+                undo()
+    if s.books_out:
+        pathlib.Path(s.books_out).write_text(json.dumps(report["books"], indent=1))
+    return report
+
+
+def _watch_clock(settings: RunSettings, journal: Any, say: Callable[[str], None]) -> Monitor | None:
+    """With a config: the PTP monitor on its own thread (appliance.ptp.monitor), every sample and
+    event into the journal (``ptp`` records) and the history /run/tickwire/ptp/NAME.jsonl; the risk
+    manager reads its verdict. None without a config."""
+    cfg = settings.app_config
+    if cfg is None:
+        return None
+
+    def sink(rec: dict[str, Any]) -> None:
+        if journal is not None:
+            journal.append("ptp", rec)
+        if rec.get("event", "").startswith("clock_") or rec.get("event") == "gm_change":
+            say(f"clock: {rec['event'].replace('_', ' ')}" + (f" ({', '.join(rec['failed'])})" if rec.get("failed")
+                                                               else ""))
+
+    mon = Monitor(cfg.ptp, name=settings.name, sink=sink)
+    mon.start()
+    say(f"watching the clock: ptp4l at {cfg.ptp.uds_address}, profile {cfg.ptp.profile}"
+        + ("; trading stops when it fails" if cfg.ptp.stop_trading_on_failure else ""))
+    return mon
+
+
+def strategy_table(trading: Any, instruments: dict[str, int] | None) -> list[dict[str, Any]]:
+    """What the status file says of each strategy: its slot, name, kind and instrument."""
+    if trading is None:
+        return []
+    symbols = {loc: sym for sym, loc in (instruments or {}).items()}
+    return [{"slot": i, "name": s.name, "kind": s.params.kind, "locate": s.params.locate,
+             "symbol": symbols.get(s.params.locate)} for i, s in enumerate(trading.specs)]
+
+
+def _open_journal(settings: RunSettings, report: dict[str, Any], trading: Any,
+                  say: Callable[[str], None]) -> Journal | None:
+    """The journal the run writes (--journal DIR, or the config's), with a first record
+    saying what started; None without one."""
+    directory = settings.journal
+    if not directory:
+        return None
+    try:
+        j = Journal(directory, fsync=settings.journal_fsync, interval=settings.journal_interval)
+    except (JournalError, OSError) as exc:
+        raise FeedError(f"--journal {directory}: {exc}") from exc
+    rec = j.recovery
+    start: dict[str, Any] = {"action": "start", "name": settings.name, "pid": os.getpid(), "input": report["input"],
+                             "config": settings.config, "config_sha256": settings.config_sha256}
+    if trading is not None:
+        start["strategies"] = [{"name": s.name, "params": dataclasses.asdict(s.params),
+                                "limits": dataclasses.asdict(s.limits)} for s in trading.specs]
+        start["limits"] = dataclasses.asdict(trading.limits)
+        if trading.restart is not None:
+            start["restart"] = dataclasses.asdict(trading.restart)
+            report["restart"] = start["restart"]
+            say(f"restart: from the journal, UserRefNums go on at {trading.restart.next_user_ref}, the venue is "
+                f"asked for its messages from {trading.restart.login_seq}, positions "
+                f"{trading.restart.positions or 'none'}, {len(trading.restart.open_orders)} open orders held")
+    j.append("config", start)
+    report["journal"] = {"dir": str(directory), "fsync": j.fsync, "first_seq": j.seq,
+                         "torn_tail": rec.torn_tail}
+    say(f"journal {directory}: records from {j.seq}" + (f"; cut a torn tail of {rec.torn_tail['bytes']} bytes"
+                                                         if rec.torn_tail else ""))
+    return j
+
+
+def _watch(worker: Any, settings: RunSettings, stop: _Stop, events_path: pathlib.Path,
+           on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None,
+           control: Any = None, notifier: Any = None, trading: Any = None) -> dict[str, int]:
+    """Drain events until it is time to stop (into the events file, the journal when
+    there is one, and on_event); a trading worker then cancels its open orders and
+    waits for the venue to confirm (up to --cancel-timeout). Returns counts per event
+    kind."""
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + settings.duration if settings.duration else None
+    ended_at: float | None = None
+    operator_file = W.STATE_DIR / f"{settings.name}.operator.jsonl"
+    operator_file.unlink(missing_ok=True)
+    operator_at = 0
+
+    def operator_actions() -> None:  # what tickwire kill / resume asked, with who and why
+        nonlocal operator_at
+        try:
+            with open(operator_file) as f:
+                f.seek(operator_at)
+                for line in f:
+                    if not line.endswith("\n"):
+                        break
+                    operator_at += len(line.encode())
+                    if journal is not None:
+                        journal.append("operator", json.loads(line))
+        except FileNotFoundError:
+            pass
+
+    def take(ev: dict[str, Any], tell: bool = True) -> None:
+        counts[ev["event"]] = counts.get(ev["event"], 0) + 1
+        log.write(json.dumps(ev) + "\n")
+        if journal is not None:
+            journal.append(kind_of(ev), ev)
+        if control is not None:
+            control.on_event(ev)
+        if on_event and tell:
+            on_event(ev)
+
+    with open(events_path, "w") as log:
+        while True:
+            for ev in worker.events():
+                take(ev)
+            log.flush()
+            if control is not None:
+                control.tick()
+            if notifier is not None:
+                notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
+            operator_actions()
+            if stop.reason:
+                break
+            if deadline and time.monotonic() >= deadline:
+                stop.reason = "duration"
+                break
+            if not worker.running():
+                stop.reason = "replay ended" if settings.pcap else "worker ended"
+                break
+            if settings.until_end:
+                st = worker.shared.ptr.feed
+                if st.end_of_session and not st.in_gap:
+                    ended_at = ended_at or time.monotonic()
+                    if time.monotonic() - ended_at > 0.2:  # the other line's last packets
+                        stop.reason = "end of session"
+                        break
+            time.sleep(0.05)
+        if trading is not None and worker.running():
+            _cancel_on_stop(worker, trading, journal, stop.reason, settings.cancel_timeout,
+                            lambda: [take(ev, tell=False) for ev in worker.events()])
+        for ev in worker.events():  # what came while stopping
+            take(ev, tell=False)
+        operator_actions()
+    return counts
+
+
+def _cancel_on_stop(worker: Any, trading: Any, journal: Any, why: str | None, timeout: float,
+                    drain: Callable[[], Any]) -> None:
+    """Leave nothing resting at the venue: throw the kill switch (every open order is
+    cancelled in one send), then wait for the venue's answers while draining events."""
+    if trading.session is None or trading.session.stats()["state"] != "up":
+        return  # the session is gone: nothing can be cancelled, the venue's own rules apply
+    st = worker.shared.ptr
+    st.kill = 1
+    deadline = time.monotonic() + timeout
+    while st.killed != 1 and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    while trading.risk.stats()["open_orders"] and time.monotonic() < deadline:
+        drain()
+        time.sleep(0.01)
+    if journal is not None:
+        journal.append("operator", {"action": "kill", "level": "global", "target": None, "who": "tickwire",
+                                    "reason": f"stopping ({why}): every open order cancelled",
+                                    "cancels": st.kill_cancels, "left_open": trading.risk.stats()["open_orders"]})
