@@ -48,13 +48,14 @@ TICKWIRE = str(pathlib.Path(sys.executable).parent / "tickwire")
 INPUTS = ("af_xdp", "socket", "asyncio")
 OE_PORT = 15000
 
-# half a cent either side of the micro-price, no throttle: as the sizes at the touch shift, a quote
-# moves a cent, so packets, not the timer, trigger most orders
-STRATEGY = {"kind": "market_maker", "locate": 1, "tick": 100, "half_spread": 50, "quote_size": 100,
-            "skew": 1000, "min_move": 100, "refresh_ns": 0, "max_position": 1000}
-RISK = {"state": "active", "max_order_qty": 500, "max_order_notional": 1_000_000_000, "max_position": 2000,
+# examples/trading.yaml's market maker at half a cent either side of the micro-price, no throttle: as the
+# sizes at the touch shift, a quote moves a cent, so packets, not the timer, trigger most orders
+PARAMS = {"half_spread": 0.005, "quote_size": 100, "skew": 0.0001, "min_move": 0.01, "refresh": "0s",
+          "max_position": 1000}
+RISK = {"state": "active", "max_order_qty": 500, "max_order_notional": 100_000, "max_position": 2000,
         "max_gross": 5000, "collar_bps": 100, "max_open_orders": 20, "order_rate": 5000, "order_burst": 100,
         "message_rate": 10000, "message_burst": 200}
+TRADING = pathlib.Path(__file__).resolve().parents[1] / "examples" / "trading.yaml"
 
 
 def tw(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -132,9 +133,11 @@ class Capture:
 def one(lab: topology.Lab, inp: str, args, folder: pathlib.Path) -> dict:
     name = lab.prefix
     trade = folder / "trading.yaml"
-    trade.write_text(yaml.safe_dump({"strategy": STRATEGY, "risk": RISK, "order_entry": {
-        "address": lab.network("order").address("exch"), "port": OE_PORT, "username": "TWAPP1",
-        "password": "lab-secret", "user_ref_base": 1}}))
+    cfg = yaml.safe_load(TRADING.read_text())  # an appliance YAML: --trade takes its venue, strategy and risk
+    cfg["venue"].update(address=lab.network("order").address("exch"), port=OE_PORT)
+    cfg["strategies"][0]["params"] = PARAMS
+    cfg["risk"]["global"] = RISK
+    trade.write_text(yaml.safe_dump(cfg))
     exchange = folder / "exchange.yaml"
     exchange.write_text(yaml.safe_dump({"duration": args.seconds, "rate": args.rate, "symbols": 1,
                                         "record": str(folder / f"record-{inp}")}))
@@ -142,7 +145,8 @@ def one(lab: topology.Lab, inp: str, args, folder: pathlib.Path) -> dict:
            "--duration", str(args.seconds + 60), "--top", "0", "--json", "--quiet-events", "--trade", str(trade)]
     if args.cpu_latency_us >= 0:
         cmd += ["--cpu-latency-us", str(args.cpu_latency_us)]
-    worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TW_OUCH_PASSWORD": "lab-secret"})  # the lab venue's
     try:
         try:
             wait_started(name, worker, timeout=60)

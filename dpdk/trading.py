@@ -1,16 +1,13 @@
 """What the worker trades with: its strategies, the risk table (global limits and
-a row per strategy) and the order-entry session they share, from the appliance
-YAML (appliance/feed.apply_config) or the lab's short trading file (see
-examples/trading.yaml). The C objects are made here and handed to the worker;
+a row per strategy) and the order-entry session they share, as plain values (the
+appliance YAML's, validated by appliance/config.py and handed over by
+appliance/feed/settings.py). The C objects are made here and handed to the worker;
 after it stops, their figures are read back."""
 
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any
-
-import yaml
 
 from dpdk.ouch import OuchSession
 from dpdk.risk import Limits, Risk
@@ -21,20 +18,6 @@ MAX_STRATEGIES = 64  # TW_WORKER_MAX_STRATEGIES
 
 class TradingConfigError(ValueError):
     pass
-
-
-def _build(cls: type, section: str, raw: Any) -> Any:
-    if not isinstance(raw, dict):
-        raise TradingConfigError(f"{section}: expected a mapping of settings, got {raw!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise TradingConfigError(f"{section}.{unknown[0]}: no such setting; "
-                                 f"the settings are {', '.join(sorted(names))}")
-    try:
-        return cls(**raw)
-    except TypeError as exc:
-        raise TradingConfigError(f"{section}: {exc}") from exc
 
 
 @dataclasses.dataclass
@@ -97,25 +80,6 @@ class Trading:
             return self.names.index(name)
         except ValueError:
             raise TradingConfigError(f"strategy {name!r}: this worker runs {', '.join(self.names)}") from None
-
-    @classmethod
-    def load(cls, path: str | pathlib.Path) -> Trading:
-        """The lab's short trading file (examples/trading.yaml): one strategy, one risk table."""
-        try:
-            raw = yaml.safe_load(pathlib.Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise TradingConfigError(f"{path}: {exc}") from exc
-        unknown = sorted(set(raw) - {"strategy", "risk", "order_entry"})
-        if unknown:
-            raise TradingConfigError(f"{path}: {unknown[0]}: no such section (strategy, risk, order_entry)")
-        for section in ("strategy", "risk"):
-            if section not in raw:
-                raise TradingConfigError(f"{path}: the {section} section is missing")
-        params, limits = _build(Params, "strategy", raw["strategy"]), _build(Limits, "risk", raw["risk"])
-        if params.locate <= 0:
-            raise TradingConfigError(f"{path}: strategy.locate {params.locate}: the stock locate it trades (1..)")
-        return cls([StrategySpec("strategy", params, limits)], limits,
-                   _build(OrderEntry, "order_entry", raw.get("order_entry", {})))
 
     def rows(self) -> list[Limits]:
         return [s.limits for s in self.specs]

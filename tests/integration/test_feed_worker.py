@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from appliance import feedfilter as commands
 from appliance.lab import net
 from appliance.lab.exchange import gen
 from appliance.protocols import binaryfile, capture, itch, moldudp64
@@ -21,7 +22,6 @@ from appliance.protocols.itchbook import ItchBook
 from common import paths
 from dpdk.worker import remove_state
 from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
-from xdp import commands
 
 SESSION = "TWLAB00001"
 A = (("198.18.1.1", 30000), ("239.198.1.1", 26400))
@@ -362,7 +362,8 @@ def test_with_hugepages_reserved_eal_runs_in_memory_on_them(day, hugepages, tmp_
 
 
 @pytest.mark.parametrize("source", ["af_xdp", "socket", "asyncio"])
-def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path, source):
+def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchanges(lab, tmp_path, source,
+                                                                                   monkeypatch):
     """exchange -> XDP (or a kernel socket read in C, or in Python) -> worker -> market
     maker -> risk -> OUCH -> exchange: orders accepted and filled; the worker's
     position equals the exchange's fill records; no UserRefNum is used twice; every
@@ -376,7 +377,8 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
     from dpdk.worker import STATE_DIR
 
     trade = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text())
-    trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)  # at the touch: fills come quickly
+    trade["strategies"][0]["params"].update(half_spread=0, refresh="2ms")  # at the touch: fills come quickly
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
     path = tmp_path / "trading.yaml"
     path.write_text(yaml.safe_dump(trade))
     kept = tmp_path / "market-data"
@@ -397,7 +399,7 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
                 for ours in [next(o for o in log if o.get("name") == "enter_order"
                                   and o["user_ref_num"] == m["user_ref_num"])])
     assert fills == tr["positions"]["1"]
-    assert abs(tr["positions"]["1"]) <= trade["risk"]["max_position"]
+    assert abs(tr["positions"]["1"]) <= trade["risk"]["global"]["max_position"]
     lat = st["latency_ns"]
     assert lat["decide"]["count"] == st["decisions"] and lat["tick_to_trade"]["count"] > 0
     assert rep["events"]["order"] >= st["orders_sent"] and st["events_dropped"] == 0
@@ -430,13 +432,15 @@ def test_the_worker_trades_the_market_maker_and_its_position_equals_the_exchange
 
 
 def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
+    """--trade's file is an appliance YAML: appliance/config.py's validation names the field."""
+    text = (pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text()
     bad = tmp_path / "t.yaml"
-    bad.write_text("strategy: {kind: market_maker, locate: 1, spread: 3}\nrisk: {}\n")
+    bad.write_text(text.replace("      quote_size: 100", "      spread: 3"))
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
-    assert r.returncode == 2 and "strategy.spread: no such setting" in r.stderr
-    bad.write_text("strategy: {kind: market_maker}\nrisk: {}\n")
+    assert r.returncode == 2 and "strategies[0].params.spread" in r.stderr and "Traceback" not in r.stderr
+    bad.write_text(text.replace("    instrument: TAAA", "    instrument: TAAZ"))
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
-    assert r.returncode == 2 and "strategy.locate 0" in r.stderr
+    assert r.returncode == 2 and "TAAZ" in r.stderr and "no such instrument" in r.stderr
 
 
 def test_the_appliance_yaml_drives_the_worker_feed_venue_strategies_and_risk(lab, tmp_path, monkeypatch):
@@ -960,14 +964,15 @@ def test_pm_qos_is_held_while_the_block_runs_and_dropped_after():
             pass
 
 
-def test_the_kill_switch_stops_new_orders_and_cancels_the_quotes_before_the_next_burst(lab, tmp_path):
+def test_the_kill_switch_stops_new_orders_and_cancels_the_quotes_before_the_next_burst(lab, tmp_path, monkeypatch):
     import pathlib
     import time
 
     import yaml
 
     trade = yaml.safe_load((pathlib.Path(__file__).parents[2] / "examples" / "trading.yaml").read_text())
-    trade["strategy"].update(half_spread=0, refresh_ns=2_000_000)
+    trade["strategies"][0]["params"].update(half_spread=0, refresh="2ms")
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "lab-secret")
     path = tmp_path / "trading.yaml"
     path.write_text(yaml.safe_dump(trade))
     worker = FeedWorker(lab, lab.prefix, "--trade", str(path))
