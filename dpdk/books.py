@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dpdk import native
+from dpdk.risk import denial_names, denial_reason
 
 SIDES = {"B": 0, "S": 1}
 ERRORS = ("", "bad length", "bad locate", "bad field", "duplicate", "unknown order", "overfill", "orders full",
@@ -60,9 +61,8 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
                 out["tick_to_trade_ns"] = sum(ev.stage_ns)
         return out
     elif kind == "risk_denied":
-        from dpdk.risk import denial_names
-
-        out.update(denial=denial_names().get(ev.code, ev.code), user_ref=ev.a, qty=ev.b, locate=ev.locate)
+        out.update(denial=denial_names().get(ev.code, ev.code), reason=denial_reason(ev.code, ev.limit, ev.value),
+                   user_ref=ev.a, qty=ev.b, locate=ev.locate)
         _strategy(out, ev, strategies)
         return out
     if ev.code:
