@@ -50,12 +50,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from appliance import feed, feedfilter, paths
+from appliance import feed, feedfilter
 from appliance.lab import impair, net, topology
 from appliance.lab import ptp as lab_ptp
 from appliance.lab.topology import APP, EXCH, STANDBY
 from appliance.oms import Oms
 from appliance.views import books_tables, feed_stats_view, status_view
+from common import paths
 from dpdk.worker import remove_state
 
 SESSION = "TWDEMO0001"

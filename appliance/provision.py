@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from appliance import __version__
-from appliance.paths import ROOT
 from appliance.service import RUN_CAPABILITIES
+from common.paths import ROOT
 
 # what the bundle carries besides its wheels: the packages' files (sources, the extension), and these
 PACKAGES = ("appliance", "xdp", "dpdk", "tuning")

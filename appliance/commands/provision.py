@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from appliance.commands.kit import Command, UsageError, arg, console
-from appliance.paths import ROOT
 from appliance.provision import ProvisionError, bundle, render_vars
+from common.paths import ROOT
 
 
 def cmd_vars(args: argparse.Namespace) -> tuple[int, Any]:

@@ -17,10 +17,11 @@ COLOUR = {"ok": "green", "info": "dim", "warn": "yellow", "fail": "red", "tuned"
 def _plan(args: argparse.Namespace) -> Any:
     # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config
-    from tuning.plan import load
+    from tuning.plan import for_config
 
+    path = getattr(args, "config", None)
     try:
-        return load(getattr(args, "config", None))
+        return for_config(config.load(path) if path else None)
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -97,6 +98,7 @@ def render_revert(r: dict[str, Any]) -> None:
 
 def cmd_jitter(args: argparse.Namespace) -> tuple[int, Any]:
     # lazy: the library loads with its verb, not at every tickwire start
+    from dpdk import lab_native
     from tuning import jitter
     from tuning.findings import cpulist
 
@@ -106,7 +108,7 @@ def cmd_jitter(args: argparse.Namespace) -> tuple[int, Any]:
     except ValueError as exc:
         raise UsageError(f"--cpus {args.cpus!r}: write a CPU list such as 1 or 2-3,5") from exc
     try:
-        r = jitter.run(cpus, args.seconds, args.budget_us, args.threshold_us, args.method)
+        r = jitter.run(cpus, args.seconds, args.budget_us, args.threshold_us, args.method, lab=lab_native())
     except jitter.JitterError as exc:
         raise UsageError(str(exc)) from exc
     return r["exit"], r
