@@ -7,12 +7,10 @@
  * worker_setup.c's, the shared state loop.h's, the clocks clock.h's. See worker.h.
  */
 #define _GNU_SOURCE /* recvmmsg (rx.h) */
-#include <string.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
 #include <rte_ethdev.h>
-#include <rte_launch.h>
 #include <rte_mbuf.h>
 
 #include "loop.h"
