@@ -32,7 +32,8 @@ enum tw_risk_denial {
     TW_RISK_ORDER_RATE = 13,      /* the new-order token bucket is empty */
     TW_RISK_MESSAGE_RATE = 14,    /* the message (order, cancel, replace) token bucket is empty */
     TW_RISK_SELF_MATCH = 15,      /* it would trade against one of our own resting orders */
-    TW_RISK_NCODES = 16
+    TW_RISK_ODD_LOT = 16,         /* its quantity is not a whole number of round lots (round_lot_qty) */
+    TW_RISK_NCODES = 17
 };
 
 enum tw_trading_state {
@@ -53,8 +54,8 @@ struct tw_risk_limits {          /* in the YAML's order (kill last: the kill swi
     uint32_t order_burst;        /* bucket size */
     uint32_t message_rate;       /* orders + cancels + replaces per second (0: no limit) */
     uint32_t message_burst;
+    uint32_t round_lot_qty;      /* shares an order's quantity must be a multiple of (0: any quantity) */
     uint32_t kill;               /* 1: deny every new order */
-    uint32_t _pad;
 };
 
 enum tw_risk_consts {
@@ -138,6 +139,7 @@ int tw_risk_kill_strategy(struct tw_risk *r, uint8_t strategy, uint8_t kill);
  *   ORDER_RATE      order_rate                   0: the bucket (the worker's or the row's) held no token
  *   MESSAGE_RATE    message_rate                 0: likewise
  *   SELF_MATCH      (none) our resting price     its price
+ *   ODD_LOT         round_lot_qty                the order's shares
  *   BAD_ORDER, NOT_TRADING: 0, 0. */
 int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o,
                   uint64_t now_ns);

@@ -93,6 +93,8 @@ void tw_risk_limits_merge(struct tw_risk_limits *out, const struct tw_risk_limit
     out->message_rate = stricter_limit(g->message_rate, row->message_rate);
     out->message_burst = !row->message_rate ? g->message_burst : (!g->message_rate ? row->message_burst
                           : (uint32_t)min64(g->message_burst, row->message_burst));
+    /* 0: any quantity; else the larger lot is the stricter */
+    out->round_lot_qty = g->round_lot_qty > row->round_lot_qty ? g->round_lot_qty : row->round_lot_qty;
 }
 
 /* Take the published table when it changed (cheap when it did not). */
@@ -321,6 +323,13 @@ static inline int check_self_match(const struct order_check *c, struct denial *d
     return 0;
 }
 
+/* round lots only: the quantity a whole number of round_lot_qty shares (0: any quantity) */
+static inline int check_odd_lot(const struct order_check *c, struct denial *d)
+{
+    uint32_t lot = c->l->round_lot_qty;
+    return lot && c->o->qty % lot ? deny(d, TW_RISK_ODD_LOT, lot, c->o->qty) : 0;
+}
+
 /* The limit each code's check compares against (a field of struct tw_risk_limits), "" for none. */
 static const char *const denial_limit[TW_RISK_NCODES] = {
     [TW_RISK_KILLED] = "kill",
@@ -335,6 +344,7 @@ static const char *const denial_limit[TW_RISK_NCODES] = {
     [TW_RISK_MAX_OPEN_ORDERS] = "max_open_orders",
     [TW_RISK_ORDER_RATE] = "order_rate",
     [TW_RISK_MESSAGE_RATE] = "message_rate",
+    [TW_RISK_ODD_LOT] = "round_lot_qty",
 };
 
 const char *tw_risk_denial_limit(uint32_t code)
@@ -357,7 +367,8 @@ static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct 
         (rc = check_reduce_only(&c, d)) || (rc = check_not_trading(&c, d)) || (rc = check_max_qty(&c, d)) ||
         (rc = check_max_notional(&c, d)) || (rc = check_max_position(&c, d)) || (rc = check_max_gross(&c, d)) ||
         (rc = check_collar_bbo(&c, d)) || (rc = check_collar_last(&c, d)) || (rc = check_max_open_orders(&c, d)) ||
-        (rc = check_order_rate(&c, d)) || (rc = check_message_rate(&c, d)) || (rc = check_self_match(&c, d)))
+        (rc = check_order_rate(&c, d)) || (rc = check_message_rate(&c, d)) || (rc = check_self_match(&c, d)) ||
+        (rc = check_odd_lot(&c, d)))
         return rc;
     return TW_RISK_OK;
 }

@@ -113,7 +113,7 @@ BAD = [
      ["mm.yaml:30: venue.port 150000: at most 65535",
       "mm.yaml:73: risk.global.max_gros: no such setting (did you mean 'max_gross'?); the settings here are "
       "collar_bps, max_gross, max_open_orders, max_order_notional, max_order_qty, max_position, message_burst, "
-      "message_rate, order_burst, order_rate, state"]),
+      "message_rate, order_burst, order_rate, round_lot_qty, state"]),
 ]
 
 

@@ -141,6 +141,7 @@ CHECKS = [
      {"price": ASK + ASK * 10 // 10_000 + 1, "locate": 2}, "COLLAR_BBO: collar_bps=10, order=11"),
     ("max_open_orders", {"max_open_orders": 0}, None, {}, "MAX_OPEN_ORDERS: max_open_orders=0, order=1"),
     ("order_rate", {"order_rate": 1000, "order_burst": 0}, None, {}, "ORDER_RATE: order_rate=1000"),
+    ("odd_lot", {"round_lot_qty": 100}, {"qty": 200}, {"qty": 150}, "ODD_LOT: round_lot_qty=100, order=150"),
 ]
 
 
