@@ -19,12 +19,9 @@ import functools
 import pathlib
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dpdk import native, to_struct
-
-if TYPE_CHECKING:
-    from dpdk.books import Books
 
 _ffi, _lib = native()
 
@@ -242,9 +239,10 @@ class Risk:
     def kill_strategy(self, strategy: int, kill: bool = True) -> None:
         self.lib.tw_risk_kill_strategy(self._r, self._slot(strategy), int(kill))
 
-    def check(self, books: Books, user_ref: int, locate: int, side: str, qty: int, price: int, now_ns: int = 0,
+    def check(self, books: Any, user_ref: int, locate: int, side: str, qty: int, price: int, now_ns: int = 0,
               stale: bool = False, strategy: int | None = None) -> str | None:
-        """None when the order may go (it is then open), else the denial's name. strategy:
+        """None when the order may go (it is then open), else the denial's name. books: a
+        dpdk.books.Books (not imported: books imports this module for its denials). strategy:
         the slot whose row it trades under (None: the global limits alone)."""
         o = self._intent
         o.user_ref, o.locate, o.side, o.qty, o.price = user_ref, locate, ord(side), qty, price
