@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.paths import RUN_DIR
+from common.paths import RUN_DIR
 from dpdk import native
 from dpdk.books import Books, Feed, event_dict
 
