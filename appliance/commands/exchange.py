@@ -124,6 +124,7 @@ def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
         sys.stdout.flush()
         # exec, not a child: the caller's signals (SIGTERM, Ctrl-C) reach the exchange itself
         os.execvp("ip", ["ip", "netns", "exec", namespace, *argv])
+    # lazy: the library loads with its verb, not at every tickwire start
     from appliance.lab.exchange import sim
 
     if not args.json:

@@ -39,6 +39,7 @@ def resolve(args: argparse.Namespace) -> Any:
         except config.ConfigError as exc:
             raise UsageError(str(exc)) from exc
     elif getattr(args, "lab", False):
+        # lazy: the library loads with its verb, not at every tickwire start
         from appliance.lab import ptp as lab_ptp
         from appliance.lab import topology
 
@@ -213,6 +214,7 @@ def cmd_monitor(args: argparse.Namespace) -> tuple[int, Any]:
 
     journal = None
     if args.journal:
+        # lazy: the library loads with its verb, not at every tickwire start
         from appliance.journal import Journal, JournalError
 
         try:
