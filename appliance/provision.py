@@ -32,7 +32,7 @@ from appliance.service import RUN_CAPABILITIES
 from common.paths import ROOT
 
 # what the bundle carries besides its wheels: the packages' files (sources, the extension), and these
-PACKAGES = ("appliance", "xdp", "dpdk", "tuning")
+PACKAGES = ("appliance", "common", "xdp", "dpdk", "tuning")
 TOP_FILES = ("pyproject.toml", "README.md", "requirements-runtime.lock")
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 SKIP_SUFFIXES = (".pyc", ".new")
