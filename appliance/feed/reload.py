@@ -55,7 +55,7 @@ class Reloader:
             new = config.load(self.file)
             why = self._structure_changed(self.current, new)
             if why:
-                raise config.ConfigError([config.Problem((), None, config._MISSING,
+                raise config.ConfigError([config.Problem((), None, config.MISSING,
                                                          f"{why} changed: that needs a restart; nothing was changed")],
                                          self.file)
             names = self.trading.names

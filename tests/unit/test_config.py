@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from appliance import cli, config
+from appliance.config.model import _duration
 from dpdk import native, risk
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
@@ -45,7 +46,7 @@ def test_prices_durations_and_shares_reach_c_in_its_units():
     assert (taker.imbalance_bps, taker.levels, taker.take_size, taker.cooldown_ns) == (6000, 3, 100, 20_000_000)
     for text, seconds in (("5ms", 0.005), ("1.5s", 1.5), ("200us", 0.0002), ("250ns", 2.5e-7), (2, 2.0),
                           ("1m", 60.0)):
-        assert config._duration(text) == pytest.approx(seconds)
+        assert _duration(text) == pytest.approx(seconds)
 
 
 BAD = [

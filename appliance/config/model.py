@@ -1,27 +1,8 @@
-"""The appliance YAML: one file, validated into typed, frozen models.
-
-Everything the box does comes from here (DESIGN.md, principle 4): the host's
-cores and interfaces, the feed lines and their retransmission server, the venue
-and its credentials, the instruments, the strategies and their parameters, the
-risk limits (global, per strategy, per instrument), the PTP expectations,
-failover and the journal. ``examples/market_maker.yaml`` and
-``examples/taker.yaml`` are complete, commented files.
-
-Units are the trader's: prices in dollars (at most 4 decimals, as ITCH and OUCH
-carry them), durations with a unit (``5ms``, ``1.5s``, ``200us``; a bare number
-is seconds), quantities in shares. The C tables get integers (prices x 10,000,
-nanoseconds) from :meth:`AppConfig.strategy_params` and :meth:`AppConfig.limits`.
-
-A bad file is refused with every problem at once, each naming the YAML path, its
-line, the value and the fix (:class:`ConfigError`). Credentials are read from an
-environment variable or a file named in the YAML, never from the YAML itself, and
-never printed.
-"""
+"""The appliance YAML's sections as frozen models, and the integers the C tables get from them."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import os
 import pathlib
@@ -29,7 +10,6 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,13 +17,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
 
+from appliance.config.problems import ConfigError, Problem, Problems, did_you_mean
 from dpdk import risk
+from dpdk.strategy import Params
 
 PRICE_SCALE = 10_000  # ITCH/OUCH prices: 4 implied decimals
 
@@ -363,7 +344,7 @@ class AppConfig(_Model):
         for i, s in enumerate(self.strategies):
             if s.instrument not in symbols:
                 problems.append(Problem(("strategies", i, "instrument"), None, s.instrument,
-                                        f"no such instrument{_did_you_mean(s.instrument, symbols)}; "
+                                        f"no such instrument{did_you_mean(s.instrument, symbols)}; "
                                         f"the instruments are {', '.join(symbols)}"))
             if s.name in names:
                 problems.append(Problem(("strategies", i, "name"), None, s.name,
@@ -372,15 +353,15 @@ class AppConfig(_Model):
         for key in self.risk.strategies:
             if key not in names:
                 problems.append(Problem(("risk", "strategies", key), None, key,
-                                        f"no such strategy{_did_you_mean(key, list(names))}; "
+                                        f"no such strategy{did_you_mean(key, list(names))}; "
                                         f"the strategies are {', '.join(names) or 'none'}"))
         for key in self.risk.instruments:
             if key not in symbols:
                 problems.append(Problem(("risk", "instruments", key), None, key,
-                                        f"no such instrument{_did_you_mean(key, symbols)}; "
+                                        f"no such instrument{did_you_mean(key, symbols)}; "
                                         f"the instruments are {', '.join(symbols)}"))
         if problems:
-            raise _Problems(problems)
+            raise Problems(problems)
         return self
 
     # ---- what the C tables get ----------------------------------------------------------------
@@ -434,8 +415,6 @@ class AppConfig(_Model):
 
     def strategy_params(self, name: str | None = None) -> Any:
         """The parameter table (dpdk.strategy.Params) for one strategy."""
-        from dpdk.strategy import Params
-
         s = self.strategy(name)
         ins = self.instrument(s.instrument)
         common = {"kind": s.kind, "enabled": s.enabled, "locate": ins.locate, "tick": _price(ins.tick)}
@@ -459,283 +438,3 @@ def _price(d: Decimal) -> int:
 
 def _ns(s: float) -> int:
     return int(round(s * 1e9))
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# ---- errors with their place in the file ---------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Problem:
-    path: tuple                 # YAML path, e.g. ("strategies", 0, "params", "half_spread")
-    line: int | None            # 1-based, filled in from the file
-    value: Any
-    message: str                # what is wrong and how to fix it
-
-    def where(self) -> str:
-        out = ""
-        for p in self.path:
-            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-        return out or "(top)"
-
-    def text(self, file: str) -> str:
-        at = f"{file}:{self.line}" if self.line else file
-        value = "" if self.value is _MISSING else f" {self.value!r}"
-        where = f"{self.where()}{value}: " if self.path or value else ""
-        return f"{at}: {where}{self.message}"
-
-    def as_dict(self, file: str) -> dict[str, Any]:
-        return {"file": file, "line": self.line, "path": self.where() if self.path else None,
-                "value": None if self.value is _MISSING else _plain(self.value), "message": self.message}
-
-
-_MISSING = object()
-
-
-class _Problems(ValueError):
-    """Raised inside a validator to report several problems with their own paths."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
-
-
-class ConfigError(ValueError):
-    """The file cannot be used; ``problems`` lists every one, each with its place."""
-
-    def __init__(self, problems: list[Problem], file: str = "config"):
-        self.problems, self.file = problems, file
-        head = f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}:" if len(problems) > 1 else ""
-        body = [p.text(file) for p in problems]
-        super().__init__("\n".join(([head] if head else []) + [("  " if head else "") + b for b in body]))
-
-
-def _marks(node: yaml.Node, path: tuple, out: dict[tuple, int], dups: list[Problem]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for k, v in node.value:
-            key = k.value
-            if isinstance(k, yaml.ScalarNode) and k.tag.endswith(":int"):
-                key = int(key)
-            if key in seen:
-                dups.append(Problem(path + (key,), k.start_mark.line + 1, _MISSING,
-                                    f"given twice (first on line {seen[key]}): keep one"))
-            seen[key] = k.start_mark.line + 1
-            out[path + (key,)] = k.start_mark.line + 1
-            _marks(v, path + (key,), out, dups)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _marks(v, path + (i,), out, dups)
-
-
-def _line(marks: dict[tuple, int], path: tuple) -> int | None:
-    for n in range(len(path), -1, -1):
-        if path[:n] in marks:
-            return marks[path[:n]]
-    return None
-
-
-def _problem(err: dict, data: Any) -> Problem:
-    loc = list(err["loc"])
-    # a tagged union puts the tag in the path (strategies.0.market_maker.params): not a YAML key
-    loc = [p for i, p in enumerate(loc) if not (p in STRATEGY_KINDS and i > 0 and isinstance(loc[i - 1], int))]
-    key_error = bool(loc) and loc[-1] == "[key]"
-    loc = [p for p in loc if p != "[key]"]
-    path = tuple("global" if p == "global_" else p for p in loc)
-    kind, msg = err["type"], err["msg"]
-    value: Any = err.get("input", _MISSING)
-    if isinstance(value, (dict, list)):
-        value = _MISSING  # a whole section: its place says enough
-    if kind == "missing":
-        value, msg = _MISSING, "missing: this setting is required"
-    elif kind == "extra_forbidden":
-        allowed = _allowed(path[:-1], data)
-        value = _MISSING
-        whose = ""
-        if len(path) >= 4 and path[0] == "strategies" and path[2] == "params":
-            whose = f" for a {_get(data, path[:2] + ('kind',))}"
-        msg = (f"no such setting{whose}{_did_you_mean(str(path[-1]), allowed)}; "
-               f"the settings here are {', '.join(allowed)}")
-    elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        inp = err.get("input")
-        value = inp.get("kind", _MISSING) if isinstance(inp, dict) else _MISSING
-        path = path + ("kind",)
-        msg = f"the strategy's kind: give one of {', '.join(STRATEGY_KINDS)}"
-    elif kind in _PLAIN:
-        msg = _PLAIN[kind].format(**err.get("ctx", {}))
-    elif kind == "decimal_max_places":
-        msg = "at most 4 decimals: ITCH and OUCH carry prices to 1/10,000 of a dollar"
-    elif kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    elif kind in ("literal_error", "enum"):
-        msg = msg.replace("Input should be", "give one of")
-        if key_error:
-            msg = f"not a name this mapping takes: {msg}"
-    return Problem(path, None, value, msg)
-
-
-_PLAIN = {
-    "less_than_equal": "at most {le}",
-    "greater_than_equal": "at least {ge}",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "int_type": "a whole number",
-    "bool_parsing": "true or false",
-    "string_too_long": "at most {max_length} characters",
-    "string_too_short": "at least {min_length} character(s)",
-    "too_short": "at least {min_length} entry (none given)",
-    "decimal_parsing": "a number, e.g. 0.01",
-    "string_type": "text, e.g. in quotes",
-}
-
-
-def _get(data: Any, path: tuple) -> Any:
-    for p in path:
-        try:
-            data = data[p]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _allowed(path: tuple, data: Any) -> list[str]:
-    """The settings the mapping at this YAML path may hold."""
-    model: Any = AppConfig
-    skip_key = False
-    for i, p in enumerate(path):
-        if skip_key or isinstance(p, int):
-            skip_key = False
-            if model is _STRATEGY:  # which kind of strategy: what its kind says
-                kind = _get(data, path[:i + 1] + ("kind",))
-                model = Taker if kind == "taker" else MarketMaker
-            continue
-        model, skip_key = _field_type(model, p)
-        if model is None:
-            return []
-    if not hasattr(model, "model_fields"):
-        return []
-    return sorted(f.alias or n for n, f in model.model_fields.items())
-
-
-_STRATEGY = object()
-
-
-def _field_type(model: Any, name: Any) -> tuple[Any, bool]:
-    """The model a field holds, and whether it is a mapping keyed by names (dict)."""
-    if not hasattr(model, "model_fields"):
-        return None, False
-    for n, f in model.model_fields.items():
-        if name not in (n, f.alias):
-            continue
-        if model is AppConfig and n == "strategies":
-            return _STRATEGY, False
-        ann = f.annotation
-        origin = getattr(ann, "__origin__", None)
-        if origin is dict:
-            return ann.__args__[1], True
-        if origin is list:
-            return ann.__args__[0], False
-        for cand in (ann, *getattr(ann, "__args__", ())):
-            if hasattr(cand, "model_fields"):
-                return cand, False
-        return None, False
-    return None, False
-
-
-def load(path: str | pathlib.Path) -> AppConfig:
-    """Read and validate; ConfigError lists every problem with its line."""
-    p = pathlib.Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError([Problem((), None, _MISSING, f"cannot read it: {exc.strerror}")], str(p)) from exc
-    return loads(text, str(p))
-
-
-def loads(text: str, file: str = "config") -> AppConfig:
-    return _parse(text, file)[0]
-
-
-def _parse(text: str, file: str) -> tuple[AppConfig, dict[tuple, int], Any]:
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise ConfigError([Problem((), line, _MISSING, f"not valid YAML: {getattr(exc, 'problem', exc)}")],
-                          file) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem((), 1, _MISSING, "the file must be a mapping of sections "
-                                   "(host, feed, venue, instruments, strategies, risk, ...)")], file)
-    marks: dict[tuple, int] = {}
-    problems: list[Problem] = []
-    if node is not None:
-        _marks(node, (), marks, problems)
-    try:
-        cfg = AppConfig.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            inner = err.get("ctx", {}).get("error")
-            if isinstance(inner, _Problems):
-                problems += inner.problems
-            else:
-                problems.append(_problem(err, data))
-        cfg = None
-    for pr in problems:
-        if pr.line is None:
-            pr.line = _line(marks, pr.path)
-    if problems:
-        problems.sort(key=lambda pr: (pr.line or 0, pr.where()))
-        raise ConfigError(problems, file)
-    assert cfg is not None
-    return cfg, marks, data
-
-
-# ---- explain: effective values and where each came from -------------------------------------------
-
-
-def explain(path: str | pathlib.Path) -> list[dict[str, Any]]:
-    """Every effective setting (defaults included) with its source: FILE:LINE, or default."""
-    p = pathlib.Path(path)
-    cfg, marks, _data = _parse(p.read_text(), str(p))
-    rows: list[dict[str, Any]] = []
-
-    def walk(value: Any, ypath: tuple) -> None:
-        if isinstance(value, BaseModel):
-            for name, field in type(value).model_fields.items():
-                walk(getattr(value, name), ypath + (field.alias or name,))
-            return
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(v, ypath + (k,))
-            return
-        if isinstance(value, list) and value:
-            for i, v in enumerate(value):
-                walk(v, ypath + (i,))
-            return
-        rows.append({"path": Problem(ypath, None, None, "").where(), "value": _plain(value),
-                     "source": f"{p}:{marks[ypath]}" if ypath in marks else "default"})
-
-    walk(cfg, ())
-    for s in cfg.strategies:
-        for field, (v, where) in cfg.effective_limits(s.name).items():
-            rows.append({"path": f"effective risk of {s.name}.{field}", "value": _plain(v), "source": where})
-    return rows
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, pathlib.Path):
-        return str(v)
-    if isinstance(v, SecretStr):
-        return "********"
-    return v
