@@ -34,6 +34,8 @@ from appliance.commands import (
     xdp,
 )
 from appliance.commands.kit import Command, UsageError, console
+from common.netns import NamespaceError
+from dpdk import NativeMissing
 
 COMMANDS: tuple[Command, ...] = (
     about.COMMANDS + lab.COMMANDS + exchange.COMMANDS + xdp.COMMANDS + feed.COMMANDS + trading.COMMANDS
@@ -62,10 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickwire: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an operation failed: say what, not a traceback
-        # lazy: the lab's netlink code loads only when a command failed
-        from appliance.lab.net import LabError
-
-        if isinstance(exc, (LabError, FileNotFoundError, ValueError, OSError)):
+        # (the lab's LabError is common.netns.NamespaceError; NativeMissing: the C extension is not built)
+        if isinstance(exc, (NamespaceError, NativeMissing, FileNotFoundError, ValueError, OSError)):
             print(f"tickwire {' '.join(cmd.path)}: {exc}", file=sys.stderr)
             return 2
         raise

@@ -7,6 +7,8 @@ import importlib
 import json
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -57,6 +59,18 @@ def test_user_errors_are_one_line_naming_the_value(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_missing_c_extension_is_one_line_naming_the_fix():
+    # the extension made unimportable in a child: config check needs it (the risk limits come from its struct)
+    code = ("import sys; sys.modules['dpdk._native'] = None; from appliance import cli; "
+            "sys.exit(cli.main(['config', 'check', 'examples/market_maker.yaml']))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("tickwire config check: the C extension dpdk._native is not built")
+    assert "run `make build`" in res.stderr
 
 
 def test_a_missing_verb_is_a_usage_error(capsys):
