@@ -1,7 +1,7 @@
 """Network namespaces by name: where they live, entering one, starting a command in one.
 
 The lab's namespaces (``appliance.lab.net``), an interface in another namespace
-(``tuning.nic``, ``xdp.commands``) and a feed worker that runs beside its interface all
+(``tuning.nic``, ``appliance.feedfilter``) and a feed worker that runs beside its interface all
 reach a namespace through these helpers, so ``/run/netns`` and the error for a missing
 namespace are written once.
 """

@@ -1,4 +1,4 @@
-"""The worker's order-entry session in C (dpdk/src/ouch.c) against the lab
+"""The worker's order-entry session in C (dpdk/src/session.c, ouch.c) against the lab
 exchange's SoupBinTCP/OUCH server: login, orders, heartbeats, a dropped
 connection resumed without a gap or a duplicate, a silent link timed out."""
 
