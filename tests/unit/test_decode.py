@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from appliance import decode, paths
+from appliance import decode
 from appliance.protocols import binaryfile, capture, itch, moldudp64, ouch, soupbintcp
+from common import paths
 
 TICKWIRE = [sys.executable, "-m", "appliance.cli"]
 GOOD = [itch.encode(itch.example(t, i)) for i, t in enumerate("SAFEDUXP")]
