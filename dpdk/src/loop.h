@@ -33,8 +33,6 @@ struct tw_worker {
     struct tw_orders orders;   /* with strategies only */
 };
 
-/* ---- the feed step: mold hands back the messages now in sequence, itch applies them -------- */
-
 /* ---- the feed: mold hands back the messages now in sequence, itch applies them ------------ */
 
 static inline void tw_loop_feed_apply(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink)
@@ -45,8 +43,8 @@ static inline void tw_loop_feed_apply(struct tw_feed *f, struct tw_books *b, con
             tw_feed_book_error(f);
 }
 
-static inline int tw_loop_feed_step(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink, uint32_t line,
-                            const uint8_t *pkt, uint32_t len)
+static inline int tw_loop_feed_step(struct tw_feed *f, struct tw_books *b, const struct tw_event_sink *sink,
+                                    uint32_t line, const uint8_t *pkt, uint32_t len)
 {
     int rc = tw_feed_accept(f, line, pkt, len);
     uint32_t off = TW_MOLD_HEADER;
