@@ -6,12 +6,13 @@
 #include "orders.h"
 #include "strategy.h"
 
-/* Strategy k quotes unless the worker, it or its instrument is killed. */
-static void quote_or_not(struct tw_orders *o, uint32_t k)
+/* Strategy k quotes unless the worker (killed: the kill switch as it is, or is being thrown), it
+ * or its instrument is killed. */
+static void quote_or_not(struct tw_orders *o, uint32_t k, uint64_t killed)
 {
     const struct tw_worker_stats *st = o->st;
     uint64_t bit = 1ull << k;
-    tw_strategy_halt(o->strategies[k], st->killed || (st->killed_strategy & bit) || (st->killed_instrument & bit));
+    tw_strategy_halt(o->strategies[k], killed || (st->killed_strategy & bit) || (st->killed_instrument & bit));
 }
 
 /* Thrown (1): risk refuses every new order, the strategies stop and every open order
@@ -23,8 +24,7 @@ static void kill_switch(struct tw_orders *o, uint64_t kill)
     struct tw_worker_stats *st = o->st;
     tw_risk_kill_all(o->risk, (uint8_t)kill);
     for (uint32_t k = 0; k < o->nstrat; k++)
-        tw_strategy_halt(o->strategies[k],
-                         kill || (st->killed_strategy >> k & 1) || (st->killed_instrument >> k & 1));
+        quote_or_not(o, k, kill); /* `killed` is still the old value: the new one is written last */
     if (kill)
         tw_orders_cancel_open(o, 0, TW_RISK_ANY);
     st->killed_ns = tw_mono_ns();
@@ -45,7 +45,7 @@ static int instrument(struct tw_orders *o, uint64_t arg, uint8_t kill)
             st->killed_instrument |= 1ull << k;
         else
             st->killed_instrument &= ~(1ull << k);
-        quote_or_not(o, k);
+        quote_or_not(o, k, st->killed);
     }
     if (kill)
         tw_orders_cancel_open(o, (uint16_t)arg, TW_RISK_ANY);
@@ -64,7 +64,7 @@ static int strategy(struct tw_orders *o, uint64_t arg, uint8_t kill)
         st->killed_strategy |= 1ull << arg;
     else
         st->killed_strategy &= ~(1ull << arg);
-    quote_or_not(o, (uint32_t)arg);
+    quote_or_not(o, (uint32_t)arg, st->killed);
     if (kill)
         tw_orders_cancel_open(o, 0, (uint8_t)arg);
     return 0;

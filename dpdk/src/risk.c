@@ -161,6 +161,32 @@ struct denial {
 
 static inline struct instrument_risk *ins(const struct order_check *c) { return &c->r->ins[c->o->locate]; }
 
+/* What the checks look at for an order (o NULL: a cancel, which only the message rate looks at)
+ * of a strategy's slot. */
+static inline struct order_check checking(struct tw_risk *r, struct tw_books *b, const struct tw_order_intent *o,
+                                          uint8_t strategy, int stale, uint64_t now)
+{
+    const struct tw_risk_limits *rl = row_limits(r, strategy);
+    return (struct order_check){ .r = r, .b = b, .o = o, .l = rl ? rl : &r->lim, .rl = rl,
+                                 .row = row_of(r, strategy), .side = o && o->side == 'S', .stale = stale,
+                                 .now = now };
+}
+
+/* It goes: a token from the worker's bucket and from its row's (when it has one). */
+static inline void spend_order(const struct order_check *c)
+{
+    spend(&c->r->orders, c->r->lim.order_rate);
+    if (c->rl)
+        spend(&c->row->orders, c->rl->order_rate);
+}
+
+static inline void spend_message(const struct order_check *c)
+{
+    spend(&c->r->messages, c->r->lim.message_rate);
+    if (c->rl)
+        spend(&c->row->messages, c->rl->message_rate);
+}
+
 static inline int deny(struct denial *d, int code, uint64_t limit, uint64_t value)
 {
     d->limit = limit;
@@ -355,20 +381,15 @@ const char *tw_risk_denial_limit(uint32_t code)
 /* ---- the chain ------------------------------------------------------------------------------ */
 
 /* Every check, in the order of enum tw_risk_denial; the first denial wins. */
-static int chain(struct tw_risk *r, struct tw_books *b, int stale, const struct tw_order_intent *o, uint64_t now,
-                 struct denial *d)
+static int chain(const struct order_check *c, struct denial *d)
 {
-    const struct tw_risk_limits *rl = row_limits(r, o->strategy);
-    const struct order_check c = { .r = r, .b = b, .o = o, .l = rl ? rl : &r->lim, .rl = rl,
-                                   .row = row_of(r, o->strategy), .side = o->side == 'S', .stale = stale,
-                                   .now = now };
     int rc;
-    if ((rc = check_bad_order(&c, d)) || (rc = check_killed(&c, d)) || (rc = check_halted(&c, d)) ||
-        (rc = check_reduce_only(&c, d)) || (rc = check_not_trading(&c, d)) || (rc = check_max_qty(&c, d)) ||
-        (rc = check_max_notional(&c, d)) || (rc = check_max_position(&c, d)) || (rc = check_max_gross(&c, d)) ||
-        (rc = check_collar_bbo(&c, d)) || (rc = check_collar_last(&c, d)) || (rc = check_max_open_orders(&c, d)) ||
-        (rc = check_order_rate(&c, d)) || (rc = check_message_rate(&c, d)) || (rc = check_self_match(&c, d)) ||
-        (rc = check_odd_lot(&c, d)))
+    if ((rc = check_bad_order(c, d)) || (rc = check_killed(c, d)) || (rc = check_halted(c, d)) ||
+        (rc = check_reduce_only(c, d)) || (rc = check_not_trading(c, d)) || (rc = check_max_qty(c, d)) ||
+        (rc = check_max_notional(c, d)) || (rc = check_max_position(c, d)) || (rc = check_max_gross(c, d)) ||
+        (rc = check_collar_bbo(c, d)) || (rc = check_collar_last(c, d)) || (rc = check_max_open_orders(c, d)) ||
+        (rc = check_order_rate(c, d)) || (rc = check_message_rate(c, d)) || (rc = check_self_match(c, d)) ||
+        (rc = check_odd_lot(c, d)))
         return rc;
     return TW_RISK_OK;
 }
@@ -377,8 +398,9 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
 {
     reload(r);
     r->st.checked++;
+    const struct order_check c = checking(r, b, o, o->strategy, stale, now_ns);
     struct denial d;
-    int rc = chain(r, b, stale, o, now_ns, &d);
+    int rc = chain(&c, &d);
     if (rc) {
         r->st.denied[rc]++;
         struct tw_event ev = { .ts_ns = now_ns, .type = TW_EV_RISK_DENIED, .locate = o->locate, .code = (uint8_t)rc,
@@ -387,14 +409,8 @@ int tw_risk_check(struct tw_risk *r, struct tw_books *b, int stale, const struct
         tw_raise(r->events, &ev);
         return rc;
     }
-    /* it goes: spend its tokens, open it */
-    spend(&r->orders, r->lim.order_rate);
-    spend(&r->messages, r->lim.message_rate);
-    const struct tw_risk_limits *rl = row_limits(r, o->strategy);
-    if (rl) {
-        spend(&r->rows[o->strategy].orders, rl->order_rate);
-        spend(&r->rows[o->strategy].messages, rl->message_rate);
-    }
+    spend_order(&c);
+    spend_message(&c);
     tw_risk_open_order(r, o);
     r->st.passed++;
     return 0;
@@ -413,13 +429,11 @@ int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
 int tw_risk_message(struct tw_risk *r, uint8_t strategy, uint64_t now_ns)
 {
     reload(r);
-    const struct tw_risk_limits *rl = row_limits(r, strategy);
-    if (!has_token(&r->messages, r->lim.message_rate, r->lim.message_burst, now_ns) ||
-        (rl && !has_token(&r->rows[strategy].messages, rl->message_rate, rl->message_burst, now_ns)))
+    const struct order_check c = checking(r, NULL, NULL, strategy, 0, now_ns); /* a cancel: its message only */
+    struct denial d;
+    if (check_message_rate(&c, &d))
         return TW_RISK_MESSAGE_RATE;
-    spend(&r->messages, r->lim.message_rate);
-    if (rl)
-        spend(&r->rows[strategy].messages, rl->message_rate);
+    spend_message(&c);
     return 0;
 }
 
