@@ -9,11 +9,11 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h) xdp/include/tw_meta.h dpdk/build_ext.py
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h) xdp/include/tw_meta.h dpdk/build_ext.py xdp/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 ASAN_STAMP := $(BUILD)/.ext-asan-stamp
 # the lab and diagnostics C (dpdk._lab), kept out of the production extension
-LAB_DEPS := $(wildcard dpdk/lab/*.c dpdk/lab/*.h) xdp/include/lab_impair.h dpdk/build_ext.py
+LAB_DEPS := $(wildcard dpdk/lab/*.c dpdk/lab/*.h) xdp/include/lab_impair.h dpdk/build_ext.py xdp/build_ext.py
 LAB_STAMP := $(BUILD)/.ext-lab-stamp
 # xdp's own libbpf binding (xdp._libbpf)
 XDP_EXT_DEPS := xdp/include/libbpf.cdef xdp/include/tw_meta.h xdp/include/tw_rules.h xdp/build_ext.py
@@ -61,22 +61,22 @@ $(BUILD)/xdp/feed_filter_hwts.bpf.o: xdp/feed_filter.bpf.c $(wildcard xdp/includ
 
 $(XDP_EXT_STAMP): $(XDP_EXT_DEPS)
 	@mkdir -p $(BUILD)
-	$(PY) xdp/build_ext.py
+	$(PY) -m xdp.build_ext
 	@touch $@
 
 $(EXT_STAMP): $(EXT_DEPS)
 	@mkdir -p $(BUILD)
-	$(PY) dpdk/build_ext.py
+	$(PY) -m dpdk.build_ext
 	@touch $@
 
 $(ASAN_STAMP): $(EXT_DEPS)
 	@mkdir -p $(BUILD)
-	$(PY) dpdk/build_ext.py --asan
+	$(PY) -m dpdk.build_ext --asan
 	@touch $@
 
 $(LAB_STAMP): $(LAB_DEPS)
 	@mkdir -p $(BUILD)
-	$(PY) dpdk/build_ext.py --lab
+	$(PY) -m dpdk.build_ext --lab
 	@touch $@
 
 lock:          ## re-resolve requirements.lock (everything) and requirements-runtime.lock (a box's) from pyproject.toml

@@ -8,19 +8,20 @@ with ``-O3`` and warnings as errors against ``pkg-config libdpdk``.
 
 ``dpdk._lab`` (``--lab``), the lab and diagnostics C kept out of the production
 extension: sources ``dpdk/lab/*.c``, interface ``dpdk/lab/lab.h``, against
-``libbpf`` only. ``make build`` builds all three.
+``libbpf`` only. ``make build`` builds all three (``python -m dpdk.build_ext``;
+pkg-config and the install into place are xdp/build_ext.py's).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import shlex
-import shutil
-import subprocess
 import sys
 
 import cffi
+
+from xdp.build_ext import install
+from xdp.build_ext import pkg_config as _pkg_config
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -35,13 +36,7 @@ LAB_PKGS = ("libbpf",)
 
 
 def pkg_config(*args: str, pkgs: tuple[str, ...] = PKGS) -> list[str]:
-    try:
-        out = subprocess.run(["pkg-config", *args, *pkgs], check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or exc
-        sys.exit(f"build_ext: pkg-config {' '.join(args)} {' '.join(pkgs)} failed ({detail}); "
-                 "install libdpdk-dev and libbpf-dev (make setup does)")
-    return shlex.split(out.stdout)
+    return _pkg_config(*args, pkgs=pkgs, fix="install libdpdk-dev and libbpf-dev")
 
 
 # xdp/include: tw_meta.h, the metadata the XDP program puts in front of a frame (the
@@ -98,11 +93,7 @@ def main() -> None:
     # intermediate files go to build/cffi[-asan|-lab]; the module is copied next to this file
     asan, lab = "--asan" in sys.argv[1:], "--lab" in sys.argv[1:]
     tmp = ROOT / "build" / ("cffi-lab" if lab else "cffi-asan" if asan else "cffi")
-    built = pathlib.Path((lab_builder() if lab else builder(asan)).compile(tmpdir=str(tmp), verbose=False))
-    # a new file renamed into place: a running process keeps the module it mapped
-    staged = HERE / f".{built.name}.new"
-    shutil.copy2(built, staged)
-    os.replace(staged, HERE / built.name)
+    install(lab_builder() if lab else builder(asan), tmp, HERE)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ The interface is ``xdp/include/libbpf.cdef`` (the part of the system libbpf that
 xdp/ calls) and the headers the BPF programs share with Python (``tw_meta.h``,
 ``tw_rules.h``: their structs, enums and integer #defines). No C sources of its
 own: cffi checks the declarations against <bpf/*.h> and links ``pkg-config
-libbpf``, warnings as errors. Run by ``make build``; loaded by :mod:`xdp.libbpf`.
+libbpf``, warnings as errors. Run by ``make build`` (``python -m xdp.build_ext``);
+loaded by :mod:`xdp.libbpf`.
+
+:func:`pkg_config` and :func:`install` serve dpdk/build_ext.py too (dpdk may import
+xdp): asking pkg-config for a build's flags, and putting a built module in place.
 """
 
 from __future__ import annotations
@@ -37,14 +41,24 @@ SOURCE_PREAMBLE = """\
 """
 
 
-def pkg_config(*args: str) -> list[str]:
+def pkg_config(*args: str, pkgs: tuple[str, ...] = ("libbpf",), fix: str = "install libbpf-dev") -> list[str]:
+    """pkg-config's answer for pkgs; a missing package stops the build saying `fix`."""
     try:
-        out = subprocess.run(["pkg-config", *args, "libbpf"], check=True, capture_output=True, text=True)
+        out = subprocess.run(["pkg-config", *args, *pkgs], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
-        sys.exit(f"xdp/build_ext: pkg-config {' '.join(args)} libbpf failed ({detail}); "
-                 "install libbpf-dev (make setup does)")
+        sys.exit(f"build_ext: pkg-config {' '.join(args)} {' '.join(pkgs)} failed ({detail}); "
+                 f"{fix} (make setup does)")
     return shlex.split(out.stdout)
+
+
+def install(ffi: cffi.FFI, tmpdir: pathlib.Path, into: pathlib.Path) -> None:
+    """Compile in tmpdir (the intermediate files), then put the module in `into` under a new
+    name renamed into place: a running process keeps the module it mapped."""
+    built = pathlib.Path(ffi.compile(tmpdir=str(tmpdir), verbose=False))
+    staged = into / f".{built.name}.new"
+    shutil.copy2(built, staged)
+    os.replace(staged, into / built.name)
 
 
 def shared_cdef(header: pathlib.Path) -> str:
@@ -83,12 +97,7 @@ def builder() -> cffi.FFI:
 
 
 def main() -> None:
-    # intermediate files go to build/cffi-xdp; the module is copied next to this file
-    built = pathlib.Path(builder().compile(tmpdir=str(ROOT / "build" / "cffi-xdp"), verbose=False))
-    # a new file renamed into place: a running process keeps the module it mapped
-    staged = HERE / f".{built.name}.new"
-    shutil.copy2(built, staged)
-    os.replace(staged, HERE / built.name)
+    install(builder(), ROOT / "build" / "cffi-xdp", HERE)
 
 
 if __name__ == "__main__":
