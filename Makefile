@@ -9,7 +9,8 @@ ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INC) -Ixdp/include -Idpdk/include
 BPF_SRCS := $(wildcard xdp/*.bpf.c)
 BPF_OBJS := $(patsubst xdp/%.bpf.c,$(BUILD)/xdp/%.bpf.o,$(BPF_SRCS))
-EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h) xdp/include/tw_meta.h dpdk/build_ext.py xdp/build_ext.py
+# the worker includes xdp/include's parsing.h (rx.c) and tw_meta.h: a change there rebuilds it
+EXT_DEPS := $(wildcard dpdk/src/*.c dpdk/src/*.h dpdk/include/*.h xdp/include/*.h) dpdk/build_ext.py xdp/build_ext.py
 EXT_STAMP := $(BUILD)/.ext-stamp
 ASAN_STAMP := $(BUILD)/.ext-asan-stamp
 # the lab and diagnostics C (dpdk._lab), kept out of the production extension

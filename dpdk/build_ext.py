@@ -20,7 +20,7 @@ import sys
 
 import cffi
 
-from xdp.build_ext import install
+from xdp.build_ext import WARNINGS, install
 from xdp.build_ext import pkg_config as _pkg_config
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -35,8 +35,9 @@ PKGS = ("libdpdk",)
 LAB_PKGS = ("libbpf",)
 
 
-def pkg_config(*args: str, pkgs: tuple[str, ...] = PKGS) -> list[str]:
-    return _pkg_config(*args, pkgs=pkgs, fix="install libdpdk-dev and libbpf-dev")
+def pkg_config(*args: str) -> list[str]:
+    """libdpdk's flags (the worker also includes libbpf-dev's bpf_endian.h, through parsing.h)."""
+    return _pkg_config(*args, pkgs=PKGS, fix="install libdpdk-dev and libbpf-dev")
 
 
 # xdp/include: tw_meta.h, the metadata the XDP program puts in front of a frame (the
@@ -51,7 +52,6 @@ def cdef_text(header: pathlib.Path) -> str:
     return "\n".join(line for line in header.read_text().splitlines() if not line.lstrip().startswith("#"))
 
 
-WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 ASAN_FLAGS = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
 
 
@@ -83,8 +83,8 @@ def lab_builder() -> cffi.FFI:
         '#include "lab.h"\n',
         sources=sorted(str(p) for p in LAB.glob("*.c")),
         include_dirs=[str(LAB), str(XDP_INCLUDE)],  # xdp/include: lab_impair.h, shared with its BPF half
-        extra_compile_args=["-O3", *WARNINGS, *pkg_config("--cflags", pkgs=LAB_PKGS)],
-        extra_link_args=pkg_config("--libs", pkgs=LAB_PKGS),
+        extra_compile_args=["-O3", *WARNINGS, *_pkg_config("--cflags", pkgs=LAB_PKGS)],
+        extra_link_args=_pkg_config("--libs", pkgs=LAB_PKGS),
     )
     return ffi
 

@@ -30,6 +30,7 @@ LIBBPF_CDEF = INCLUDE / "libbpf.cdef"
 # Headers the XDP programs share with Python: their structs, enums and integer
 # #defines go into the cdef as they are (with the kernel's __uN types renamed).
 SHARED_HEADERS = ("tw_meta.h", "tw_rules.h")
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]  # every extension's
 _KTYPES = {"__u64": "uint64_t", "__u32": "uint32_t", "__u16": "uint16_t", "__u8": "uint8_t"}
 SOURCE_PREAMBLE = """\
 #include <bpf/bpf.h>
@@ -90,7 +91,7 @@ def builder() -> cffi.FFI:
         "xdp._libbpf",
         SOURCE_PREAMBLE,
         include_dirs=[str(INCLUDE)],
-        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", *pkg_config("--cflags")],
+        extra_compile_args=["-O2", *WARNINGS, *pkg_config("--cflags")],
         extra_link_args=pkg_config("--libs"),
     )
     return ffi
