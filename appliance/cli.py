@@ -34,8 +34,8 @@ from appliance.commands import (
     xdp,
 )
 from appliance.commands.kit import Command, UsageError, console
+from common.extensions import ExtensionMissing
 from common.netns import NamespaceError
-from dpdk import NativeMissing
 
 COMMANDS: tuple[Command, ...] = (
     about.COMMANDS + lab.COMMANDS + exchange.COMMANDS + xdp.COMMANDS + feed.COMMANDS + trading.COMMANDS
@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickwire: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an operation failed: say what, not a traceback
-        # (the lab's LabError is common.netns.NamespaceError; NativeMissing: the C extension is not built)
-        if isinstance(exc, (NamespaceError, NativeMissing, FileNotFoundError, ValueError, OSError)):
+        # (the lab's LabError is common.netns.NamespaceError; ExtensionMissing: a C extension is not built)
+        if isinstance(exc, (NamespaceError, ExtensionMissing, FileNotFoundError, ValueError, OSError)):
             print(f"tickwire {' '.join(cmd.path)}: {exc}", file=sys.stderr)
             return 2
         raise

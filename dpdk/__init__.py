@@ -13,38 +13,26 @@ import functools
 import os
 from typing import Any
 
+from common.extensions import ExtensionMissing, load
+
 __all__ = ["native", "lab_native", "NativeMissing", "dpdk_version", "to_struct"]
 
 
-class NativeMissing(ImportError):
-    """The extension is not built."""
+NativeMissing = ExtensionMissing  # the name this package's callers know
 
 
 @functools.cache
 def native() -> tuple[Any, Any]:
     """``(ffi, lib)`` of the built extension; a clear error when it is not built.
     TICKWIRE_NATIVE=asan picks the AddressSanitizer build (libasan must be preloaded)."""
-    asan = os.environ.get("TICKWIRE_NATIVE") == "asan"
-    try:
-        if asan:
-            from dpdk import _native_asan as _native  # type: ignore[attr-defined]
-        else:
-            from dpdk import _native  # type: ignore[attr-defined]
-    except ImportError as exc:
-        name = "dpdk._native_asan" if asan else "dpdk._native"
-        raise NativeMissing(f"the C extension {name} is not built ({exc}): run `make build`") from exc
-    return _native.ffi, _native.lib
+    return load("dpdk._native_asan" if os.environ.get("TICKWIRE_NATIVE") == "asan" else "dpdk._native")
 
 
 @functools.cache
 def lab_native() -> tuple[Any, Any]:
     """``(ffi, lib)`` of the lab and diagnostics extension ``dpdk._lab``; a clear
     error when it is not built."""
-    try:
-        from dpdk import _lab  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise NativeMissing(f"the C extension dpdk._lab is not built ({exc}): run `make build`") from exc
-    return _lab.ffi, _lab.lib
+    return load("dpdk._lab")
 
 
 def dpdk_version() -> str:

@@ -7,18 +7,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["binding", "LibbpfMissing"]
+from common.extensions import load
 
-
-class LibbpfMissing(ImportError):
-    """The binding is not built."""
+__all__ = ["binding"]
 
 
 @functools.cache
 def binding() -> tuple[Any, Any]:
-    """``(ffi, lib)`` of ``xdp._libbpf``; a clear error when it is not built."""
-    try:
-        from xdp import _libbpf  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise LibbpfMissing(f"the C extension xdp._libbpf is not built ({exc}): run `make build`") from exc
-    return _libbpf.ffi, _libbpf.lib
+    """``(ffi, lib)`` of ``xdp._libbpf``; common.extensions.ExtensionMissing when it is not built."""
+    return load("xdp._libbpf")
