@@ -16,12 +16,15 @@ COLOUR = {"ok": "green", "info": "dim", "warn": "yellow", "fail": "red", "tuned"
 
 def _plan(args: argparse.Namespace) -> Any:
     # lazy: the library loads with its verb, not at every tickwire start
-    from appliance import config
     from tuning.plan import for_config
 
     path = getattr(args, "config", None)
+    if not path:
+        return for_config(None)  # this host's own plan: no config to read (nor the C extension it needs)
+    from appliance import config  # lazy: only a --config needs it
+
     try:
-        return for_config(config.load(path) if path else None)
+        return for_config(config.load(path))
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -48,7 +51,7 @@ def render_audit(r: dict[str, Any]) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> tuple[int, Any]:
     # lazy: the library loads with its verb, not at every tickwire start
-    from appliance.feed import operator
+    from common.operator import operator
     from tuning import apply
 
     if args.dry_run == args.yes:

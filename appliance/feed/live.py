@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from appliance.feed.errors import FeedError
-from appliance.feed.settings import LiveFeed
 from dpdk.recorder import Recorder, RecorderError
 from xdp.filter import FeedFilter, PinnedFilter, share_with_dpdk, unshare_with_dpdk
+
+if TYPE_CHECKING:  # a type only: whoever calls this has loaded it
+    from appliance.feed.settings import LiveFeed
 
 FEED_ID = 1
 

@@ -11,14 +11,16 @@ import pathlib
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import config
 from appliance.feed.errors import FeedError
-from appliance.feed.settings import RunSettings
 from appliance.feed.status import alive
 from dpdk import worker as W
 from dpdk.worker import write_status
+
+if TYPE_CHECKING:  # a type only: whoever calls this has loaded it
+    from appliance.feed.settings import RunSettings
 
 
 class Reloader:

@@ -23,7 +23,6 @@ from appliance.lab import impair, state
 from appliance.lab.topology import EXCH, HOSTS, Lab, Link
 from common.netns import NETNS_DIR, NamespaceError, existing_namespaces, in_netns, ns_handle, run_in
 from common.paths import RUN_DIR
-from dpdk.worker import STATE_DIR, remove_state
 
 # IFLA_XDP_ATTACHED: the kernel's number, or pyroute2's name for it
 XDP_MODES = {1: "native", 2: "generic", 3: "offload", 4: "multi",
@@ -216,6 +215,9 @@ def _remove_feed_state(namespaces: set[str]) -> None:
     """Feed workers that ran in these namespaces leave their statistics, status and
     events in /run/tickwire/feed (for `tickwire feed stats` after they stop): with
     the namespaces gone, so are they."""
+    # here, not at the top: dpdk.worker loads the C extension, which the lab's other verbs never need
+    from dpdk.worker import STATE_DIR, remove_state
+
     if not namespaces or not STATE_DIR.is_dir():
         return
     for info in STATE_DIR.glob("*.json"):

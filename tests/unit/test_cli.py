@@ -61,16 +61,34 @@ def test_user_errors_are_one_line_naming_the_value(argv, message, capsys):
     assert "Traceback" not in err
 
 
-def test_a_missing_c_extension_is_one_line_naming_the_fix():
-    # the extension made unimportable in a child: config check needs it (the risk limits come from its struct)
-    code = ("import sys; sys.modules['dpdk._native'] = None; from appliance import cli; "
-            "sys.exit(cli.main(['config', 'check', 'examples/market_maker.yaml']))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
-                         capture_output=True, text=True, timeout=60)
+EXTENSIONS = ("dpdk._native", "dpdk._lab", "xdp._libbpf")
+
+
+def without_extensions(argv: list[str], blocked: tuple[str, ...] = EXTENSIONS) -> subprocess.CompletedProcess:
+    """The CLI in a child where the blocked C extensions cannot be imported (as on a tree not built)."""
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); from appliance import cli; "
+            f"sys.exit(cli.main({argv!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("argv, module", [
+    (["config", "check", "examples/market_maker.yaml"], "dpdk._native"),  # the risk limits come from its struct
+    (["xdp", "stats", "lo"], "xdp._libbpf"),
+])
+def test_a_missing_c_extension_is_one_line_naming_the_fix(argv, module):
+    res = without_extensions(argv)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-    assert res.stderr.startswith("tickwire config check: the C extension dpdk._native is not built")
+    assert res.stderr.startswith(f"tickwire {' '.join(argv[:2])}: the C extension {module} is not built")
     assert "run `make build`" in res.stderr
+
+
+@pytest.mark.parametrize("argv", [["tune", "audit", "--json"], ["lab", "status", "--json"], ["xdp", "status"]])
+def test_verbs_that_need_no_c_extension_run_without_one(argv):
+    res, built = without_extensions(argv), without_extensions(argv, blocked=())
+    assert "not built" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout.strip() and res.returncode == built.returncode, res.stderr  # as with the extensions
 
 
 def test_a_missing_verb_is_a_usage_error(capsys):
