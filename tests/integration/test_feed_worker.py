@@ -437,7 +437,8 @@ def test_a_trading_config_with_a_mistake_is_refused_by_name(tmp_path):
     bad = tmp_path / "t.yaml"
     bad.write_text(text.replace("      quote_size: 100", "      spread: 3"))
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
-    assert r.returncode == 2 and "strategies[0].params.spread" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "strategies[0].params.spread: no such setting for a market_maker (did you mean 'half_spread'?)" in r.stderr
     bad.write_text(text.replace("    instrument: TAAA", "    instrument: TAAZ"))
     r = tw("feed", "run", "--iface", "A=x", "--group", "A=239.1.1.1:1", "--trade", str(bad))
     assert r.returncode == 2 and "TAAZ" in r.stderr and "no such instrument" in r.stderr

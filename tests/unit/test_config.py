@@ -173,6 +173,12 @@ def test_a_burst_goes_with_its_rate_as_the_worker_merges_them():
 def test_the_limits_are_the_c_structs_fields_in_its_order():
     ffi, _ = native()
     fields = [n for n, _ in ffi.typeof("struct tw_risk_limits").fields if not n.startswith("_")]
+    # the YAML's keys and their units, pinned: a field added to the struct shows up here with its unit
+    assert list(risk.LIMITS.items()) == [
+        ("state", "state"), ("max_order_qty", "shares"), ("max_order_notional", "dollars"),
+        ("max_position", "shares"), ("max_gross", "shares"), ("collar_bps", "basis points"),
+        ("max_open_orders", "orders"), ("order_rate", "per second"), ("order_burst", "orders"),
+        ("message_rate", "per second"), ("message_burst", "orders"), ("round_lot_qty", "shares")]
     assert list(config.Limits.model_fields) == [n for n in fields if n != "kill"] == list(risk.LIMITS)
     assert [f.name for f in dataclasses.fields(risk.Limits)] == fields
     with pytest.raises(TypeError, match="max_foo: no unit for its name"):
