@@ -31,6 +31,11 @@ def exists(name: str) -> bool:
     return os.path.exists(netns_path(name))
 
 
+def _require(name: str, fix: str = ": run `tickwire lab up`") -> None:
+    if not exists(name):
+        raise NamespaceError(f"network namespace {name} does not exist{fix}")
+
+
 def existing_namespaces(prefix: str) -> list[str]:
     """The namespaces named ``<prefix>-...``, sorted."""
     # pyroute2 costs about 170 ms to import: only a command that reaches a namespace pays it
@@ -44,8 +49,7 @@ def ns_handle(name: str) -> Iterator[Any]:
     """Netlink (a pyroute2 ``NetNS``) inside an existing namespace (never creates it)."""
     from pyroute2 import NetNS  # start-up time: see existing_namespaces
 
-    if not exists(name):
-        raise NamespaceError(f"network namespace {name} does not exist: run `tickwire lab up`")
+    _require(name)
     handle = NetNS(name, flags=0)
     try:
         yield handle
@@ -63,8 +67,7 @@ def in_netns(name: str | None) -> Iterator[None]:
         return
     from pyroute2 import netns  # start-up time: see existing_namespaces
 
-    if not exists(name):
-        raise NamespaceError(f"network namespace {name} does not exist (ip netns list)")
+    _require(name, " (ip netns list)")
     netns.pushns(name)
     try:
         yield
@@ -74,8 +77,7 @@ def in_netns(name: str | None) -> Iterator[None]:
 
 def run_in(namespace: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
     """Start ``argv`` inside ``namespace`` (via `ip netns exec`)."""
-    if not exists(namespace):
-        raise NamespaceError(f"network namespace {namespace} does not exist: run `tickwire lab up`")
+    _require(namespace)
     return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **kwargs)
 
 

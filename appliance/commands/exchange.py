@@ -15,6 +15,7 @@ from rich.table import Table
 
 from appliance.commands.kit import PREFIX, Command, Report, UsageError, arg, console, need_root
 from appliance.commands.lab import lab_plan
+from common import netns
 
 
 def cmd_decode(args: argparse.Namespace) -> tuple[int, Report | None]:
@@ -99,7 +100,6 @@ def render_exchange_gen(report: Report) -> None:
 
 def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
     # lazy: the library loads with its verb, not at every tickwire start
-    from appliance.lab import net
     from appliance.lab.exchange import config as xconfig
 
     try:
@@ -113,7 +113,7 @@ def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
     namespace = lab.ns("exch")
     if not _inside(namespace):
         need_root("tickwire exchange run")
-        if not os.path.exists(os.path.join(net.NETNS_DIR, namespace)):
+        if not netns.exists(namespace):
             raise UsageError(f"namespace {namespace} does not exist: run `tickwire lab up --prefix {lab.prefix}`")
         argv = [sys.executable, "-m", "appliance.cli", "exchange", "run", "--prefix", lab.prefix]
         for flag, value in (("--config", args.config), ("--duration", args.duration), ("--record", args.record)):
@@ -138,7 +138,7 @@ def cmd_exchange_run(args: argparse.Namespace) -> tuple[int, Report]:
 
 def _inside(namespace: str) -> bool:
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{namespace}").st_ino
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(netns.netns_path(namespace)).st_ino
     except OSError:
         return False
 

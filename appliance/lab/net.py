@@ -21,7 +21,7 @@ from pyroute2 import NetNS, netns
 
 from appliance.lab import impair, state
 from appliance.lab.topology import EXCH, HOSTS, Lab, Link
-from common.netns import NETNS_DIR, NamespaceError, existing_namespaces, in_netns, ns_handle, run_in
+from common.netns import NamespaceError, existing_namespaces, exists, netns_path, ns_handle, run_in
 from common.paths import RUN_DIR
 
 # IFLA_XDP_ATTACHED: the kernel's number, or pyroute2's name for it
@@ -80,7 +80,7 @@ def up(lab: Lab) -> dict[str, Any]:
     """Create whatever of the lab is missing. Returns what was created."""
     created: list[str] = []
     for name in lab.namespaces:
-        if not os.path.exists(os.path.join(NETNS_DIR, name)):
+        if not exists(name):
             netns.create(name)
             created.append(f"namespace {name}")
         with ns_handle(name) as ns:
@@ -151,7 +151,7 @@ def _ensure_link(lab: Lab, link: Link) -> list[str]:
 def namespace_pids(name: str) -> list[int]:
     """Processes whose network namespace is ``name`` (by inode, as `ip netns pids`)."""
     try:
-        target = os.stat(os.path.join(NETNS_DIR, name)).st_ino
+        target = os.stat(netns_path(name)).st_ino
     except FileNotFoundError:
         return []
     pids = []
@@ -344,5 +344,4 @@ def ipaddr_is_multicast(addr: str) -> bool:
     return 224 <= first <= 239
 
 
-__all__ = ["LabError", "up", "down", "status", "run_in", "in_netns", "ns_handle", "namespace_pids",
-           "existing_namespaces", "NETNS_DIR"]
+__all__ = ["LabError", "up", "down", "status", "run_in", "namespace_pids", "existing_namespaces"]
