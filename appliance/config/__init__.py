@@ -18,12 +18,11 @@ environment variable or a file named in the YAML, never from the YAML itself, an
 never printed.
 
 The package's face is this module: the sections (``config.model``), the problems
-(``config.problems``), and ``load``/``loads``/``explain`` (``config.load``).
+(``config.problems``), and ``load``/``loads``/``explain`` (``config.parse``).
 """
 
 from __future__ import annotations
 
-from appliance.config.load import explain, load, loads
 from appliance.config.model import (
     PRICE_SCALE,
     STRATEGY_KINDS,
@@ -54,6 +53,7 @@ from appliance.config.model import (
     TakerParams,
     Venue,
 )
+from appliance.config.parse import explain, load, loads
 from appliance.config.problems import MISSING, ConfigError, Problem
 
 __all__ = [

@@ -24,9 +24,8 @@ from pydantic import (
 
 from appliance.config.problems import ConfigError, Problem, Problems, did_you_mean
 from dpdk import risk
+from dpdk.risk import PRICE_SCALE  # ITCH/OUCH prices: 4 implied decimals, as C holds them
 from dpdk.strategy import Params
-
-PRICE_SCALE = 10_000  # ITCH/OUCH prices: 4 implied decimals
 
 # ---- value types ----------------------------------------------------------------------------
 
