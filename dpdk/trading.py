@@ -22,15 +22,16 @@ class TradingConfigError(ValueError):
 
 @dataclasses.dataclass
 class OrderEntry:
-    address: str = "198.18.3.1"
-    port: int = 15000
-    username: str = "TWAPP1"
-    password: str = "lab-secret"
-    session: str = ""
-    user_ref_base: int = 1          # the first UserRefNum of the day
-    heartbeat_s: float = 1.0
-    timeout_s: float = 15.0
-    reconnect_s: float = 0.5
+    """The venue's order-entry session, as the appliance YAML's venue section gives it."""
+    address: str
+    port: int
+    username: str
+    password: str
+    session: str                    # "" asks for the current session
+    user_ref_base: int              # the first UserRefNum of the day
+    heartbeat_s: float
+    timeout_s: float
+    reconnect_s: float
 
 
 @dataclasses.dataclass
@@ -73,13 +74,6 @@ class Trading:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
-
-    def slot(self, name: str) -> int:
-        """The strategy's slot (its row of the risk table, its bit in the kill masks)."""
-        try:
-            return self.names.index(name)
-        except ValueError:
-            raise TradingConfigError(f"strategy {name!r}: this worker runs {', '.join(self.names)}") from None
 
     def rows(self) -> list[Limits]:
         return [s.limits for s in self.specs]

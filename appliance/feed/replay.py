@@ -40,8 +40,8 @@ def book_capture(path: str, top: int, max_orders: int, levels: int, retrans_port
     unsequenced = zeroed_sequences(path)
     settings = RunSettings(
         name=f"book{os.getpid()}", feed=LiveFeed(None, {}, groups, None, None), pcap=path, retrans_port=retrans_port,
-        unsequenced=unsequenced, burst=32, give_up=0.2, idle_stop=0.5, prefault=False, idle_sleep_us=0,
-        max_locate=65535, max_orders=max_orders, levels=levels, lcores="0,1", hugepages="auto", duration=0, top=top)
+        unsequenced=unsequenced, give_up=0.2, prefault=False, max_locate=65535, max_orders=max_orders, levels=levels,
+        top=top)  # the rest: RunSettings' defaults (burst 32, idle_stop 0.5 s, lcores 0,1, no duration, ...)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # --no-huge is fine for a replay
         report = run(settings)

@@ -28,7 +28,6 @@ class LiveFeed:
     groups: dict[str, tuple[str, int]]           # line -> (group, port)
     retrans: tuple[str, int] | None
     retrans_source: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
