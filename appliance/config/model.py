@@ -68,7 +68,14 @@ def _ipv4(v: str) -> str:
     return v
 
 
+def _interface(v: str) -> str:
+    if not v.strip():
+        raise ValueError("empty: give the interface's name, e.g. feed-a")  # feed run --iface refuses it too
+    return v
+
+
 Multicast = Annotated[str, AfterValidator(_multicast)]
+Interface = Annotated[str, AfterValidator(_interface)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -102,7 +109,7 @@ class Host(_Model):
 
 
 class Line(_Model):
-    interface: str
+    interface: Interface
     group: Multicast
     port: Port
     queue: int = Field(0, ge=0)
