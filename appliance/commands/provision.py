@@ -8,16 +8,16 @@ import pathlib
 import sys
 from typing import Any
 
-import yaml
-
 from appliance.commands.kit import Command, UsageError, arg, console
-from appliance.provision import ProvisionError, bundle, render_vars
 from common.paths import ROOT
 
 
 def cmd_vars(args: argparse.Namespace) -> tuple[int, Any]:
     # lazy: the library loads with its verb, not at every tickwire start
+    import yaml
+
     from appliance import config as cfgmod
+    from appliance.provision import ProvisionError, render_vars
 
     try:
         text = render_vars(args.file)
@@ -37,6 +37,9 @@ def render_vars_report(r: dict[str, Any]) -> None:
 
 
 def cmd_bundle(args: argparse.Namespace) -> tuple[int, Any]:
+    # lazy: the library loads with its verb, not at every tickwire start
+    from appliance.provision import ProvisionError, bundle
+
     say = (lambda m: None) if args.json else (lambda m: console.print(f"[dim]{m}[/]"))
     try:
         b = bundle(pathlib.Path(args.out), say)
