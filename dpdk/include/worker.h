@@ -176,4 +176,13 @@ void tw_worker_datagram(struct tw_worker *w, uint32_t line, const uint8_t *paylo
  * answers, the strategy's timer, statistics. */
 void tw_worker_service(struct tw_worker *w);
 
+/* The worker's clock (dpdk/src/clock.c): the TSC mapped onto CLOCK_MONOTONIC, recalibrated
+ * every 100 ms, never going back. Here for tests; the loop reads it inline (src/clock.h). */
+struct tw_clock {
+    uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
+    int64_t real_off;         /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+};
+void tw_clock_calibrate(struct tw_clock *c);
+uint64_t tw_clock_read(const struct tw_clock *c);
+
 #endif

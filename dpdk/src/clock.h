@@ -12,15 +12,12 @@
 
 #include <rte_cycles.h>
 
-struct tw_clock {
-    uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
-    int64_t real_off;         /* CLOCK_REALTIME - CLOCK_MONOTONIC */
-};
+#include "worker.h" /* struct tw_clock, tw_clock_calibrate */
 
-/* clock.c: map the TSC onto CLOCK_MONOTONIC. The first call takes the rate DPDK
- * measured; later calls (every 100 ms) take the rate the two clocks actually kept
- * since the last one, so the mapping does not drift away from the XDP stamps. */
-void tw_clock_calibrate(struct tw_clock *c);
+/* clock.c's tw_clock_calibrate maps the TSC onto CLOCK_MONOTONIC. The first call takes
+ * the rate DPDK measured; later calls (every 100 ms) take the rate the two clocks
+ * actually kept since the last one, so the mapping does not drift away from the XDP
+ * stamps, and it never steps back: a time the loop was given stays in the past. */
 
 /* A TSC interval in nanoseconds. */
 static inline uint64_t tw_clock_ns(const struct tw_clock *c, uint64_t ticks)
