@@ -1,30 +1,31 @@
 """The C feed (and trading) worker from Python: ``tickwire feed run|stats|kill``,
 ``run``, ``status``, ``top``, ``kill``, ``resume``, ``reload`` and ``book``.
 
-- settings:  what a run is given (:class:`RunSettings`), from the appliance YAML or feed run's options
-- lifecycle: the run itself, start to stop, and its report
-- live:      a live feed's XDP map sharing, the recorder, the process's memory
-- control:   the control loop's view of a trading worker
-- kill:      the operator's kill switch, from another process
-- reload:    hot reload on SIGHUP
-- status:    a worker's figures and the operator's view of it
-- replay:    a file through the C books
+- settings:   what a run is given (:class:`RunSettings`), from the appliance YAML or feed run's options
+- lifecycle:  the run itself, start to stop, and its report
+- live:       a live feed's XDP map sharing, the recorder, the process's memory
+- control:    the control loop's view of a trading worker
+- killswitch: the operator's kill switch, from another process
+- reloader:   hot reload on SIGHUP
+- figures:    a worker's figures and status, the operator's view of it
+- replay:     a file through the C books
 """
 
 import importlib
 from typing import Any
 
 # The package's face, each name from the module that holds it, loaded on first use: an
-# operator's `tickwire status` or `kill` loads status.py or kill.py, not the whole run.
+# operator's `tickwire status` or `kill` loads figures.py or killswitch.py, not the whole run.
+# No module is named like a name of the face (an imported submodule would shadow it).
 _WHERE = {
     "FeedError": "errors",
-    "LEVELS": "kill", "kill": "kill", "operator": "kill",
+    "LEVELS": "killswitch", "kill": "killswitch", "operator": "killswitch",
     "run": "lifecycle",
-    "reload": "reload",
+    "reload": "reloader",
     "book_capture": "replay", "book_file": "replay",
     "LiveFeed": "settings", "RunSettings": "settings", "from_config": "settings", "from_flags": "settings",
     "lab_feed": "settings", "restart_from_journal": "settings",
-    "stats": "status", "status": "status", "wait_started": "status",
+    "stats": "figures", "status": "figures", "wait_started": "figures",
 }
 __all__ = sorted(_WHERE)
 

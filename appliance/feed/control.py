@@ -1,6 +1,6 @@
 """Control of a running trading worker from inside its run: the control loop's view of it
 (the OMS fed with every order event, the risk manager, hot reload, the live section of its
-status file). The operator's kill switch, from another process, is kill.py's."""
+status file). The operator's kill switch, from another process, is killswitch.py's."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from appliance.config import RiskManager as ManagerLimits
-from appliance.feed.kill import kill
+from appliance.feed.killswitch import kill
 from appliance.oms import Oms
 from appliance.riskman import RiskManager
 from dpdk.worker import write_status
 
 if TYPE_CHECKING:  # types only: the run that makes a Control has loaded them
-    from appliance.feed.reload import Reloader
+    from appliance.feed.reloader import Reloader
     from appliance.feed.settings import RunSettings
 
 

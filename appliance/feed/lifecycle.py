@@ -26,7 +26,7 @@ from typing import Any
 from appliance.feed.control import Control
 from appliance.feed.errors import FeedError
 from appliance.feed.live import make_recorder, process_memory, share_filter
-from appliance.feed.reload import Reloader
+from appliance.feed.reloader import Reloader
 from appliance.feed.settings import RunSettings
 from appliance.journal import Journal, JournalError, kind_of
 from appliance.ptp.monitor import Monitor

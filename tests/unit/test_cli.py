@@ -131,3 +131,17 @@ def test_the_table_is_the_verb_groups_joined_and_nothing_below_imports_the_cli()
                 assert not re.search(back, text, re.M), f"{rel} imports the CLI back"
             if not rel.startswith("appliance/commands/") and rel != "appliance/cli.py":
                 assert "appliance.commands" not in text, f"{rel} imports a verb group"
+
+
+def test_the_feed_face_names_its_functions_after_its_modules_are_loaded():
+    # appliance.feed loads each name on first use; a module named like one of them would shadow it
+    # once imported (a CI run's `tickwire top` found feed.status to be the module)
+    import importlib
+    import pkgutil
+    import types
+
+    from appliance import feed
+
+    for m in pkgutil.iter_modules(feed.__path__):
+        importlib.import_module(f"appliance.feed.{m.name}")
+    assert [n for n in feed.__all__ if isinstance(getattr(feed, n), types.ModuleType)] == []

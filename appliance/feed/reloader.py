@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance import config
 from appliance.feed.errors import FeedError
-from appliance.feed.status import alive
+from appliance.feed.figures import alive
 from dpdk import worker as W
 from dpdk.worker import write_status
 

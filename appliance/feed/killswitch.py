@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from appliance.feed.errors import FeedError
-from appliance.feed.status import stats
+from appliance.feed.figures import stats
 from common.operator import operator
 from dpdk import native
 from dpdk.worker import STATE_DIR
