@@ -181,6 +181,7 @@ void tw_worker_service(struct tw_worker *w);
 struct tw_clock {
     uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
     int64_t real_off;         /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+    uint64_t tsc_m, ns_m;     /* the last calibration's own reads (the anchor may be later: it never steps back) */
 };
 void tw_clock_calibrate(struct tw_clock *c);
 uint64_t tw_clock_read(const struct tw_clock *c);

@@ -55,3 +55,19 @@ def test_an_anchor_ahead_by_more_than_an_interval_still_never_steps_back():
         assert last <= before <= after
         last = after
     assert abs(lib.tw_clock_read(c) - time.monotonic_ns()) < 1_000_000  # caught up at half speed
+
+
+def test_the_clock_never_crawls_while_it_takes_an_error_out():
+    # an anchor ahead by most of an interval: slowing down to the measured rate less the error
+    # would all but stop the clock (and with it the loop's timers and its next calibration)
+    lib, c = anchored()
+    time.sleep(0.01)
+    lib.tw_clock_calibrate(c)
+    c.ns0 += 9_500_000  # 9.5 ms ahead, recalibrated every 10 ms
+    for _ in range(4):
+        time.sleep(0.01)
+        lib.tw_clock_calibrate(c)
+        r1, m1 = lib.tw_clock_read(c), time.monotonic_ns()
+        time.sleep(0.01)
+        r2, m2 = lib.tw_clock_read(c), time.monotonic_ns()
+        assert (r2 - r1) / (m2 - m1) > 0.45  # half speed at the slowest
