@@ -19,6 +19,18 @@ def anchored():
     return lib, c
 
 
+def recalibrate_never_back(lib, c, rounds: int) -> None:
+    """Recalibrate every 10 ms: the clock never reads less than it did, across a recalibration either."""
+    last = lib.tw_clock_read(c)
+    for _ in range(rounds):
+        time.sleep(0.01)
+        before = lib.tw_clock_read(c)
+        lib.tw_clock_calibrate(c)
+        after = lib.tw_clock_read(c)
+        assert last <= before <= after
+        last = after
+
+
 def test_the_clock_follows_clock_monotonic():
     lib, c = anchored()
     for _ in range(3):
@@ -32,28 +44,14 @@ def test_a_late_anchor_is_taken_out_without_a_step_back():
     time.sleep(0.01)
     lib.tw_clock_calibrate(c)
     c.ns0 += 200_000  # as a late anchor leaves it: 200 us ahead
-    last = lib.tw_clock_read(c)
-    for _ in range(5):
-        time.sleep(0.01)
-        before = lib.tw_clock_read(c)
-        lib.tw_clock_calibrate(c)
-        after = lib.tw_clock_read(c)
-        assert last <= before <= after  # never back, across a recalibration either
-        last = after
+    recalibrate_never_back(lib, c, 5)
     assert abs(lib.tw_clock_read(c) - time.monotonic_ns()) < 100_000  # and back on CLOCK_MONOTONIC
 
 
 def test_an_anchor_ahead_by_more_than_an_interval_still_never_steps_back():
     lib, c = anchored()
     c.ns0 += 50_000_000  # 50 ms ahead, recalibrated every 10 ms
-    last = lib.tw_clock_read(c)
-    for _ in range(20):
-        time.sleep(0.01)
-        before = lib.tw_clock_read(c)
-        lib.tw_clock_calibrate(c)
-        after = lib.tw_clock_read(c)
-        assert last <= before <= after
-        last = after
+    recalibrate_never_back(lib, c, 20)
     assert abs(lib.tw_clock_read(c) - time.monotonic_ns()) < 1_000_000  # caught up at half speed
 
 
