@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.table import Table
 
@@ -25,9 +26,25 @@ def cmd_config_check(args: argparse.Namespace) -> tuple[int, Report]:
         cfg.venue.password()
     except config.ConfigError as exc:  # the secret may live only on the box: a warning here
         warnings = [p.text(args.file) for p in exc.problems]
+    warnings += unsaid(cfg, args.file)
     return 0, {"file": args.file, "valid": True, "problems": [], "warnings": warnings,
                "instruments": [i.symbol for i in cfg.instruments],
                "strategies": [f"{s.name} ({s.kind} on {s.instrument})" for s in cfg.strategies]}
+
+
+def unsaid(cfg: Any, file: str) -> list[str]:
+    """Warnings for what the YAML leaves unsaid and a safe run depends on."""
+    out = []
+    if cfg.venue.cancel_on_disconnect is None:
+        out.append(f"{file}: venue.cancel_on_disconnect is not set: say whether the venue cancels this port's "
+                   "orders when its session drops (true or false; ask the venue). If it does not, orders can "
+                   "be left working when this box dies")
+    for name, line in cfg.feed.lines.items():
+        if line.source is None:
+            out.append(f"{file}: feed.lines.{name}.source is not set: datagrams on {line.group}:{line.port} are "
+                       "taken from any sender; give the exchange's publisher (address and port) so a spoofed "
+                       "one is dropped")
+    return out
 
 
 def render_config_check(r: Report) -> None:

@@ -108,16 +108,17 @@ class Host(_Model):
     cpu_latency_us: int | None = Field(None, ge=0)  # hold PM QoS at this while running (0: idle CPUs poll)
 
 
+class Endpoint(_Model):
+    address: IPv4
+    port: Port
+
+
 class Line(_Model):
     interface: Interface
     group: Multicast
     port: Port
     queue: int = Field(0, ge=0)
-
-
-class Endpoint(_Model):
-    address: IPv4
-    port: Port
+    source: Endpoint | None = None  # the exchange's publisher; datagrams from elsewhere are dropped (unset: any)
 
 
 class Feed(_Model):
@@ -149,6 +150,7 @@ class Venue(_Model):
     timeout: Seconds = 15.0
     reconnect: Seconds = 0.5
     user_ref_base: int = Field(1, ge=1, le=2**32 - 1)
+    cancel_on_disconnect: bool | None = None  # the venue cancels this port's orders when its session drops
 
     @model_validator(mode="after")
     def _one_secret(self) -> Venue:
@@ -322,6 +324,16 @@ class Journal(_Model):
     fsync_interval: Seconds = 0.01
     market_data: bool = True                  # keep every feed frame as pcap per line, in DIR/market-data
     pcap_rotate_mb: float = Field(256, gt=0)  # a line's capture is closed and the next begun past this size
+    market_data_keep_mb: float = Field(8192, gt=0)  # the kept captures' total: the oldest files go past this
+    events_rotate_mb: float = Field(64, gt=0)  # the run's events file (under /run/tickwire) rotates past this size
+    events_keep: int = Field(4, ge=1)          # rotated events files kept; the oldest is deleted
+    warn_free_pct: float = Field(10, gt=0, lt=100)  # alert when the journal's or /run's filesystem has less free
+
+
+class Watchdog(_Model):
+    """The dead-man switch: the worker's lcore throws its own kill switch (refuses new orders, cancels the open
+    ones) when the control loop's heartbeat is older than `deadman`, or when its event ring drops an event."""
+    deadman: Seconds = Field(0.5, gt=0)
 
 
 class AppConfig(_Model):
@@ -334,6 +346,7 @@ class AppConfig(_Model):
     ptp: Ptp = Ptp()
     failover: Failover = Failover()
     journal: Journal = Journal()
+    watchdog: Watchdog = Watchdog()
 
     @model_validator(mode="after")
     def _references(self) -> AppConfig:

@@ -251,3 +251,20 @@ def test_models_are_frozen():
     with pytest.raises(Exception, match="frozen"):
         cfg.venue.port = 1  # type: ignore[misc]
     assert cfg.instruments[0].tick == Decimal("0.01")
+
+
+def _without(text: str, key: str) -> str:
+    """The YAML with no line setting `key` (comments kept)."""
+    return "".join(ln for ln in text.splitlines(keepends=True) if key not in ln or ln.lstrip().startswith("#"))
+
+
+def test_config_check_warns_of_what_a_safe_run_needs_said(tmp_path, capsys):
+    bare = _without(_without(MM, "cancel_on_disconnect"), "source:").replace("TW_OUCH_PASSWORD", "TW_TEST_UNSET")
+    told = re.sub(r"(    [AB]: \{interface: [^}]*?)\s*\}", r"\1, source: {address: 198.18.1.1, port: 26400}}", bare)
+    told = told.replace("\nvenue:", "\nvenue:\n  cancel_on_disconnect: false", 1)
+    for text, expect in ((bare, ["venue.cancel_on_disconnect is not set", "feed.lines.A.source is not set",
+                                 "feed.lines.B.source is not set"]), (told, [])):
+        (tmp_path / "mm.yaml").write_text(text)
+        assert cli.main(["config", "check", str(tmp_path / "mm.yaml"), "--json"]) == 0
+        warned = [w for w in json.loads(capsys.readouterr().out)["warnings"] if "TW_TEST_UNSET" not in w]
+        assert [e for e in expect if not any(e in w for w in warned)] == [] and len(warned) == len(expect), warned
