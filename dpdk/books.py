@@ -14,7 +14,8 @@ SIDES = {"B": 0, "S": 1}
 ERRORS = ("", "bad length", "bad locate", "bad field", "duplicate", "unknown order", "overfill", "orders full",
           "levels full")
 EVENTS = ("", "gap", "recovered", "unrecoverable", "end_of_session", "system", "trading_action",
-          "operational_halt", "reg_sho", "mwcb", "retransmission_request", "risk_denied", "order")
+          "operational_halt", "reg_sho", "mwcb", "retransmission_request", "risk_denied", "order", "kill",
+          "command", "bad_answer", "feed_refused")
 
 
 def book_stats_dict(st: Any) -> dict[str, Any]:

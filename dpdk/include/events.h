@@ -33,7 +33,13 @@ enum tw_event_type {
                                  'X' cancel sent, 'N' not sent (a broken link took it from the buffer), or
                                  the exchange's OUCH type (A E C J ...) with seq its SoupBinTCP sequence
                                  number; a user_ref, b qty */
-    TW_EV_NTYPES = 13
+    /* Issue 16's events (each owner fills in its comment): */
+    TW_EV_KILL = 13,          /* the worker threw or released a kill switch of its own accord or by command:
+                                 code: why (worker.h's enum tw_kill_reason), a: 1 thrown / 0 released */
+    TW_EV_COMMAND = 14,       /* a command the worker carried out (control.c): code: enum tw_worker_cmd */
+    TW_EV_BAD_ANSWER = 15,    /* an order-entry answer that cannot be (session.c/orders.c) */
+    TW_EV_FEED_REFUSED = 16,  /* feed datagrams refused as not the exchange's (mold.c) */
+    TW_EV_NTYPES = 17
 };
 
 /* Where an order's tick-to-trade went, stage by stage (tw_event.stage_ns); the
