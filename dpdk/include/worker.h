@@ -30,7 +30,7 @@ enum tw_worker_consts {
     TW_WORKER_MAX_PORTS = 4,
     TW_WORKER_MAX_STRATEGIES = 64, /* = TW_RISK_MAX_ROWS = TW_BOOKS_MAX_WATCHED: a row and a watch each */
     TW_LINE_BY_DEST = 255,        /* find the line from the destination (replays) */
-    TW_STATS_MAGIC = 0x74777332,  /* "tws2": a tw_worker_stats of this layout (per-strategy kill masks) */
+    TW_STATS_MAGIC = 0x74777333,  /* "tws3": a tw_worker_stats of this layout (kill reason, control heartbeat) */
 };
 
 enum tw_stage {
@@ -85,6 +85,9 @@ struct tw_worker_config {
      * SO_TIMESTAMPNS on, read with recvmmsg; their arrival stamp is the kernel's receive
      * timestamp (CLOCK_REALTIME, mapped onto CLOCK_MONOTONIC) */
     int32_t sock_fd[2];
+    /* issue 16: the dead-man switch (A): the loop throws its own kill switch when the control
+     * loop's stamp (stats.control_heartbeat_ns) is older than this; 0: off */
+    uint64_t deadman_ns;
 };
 
 struct tw_worker_stats {
@@ -135,9 +138,23 @@ struct tw_worker_stats {
     uint64_t kill_sent_ns;  /* CLOCK_MONOTONIC when their send() returned */
     uint64_t killed_strategy;  /* bit i set while strategy i is killed on its own */
     uint64_t killed_instrument; /* bit i set while strategy i's instrument is killed */
+    /* issue 16 */
+    uint64_t control_heartbeat_ns; /* CLOCK_MONOTONIC, stamped by the control loop (Python) each round */
+    uint64_t kill_reason;   /* enum tw_kill_reason: why the kill switch was last thrown */
     struct tw_feed_state feed;
     struct tw_book_stats book;
     struct tw_hist hist[8];  /* by tw_stage */
+};
+
+/* Why the global kill switch was thrown (stats.kill_reason, and the TW_EV_KILL event's code). */
+enum tw_kill_reason {
+    TW_KILL_OPERATOR = 0,     /* a command (tickwire kill) or the risk manager */
+    TW_KILL_DEADMAN = 1,      /* the control loop's heartbeat went stale (A) */
+    TW_KILL_EVENTS_DROPPED = 2, /* the event ring was full: the journal would miss orders (A) */
+    TW_KILL_JOURNAL = 3,      /* the journal cannot write (A) */
+    TW_KILL_STOPPING = 4,     /* the process is on its way out (A) */
+    TW_KILL_BAD_ANSWER = 5,   /* the venue answered something impossible (C) */
+    TW_KILL_RISK_MANAGER = 6, /* the Python risk manager (F) */
 };
 
 enum tw_worker_cmd {
