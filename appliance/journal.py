@@ -21,6 +21,13 @@ CRC at the very end (a write the machine did not finish) is a *torn tail*: it is
 reported and cut off, and numbering goes on after the last whole record. A bad
 record anywhere else is corruption: reported, never silently skipped.
 
+A disk that refuses a write (ENOSPC, EIO) is a ``JournalError`` naming the folder and the errno,
+never a record dropped without a word (the run's kill switch takes it from there). Records are
+written with ``pwrite`` at the end the writer knows and a failed one is cut off again, so the end
+is always a whole record: appends go on once there is room, and a reopen finds every record whose
+append returned. A failed fsync (also the batch thread's) ends the writing: Linux may have dropped
+the dirty pages, so every later append raises it.
+
 ``export_parquet`` writes one Parquet file per kind (``journal_seq``,
 ``journal_ts_ns`` and the record's fields as columns) and ``records.parquet``
 (``seq``, ``ts_ns``, ``kind`` and the record as JSON in ``data``); ``query`` runs
@@ -34,7 +41,9 @@ about and hide the torn tail this one must report. Queries are DuckDB's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import os
@@ -48,7 +57,7 @@ from typing import Any
 
 # the on-disk kind is the index here + 1: new kinds go at the end
 KINDS = ("order", "ack", "fill", "cancel", "reject", "risk", "operator", "config", "event", "note", "not_sent",
-         "cancel_sent", "ptp")  # new kinds go at the end: a kind's id is its place here, kept on disk
+         "cancel_sent", "ptp", "alert")  # new kinds go at the end: a kind's id is its place here, kept on disk
 _KIND_ID = {k: i + 1 for i, k in enumerate(KINDS)}
 FILE_MAGIC = b"TWJ1"
 FILE_HEADER = struct.Struct("<4sIQ")          # magic, version, first seq
@@ -61,7 +70,12 @@ DEFAULT_DIR = pathlib.Path("/var/lib/tickwire/journal")
 
 
 class JournalError(RuntimeError):
-    pass
+    """What went wrong, naming the journal's folder; ``errno`` and ``directory`` are set when the disk
+    refused a write or an fsync (the run's kill switch takes it from there)."""
+
+    def __init__(self, message: str, *, errno: int | None = None, directory: pathlib.Path | None = None):
+        super().__init__(message)
+        self.errno, self.directory = errno, directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,10 +202,16 @@ class Journal:
         self.durable_seq = self.seq
         self._written = self.seq
         self._stop = False
+        self._broken: JournalError | None = None  # a failed fsync: nothing after it can be called durable
+        self._retired: list[int] = []  # segments' fds the fsync thread may still be using: it closes them
         self._fd = -1
         self._size = 0
-        self._open_segment()
         self._syncer: threading.Thread | None = None
+        try:
+            self._open_segment()
+        except OSError as exc:
+            os.close(self._lockfd)
+            raise self._failure("cannot open a segment", exc) from exc
         if fsync == "batch":
             self._syncer = threading.Thread(target=self._sync_loop, name="tw-journal-fsync", daemon=True)
             self._syncer.start()
@@ -214,45 +234,94 @@ class Journal:
                 os.unlink(t["file"])
         return scan
 
+    def _failure(self, what: str, exc: OSError) -> JournalError:
+        code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        fix = ("free space on its filesystem (df " + str(self.dir) + "; journal.market_data_keep_mb caps the kept "
+               "captures); records acknowledged before this are kept" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "the disk under it failed: check dmesg; tickwire journal verify --dir " + str(self.dir))
+        return JournalError(f"journal {self.dir}: {what}: {code} ({exc.strerror}); {fix}",
+                            errno=exc.errno, directory=self.dir)
+
     def _open_segment(self) -> None:
+        """The last segment when it has room (opening), else a new one, made whole (header, fsync, its
+        name fsynced) before the old one is let go: a failure leaves no half-made segment behind."""
         segs = segments(self.dir)
-        if segs and segs[-1].stat().st_size < self.segment_bytes:
+        if segs and self._fd < 0 and segs[-1].stat().st_size < self.segment_bytes:
             path = segs[-1]
         else:
             path = self.dir / f"journal-{len(segs) + 1:08d}.twj"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            os.write(fd, FILE_HEADER.pack(FILE_MAGIC, VERSION, self.seq + 1))
-            os.fsync(fd)
+            try:
+                header = FILE_HEADER.pack(FILE_MAGIC, VERSION, self.seq + 1)
+                if os.write(fd, header) != len(header):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+                dfd = os.open(self.dir, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)  # the new name is durable too
+                finally:
+                    os.close(dfd)
+            except OSError:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
             os.close(fd)
-            dfd = os.open(self.dir, os.O_RDONLY)
-            os.fsync(dfd)  # the new name is durable too
-            os.close(dfd)
+        fd = os.open(path, os.O_WRONLY)  # written with pwrite at the end we know, never O_APPEND
         if self._fd >= 0:
-            os.close(self._fd)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        self._size = os.fstat(self._fd).st_size
+            if self._syncer is not None:
+                self._retired.append(self._fd)
+            else:
+                os.close(self._fd)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
         self.path = path
 
     def append(self, kind: str, data: dict[str, Any], ts_ns: int | None = None) -> int:
-        """Write one record; its sequence number. With fsync always, it is durable on return."""
+        """Write one record; its sequence number. With fsync always, it is durable on return.
+        JournalError (naming the folder and the errno) when the disk refuses it: the segment is cut
+        back to its last whole record, so nothing acknowledged is lost and a later append (once
+        there is room) goes on cleanly; after a failed fsync every append raises."""
         with self._lock:
             if self._stop:
-                raise JournalError("the journal is closed")
+                raise JournalError(f"journal {self.dir} is closed", directory=self.dir)
+            if self._broken is not None:
+                raise JournalError(str(self._broken), errno=self._broken.errno, directory=self.dir)
             seq = self.seq + 1
             rec = encode(seq, ts_ns if ts_ns is not None else time.time_ns(), kind, data)
             if self._size + len(rec) > self.segment_bytes and self._size > FILE_HEADER.size:
-                if self.fsync != "none":
-                    os.fsync(self._fd)
-                    self.durable_seq = self._written
-                self._open_segment()
-            view = memoryview(rec)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+                try:
+                    if self.fsync != "none":
+                        os.fsync(self._fd)
+                        self.durable_seq = self._written
+                except OSError as exc:
+                    self._broken = self._failure(f"cannot fsync {self.path.name}", exc)
+                    raise self._broken from exc
+                try:
+                    self._open_segment()
+                except OSError as exc:
+                    raise self._failure(f"cannot begin a new segment for record {seq}", exc) from exc
+            at, view = self._size, memoryview(rec)
+            try:
+                while view:
+                    n = os.pwrite(self._fd, view, at)
+                    view, at = view[n:], at + n
+            except OSError as exc:
+                err = self._failure(f"cannot write record {seq} to {self.path.name}", exc)
+                try:
+                    os.ftruncate(self._fd, self._size)  # the part written goes: the end is a whole record
+                except OSError:
+                    self._broken = err  # left as a torn tail, which a reopen cuts; nothing goes after it
+                raise err from exc
             self._size += len(rec)
             self.seq = self._written = seq
             if self.fsync == "always":
-                os.fsync(self._fd)
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self._broken = self._failure(f"cannot fsync record {seq}", exc)
+                    self._cond.notify_all()
+                    raise self._broken from exc
                 self.durable_seq = seq
                 self._cond.notify_all()
             return seq
@@ -264,28 +333,54 @@ class Journal:
                 if self._stop:
                     return
                 target, fd = self._written, self._fd
-            if target > self.durable_seq:
-                os.fsync(fd)
+                retired, self._retired = self._retired, []
+            try:
+                if target > self.durable_seq:
+                    os.fsync(fd)
+            except OSError as exc:  # never a silent end: the next append raises it, wait_durable says False
                 with self._lock:
-                    self.durable_seq = max(self.durable_seq, target)
+                    self._broken = self._failure("cannot fsync (batch)", exc)
                     self._cond.notify_all()
+                return
+            finally:
+                for old in retired:  # fsynced when the segment was rolled over
+                    os.close(old)
+            with self._lock:
+                self.durable_seq = max(self.durable_seq, target)
+                self._cond.notify_all()
 
     def wait_durable(self, seq: int, timeout: float = 5.0) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self.durable_seq >= seq or self.fsync == "none", timeout)
+            return self._cond.wait_for(lambda: self.durable_seq >= seq or self.fsync == "none"
+                                       or self._broken is not None, timeout) and self._broken is None
+
+    @property
+    def broken(self) -> JournalError | None:
+        """The failed fsync that ended this journal's writing, if one did."""
+        return self._broken
 
     def close(self) -> None:
+        """Flush and close; JournalError when the last fsync fails (the files are closed anyway)."""
         with self._lock:
             if self._stop:
                 return
             self._stop = True
-            if self.fsync != "none":
-                os.fsync(self._fd)
-                self.durable_seq = self._written
+            err = None
+            if self.fsync != "none" and self._broken is None:
+                try:
+                    os.fsync(self._fd)
+                    self.durable_seq = self._written
+                except OSError as exc:
+                    err = self._failure("cannot fsync on close", exc)
             os.close(self._fd)
         if self._syncer:
             self._syncer.join(timeout=2)
+        for old in self._retired:
+            os.close(old)
+        self._retired = []
         os.close(self._lockfd)
+        if err is not None:
+            raise err
 
     def __enter__(self) -> Journal:
         return self

@@ -5,6 +5,7 @@ and DuckDB queries give back what was written."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import sys
 import time
 
 import pytest
+from smallfs import small_fs
 
 from appliance import cli
 from appliance import journal as J
@@ -169,3 +171,59 @@ def test_the_journal_commands(tmp_path, capsys):
     seg.write_bytes(seg.read_bytes()[:-5])
     assert cli.main(["journal", "verify", "--dir", str(tmp_path / "j")]) == 0  # a torn tail is not corruption
     assert "torn tail" in capsys.readouterr().out
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("segment_kb", [16, 1024])
+def test_a_full_disk_raises_journal_error_and_a_reopen_recovers_every_acknowledged_record(tmp_path, segment_kb):
+    """On a full filesystem append raises JournalError naming the folder and ENOSPC (never a bare
+    OSError, never a record lost without a word); the file is cut back to its last whole record, so
+    appends go on once space is freed, and a reopen finds every record whose append returned."""
+    with small_fs(tmp_path / "fs", 256) as fs:
+        spare = fs / "spare"
+        spare.write_bytes(b"\0" * (64 << 10))  # freed later: the operator making room
+        d = fs / "journal"
+        acked: dict[int, dict] = {}
+        j = J.Journal(d, fsync="always", segment_bytes=segment_kb << 10)
+        with pytest.raises(J.JournalError) as err:
+            for i in range(100_000):
+                data = {"i": i, "pad": "x" * (i * 37 % 500)}
+                acked[j.append("order", data)] = data
+        assert f"journal {d}" in str(err.value) and "ENOSPC" in str(err.value)
+        assert err.value.errno == errno.ENOSPC and err.value.directory == d and len(acked) > 100
+        with pytest.raises(J.JournalError, match="ENOSPC"):  # still full: refused again, not dropped
+            j.append("order", data)
+        spare.unlink()
+        for i in range(20):  # room again: numbering goes on after the last acknowledged record
+            data = {"after": i}
+            seq = j.append("note", data)
+            assert seq == max(acked) + 1
+            acked[seq] = data
+        j.close()
+        scan = J.verify(d)
+        assert scan.corrupt == [] and scan.records == len(acked) == scan.last_seq
+        assert {r.seq: r.data for r in J.read(d)} == acked
+        with J.Journal(d) as again:
+            assert again.recovery.corrupt == [] and again.append("note", {"reopened": True}) == max(acked) + 1
+
+
+def test_a_failed_fsync_in_batch_mode_is_raised_by_the_next_append_never_swallowed(tmp_path, monkeypatch):
+    """The batch fsync thread used to die on an EIO and leave the journal taking records that
+    would never be durable: now the next append raises JournalError naming EIO, and so does
+    every one after it (Linux may have dropped the dirty pages: nothing later is trustworthy)."""
+    j = J.Journal(tmp_path, fsync="batch", interval=0.002)
+    seq = j.append("order", {"user_ref": 1})
+    assert j.wait_durable(seq, timeout=2)
+
+    def eio(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(J.os, "fsync", eio)
+    seq = j.append("order", {"user_ref": 2})
+    assert not j.wait_durable(seq, timeout=2)
+    for _ in range(2):
+        with pytest.raises(J.JournalError, match=f"journal {tmp_path}: cannot fsync .*EIO") as err:
+            j.append("order", {"user_ref": 3})
+        assert err.value.errno == errno.EIO
+    monkeypatch.undo()
+    j.close()
