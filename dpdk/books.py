@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dpdk import native
+from dpdk.ouch import BAD_ANSWERS
 from dpdk.risk import denial_names, denial_reason
 
 SIDES = {"B": 0, "S": 1}
@@ -60,6 +61,19 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
             if any(ev.stage_ns):
                 out["stages_ns"] = dict(zip(ORDER_STAGES, list(ev.stage_ns), strict=True))
                 out["tick_to_trade_ns"] = sum(ev.stage_ns)
+        return out
+    elif kind == "bad_answer":  # an impossible answer from the venue (order_entry.h's enum tw_bad_answer)
+        out.update(why=BAD_ANSWERS[ev.code] if ev.code < len(BAD_ANSWERS) else ev.code, user_ref=ev.a,
+                   number=ev.b, type=chr(ev.stage_ns[0]) if ev.stage_ns[0] else "session", qty=ev.stage_ns[1])
+        if ev.stage_ns[2] != 0xFFFFFFFF:
+            out["open"] = ev.stage_ns[2]
+        if ev.seq:
+            out["ouch_seq"] = ev.seq
+        if ev.price:
+            out["price"] = ev.price
+        if ev.side:
+            out["side"] = chr(ev.side)
+        _strategy(out, ev, strategies)
         return out
     elif kind == "risk_denied":
         out.update(denial=denial_names().get(ev.code, ev.code), reason=denial_reason(ev.code, ev.limit, ev.value),

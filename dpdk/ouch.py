@@ -11,14 +11,44 @@ from dpdk import native
 
 STATES = ("down", "connecting", "login_sent", "up", "ended", "rejected")
 STAT_FIELDS = ("next_seq", "connects", "logins", "disconnects", "timeouts", "heartbeats_sent", "heartbeats_heard",
-               "messages", "orders_sent", "cancels_sent", "send_errors", "orders_lost", "protocol_errors")
+               "messages", "orders_sent", "cancels_sent", "send_errors", "orders_lost", "protocol_errors",
+               "bad_answers")
+SECRET_FIELDS = frozenset({"password"})  # named in an error, never shown
+
+# order_entry.h's enum tw_bad_answer, by value: what made a venue answer impossible
+BAD_ANSWERS = ("", "login_mid_session", "login_sequence", "before_login", "unknown_order", "accepted_twice",
+               "accept_mismatch", "not_accepted", "overfill", "fill_price", "cancel_size", "reject_accepted",
+               "unasked_change", "unaccounted")
 
 
 def _field(value: str, width: int, what: str) -> bytes:
+    """A SoupBinTCP/OUCH alphanumeric field: printable ASCII, space-padded to width. The error names
+    the field and the fix; a secret's value (the password) is never in it."""
+    shown = f"{what} ({len(value)} characters)" if what in SECRET_FIELDS else f"{what} {value!r}"
+    if not all(" " <= c <= "~" for c in value):
+        raise ValueError(f"{shown}: only printable ASCII characters go in the SoupBinTCP login; "
+                         f"{'choose another ' + what if what in SECRET_FIELDS else 'change it'}")
     raw = value.encode("ascii")
     if len(raw) > width:
-        raise ValueError(f"{what} {value!r}: at most {width} characters")
+        raise ValueError(f"{shown}: at most {width} characters, as SoupBinTCP's {what} field holds; "
+                         f"{'use a shorter ' + what if what in SECRET_FIELDS else 'shorten it'}")
     return raw.ljust(width)
+
+
+def bad_answer_bytes(stats: Any, n: int) -> dict[str, Any]:
+    """The bytes the worker kept of its n-th bad answer (stats: its struct tw_worker_stats), as hex:
+    ``{"bytes": ..., "length": ...}``, or ``{"bytes_lost": True}`` when later ones took its slot."""
+    ffi, _ = native()
+    slot = stats.bad_answer[n % len(stats.bad_answer)]
+    if slot.n != n:
+        return {"bytes_lost": True}
+    data = bytes(ffi.buffer(slot.bytes, min(slot.len, len(slot.bytes))))
+    if slot.n != n:  # overwritten while read
+        return {"bytes_lost": True}
+    out: dict[str, Any] = {"bytes": data.hex(), "length": slot.len}
+    if slot.len > len(slot.bytes):
+        out["bytes_cut"] = True
+    return out
 
 
 class OuchSession:
@@ -48,7 +78,8 @@ class OuchSession:
             m = self._out[i]
             d = {k: getattr(m, k) for k in ("seq", "timestamp", "order_ref", "price", "match", "user_ref",
                                              "orig_user_ref", "qty", "reason")}
-            d.update(type="not_sent" if m.type == self.lib.TW_OUCH_MSG_NOT_SENT else chr(m.type),
+            own = {self.lib.TW_OUCH_MSG_NOT_SENT: "not_sent", self.lib.TW_OUCH_MSG_BAD: "bad"}
+            d.update(type=own.get(m.type) or chr(m.type),
                      side=chr(m.side) if m.side else None, state=chr(m.state) if m.state else None,
                      liquidity=chr(m.liquidity) if m.liquidity else None)
             out.append(d)

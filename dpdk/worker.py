@@ -30,6 +30,7 @@ from typing import Any
 from common.paths import RUN_DIR
 from dpdk import native
 from dpdk.books import Books, Feed, event_dict
+from dpdk.ouch import bad_answer_bytes
 
 STATE_DIR = RUN_DIR / "feed"
 STAGES = ("wire", "queue", "apply", "total", "decide", "risk", "send", "tick_to_trade")
@@ -367,7 +368,10 @@ class Worker:
         while True:
             n = self.lib.tw_worker_events(self._w, self._ev, len(self._ev))
             for i in range(n):
-                yield event_dict(self._ev[i], self.strategy_names)
+                ev = event_dict(self._ev[i], self.strategy_names)
+                if ev["event"] == "bad_answer":  # its bytes, from the stats' small ring, before later ones come
+                    ev.update(bad_answer_bytes(self.shared.ptr, ev["number"]))
+                yield ev
             if n < len(self._ev):
                 return
 

@@ -37,7 +37,13 @@ enum tw_event_type {
     TW_EV_KILL = 13,          /* the worker threw or released a kill switch of its own accord or by command:
                                  code: why (worker.h's enum tw_kill_reason), a: 1 thrown / 0 released */
     TW_EV_COMMAND = 14,       /* a command the worker carried out (control.c): code: enum tw_worker_cmd */
-    TW_EV_BAD_ANSWER = 15,    /* an order-entry answer that cannot be (session.c/orders.c) */
+    TW_EV_BAD_ANSWER = 15,    /* an order-entry answer that cannot be (session.c, risk_orders.c; raised by
+                                 orders.c, which throws the kill switch): code: enum tw_bad_answer, a: the
+                                 UserRefNum it names (0: none), b: its number n (its bytes: the stats'
+                                 bad_answer[n % 4]), seq: its SoupBinTCP sequence number, price, side: the
+                                 answer's, strategy: the order's, stage_ns[0]: its OUCH type (0: a session
+                                 packet), [1]: its quantity, [2]: the order's open shares before it
+                                 (UINT32_MAX: no such order) */
     TW_EV_FEED_REFUSED = 16,  /* feed datagrams refused as not the exchange's (mold.c) */
     TW_EV_NTYPES = 17
 };

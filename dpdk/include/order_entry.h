@@ -7,6 +7,8 @@
 #define TW_ORDER_ENTRY_H
 #include <stdint.h>
 
+struct tw_risk; /* risk.h */
+
 /* ---- order entry: OUCH 5.0 (dpdk/src/ouch.c) over SoupBinTCP 3.00 (dpdk/src/session.c) -------
  * The worker's own session on a kernel TCP socket, driven by tw_ouch_poll from
  * its loop (never blocking): connect, login asking for the next sequenced
@@ -41,6 +43,40 @@ struct tw_ouch_config {
 enum tw_ouch_msg_consts {
     TW_OUCH_MSG_NOT_SENT = 1, /* a tw_ouch_msg type of our own: the order user_ref was queued, but the link
                                  broke before it was written to the socket; it never reached the exchange */
+    TW_OUCH_MSG_BAD = 2,      /* another of our own: the session read something that cannot be (reason: enum
+                                 tw_bad_answer, raw: its bytes); nothing of it was applied */
+    TW_OUCH_RAW = 96,         /* bytes of a message kept with it (tw_ouch_msg.raw); longer ones are cut */
+};
+
+/* What makes an answer from the venue impossible (TW_EV_BAD_ANSWER's code). The session (session.c)
+ * finds the first three, the order path (risk_orders.c, tw_risk_answer) the rest, against the order the
+ * answer names. Any of them throws the worker's kill switch (orders.c). */
+enum tw_bad_answer {
+    TW_BAD_LOGIN_MID_SESSION = 1, /* a Login Accepted on a session already up (ignored: no renumbering) */
+    TW_BAD_LOGIN_SEQUENCE = 2,    /* a Login Accepted whose next sequence is not the one the login asked for:
+                                     messages missed (above) or replayed twice (below) */
+    TW_BAD_BEFORE_LOGIN = 3,      /* a sequenced message before the login was accepted (ignored) */
+    TW_BAD_UNKNOWN_ORDER = 4,     /* A E C J U about a UserRefNum we hold no open order for */
+    TW_BAD_ACCEPTED_TWICE = 5,    /* an Accepted for an order already accepted */
+    TW_BAD_ACCEPT_MISMATCH = 6,   /* an Accepted whose side, quantity or price is not what was sent */
+    TW_BAD_NOT_ACCEPTED = 7,      /* an Executed or Canceled for an order the venue has not accepted yet */
+    TW_BAD_OVERFILL = 8,          /* an Executed for more shares than the order has open (counted in full) */
+    TW_BAD_FILL_PRICE = 9,        /* an Executed through the order's limit (a buy above it, a sell below) */
+    TW_BAD_CANCEL_SIZE = 10,      /* a Canceled that takes 0 shares, or more than the order has open */
+    TW_BAD_REJECT_ACCEPTED = 11,  /* a Rejected for an order the venue had accepted */
+    TW_BAD_UNASKED_CHANGE = 12,   /* a Replaced or Modified: the worker never asks for either */
+    TW_BAD_UNACCOUNTED = 13,      /* a Broken Trade or Trade Correction: positions are in doubt */
+    TW_BAD_NCODES = 14
+};
+
+/* The bytes of one bad answer, kept in the worker's stats (bad_answer[n % 4]) for Python to journal
+ * when it drains the TW_EV_BAD_ANSWER whose b is n. */
+struct tw_bad_answer_bytes {
+    uint64_t n;              /* which bad answer (1, 2, ...); 0: none yet */
+    uint32_t len;            /* its whole length (bytes holds the first TW_OUCH_RAW) */
+    uint16_t code;           /* enum tw_bad_answer */
+    uint8_t _pad[2];
+    uint8_t bytes[96];       /* the SoupBinTCP packet as it came: length, type, payload */
 };
 
 struct tw_ouch_msg {         /* one OUCH message from the exchange (or TW_OUCH_MSG_NOT_SENT) */
@@ -52,12 +88,14 @@ struct tw_ouch_msg {         /* one OUCH message from the exchange (or TW_OUCH_M
     uint32_t user_ref;       /* the order (U: the new UserRefNum) */
     uint32_t orig_user_ref;  /* U: the replaced order */
     uint32_t qty;            /* A U: shares; E: executed; C: canceled */
-    uint16_t reason;         /* C: reason character; J: reject code */
+    uint16_t reason;         /* C: reason character; J: reject code; TW_OUCH_MSG_BAD: enum tw_bad_answer */
     uint8_t type;            /* 'A' 'U' 'C' 'E' 'J' 'S' 'P' 'I' 'M' 'B' ... */
     uint8_t side;            /* A U */
     uint8_t state;           /* A U: 'L' live, 'D' dead; S: the event code */
     uint8_t liquidity;       /* E */
-    uint8_t _pad[6];
+    uint8_t _pad[4];
+    uint16_t raw_len;        /* the SoupBinTCP packet it came in (length, type, payload), raw[] its first bytes */
+    uint8_t raw[96];
 };
 
 struct tw_ouch_stats {
@@ -76,6 +114,7 @@ struct tw_ouch_stats {
     uint64_t orders_lost;    /* orders queued, then taken from the buffer by a broken link (reported by poll) */
     uint64_t protocol_errors;
     uint64_t reject_reason;  /* the login reject's reason character */
+    uint64_t bad_answers;    /* messages the session found impossible (TW_OUCH_MSG_BAD) */
     char session[10];        /* the session the server named */
     uint8_t _pad[6];
 };
@@ -106,10 +145,29 @@ int tw_ouch_flush(struct tw_ouch *o, uint64_t now_ns);
 void tw_ouch_drop(struct tw_ouch *o);
 /* Log out and stay down. */
 void tw_ouch_logout(struct tw_ouch *o);
-/* Parse bytes as if the exchange had sent them on a logged-in session (tests and
- * fuzzing: the parser without a socket). Returns the messages written to out. */
+/* Parse bytes as if the exchange had sent them on a connected session whose login asked for
+ * next_seq (tests and fuzzing: the parser without a socket). Returns the messages written to out. */
 uint32_t tw_ouch_inject(struct tw_ouch *o, const uint8_t *data, uint32_t len, struct tw_ouch_msg *out,
                         uint32_t max);
 void tw_ouch_stats(const struct tw_ouch *o, struct tw_ouch_stats *out);
+
+/* ---- the venue's answers checked against our open orders (dpdk/src/risk_orders.c) ----------
+ * One answer (a parsed sequenced message) checked against the order it names in the risk table,
+ * then applied to it and to the position (A marks it accepted, E fills it, counting every share the
+ * venue says traded, C takes the decrement, J closes it): 0, or the enum tw_bad_answer that makes
+ * it impossible (applied all the same where the venue's word is the truth: a fill counts). */
+int tw_risk_answer(struct tw_risk *r, const struct tw_ouch_msg *m);
+/* The order's open shares, or -1 when risk holds no such open order. */
+int64_t tw_risk_order_open(const struct tw_risk *r, uint64_t user_ref);
+
+/* The worker's handling of the venue's answers without a worker (tests; dpdk/src/orders.c): bytes
+ * injected into the session (tw_ouch_inject), each answer then taken as the loop takes it (checked,
+ * applied to risk, its order event and any TW_EV_BAD_ANSWER raised into events, the kill switch
+ * thrown in st). Returns the answers taken. */
+struct tw_worker_stats;
+struct tw_event_sink;
+uint32_t tw_orders_feed_answers(struct tw_risk *r, struct tw_ouch *session, struct tw_worker_stats *st,
+                                const struct tw_event_sink *events, const uint8_t *data, uint32_t len,
+                                uint64_t now_ns);
 
 #endif

@@ -141,6 +141,10 @@ struct tw_worker_stats {
     /* issue 16 */
     uint64_t control_heartbeat_ns; /* CLOCK_MONOTONIC, stamped by the control loop (Python) each round */
     uint64_t kill_reason;   /* enum tw_kill_reason: why the kill switch was last thrown */
+    /* issue 16 (C): answers from the venue that cannot be (orders.c); each throws the kill switch and
+     * raises TW_EV_BAD_ANSWER with b = its number n, its bytes in bad_answer[n % 4] */
+    uint64_t bad_answers;
+    struct tw_bad_answer_bytes bad_answer[4];
     struct tw_feed_state feed;
     struct tw_book_stats book;
     struct tw_hist hist[8];  /* by tw_stage */

@@ -263,51 +263,99 @@ void tw_orders_timer(struct tw_orders *o, int stale, uint64_t now)
     send_pending(o, NULL, now);
 }
 
+/* An answer that cannot be: its bytes where Python finds them (stats.bad_answer[n % 4]), its event,
+ * and the kill switch thrown as another process would throw it (control.c cancels the open orders
+ * at the top of the next iteration); risk refuses new orders from now on. */
+static void bad_answer(struct tw_orders *o, const struct tw_ouch_msg *m, uint16_t code, int64_t open, int owner,
+                       uint64_t now)
+{
+    struct tw_worker_stats *st = o->st;
+    uint64_t n = ++st->bad_answers;
+    struct tw_bad_answer_bytes *b = &st->bad_answer[n % 4];
+    b->len = m->raw_len;
+    b->code = code;
+    memcpy(b->bytes, m->raw, sizeof(b->bytes));
+    __atomic_store_n(&b->n, n, __ATOMIC_RELEASE);
+    struct tw_event ev = { .ts_ns = now, .type = TW_EV_BAD_ANSWER, .code = (uint8_t)code, .a = m->user_ref, .b = n,
+                           .seq = m->seq, .price = m->price, .side = m->side,
+                           .strategy = owner < 0 ? NONE : (uint8_t)owner };
+    ev.stage_ns[0] = m->type == TW_OUCH_MSG_BAD ? 0 : m->type; /* the OUCH type (0: the session's own finding) */
+    ev.stage_ns[1] = m->qty;
+    ev.stage_ns[2] = open < 0 ? UINT32_MAX : (uint32_t)open; /* what the order had open (UINT32_MAX: none) */
+    tw_raise(o->events, &ev);
+    tw_risk_kill_all(o->risk, 1);
+    if (!__atomic_load_n(&st->kill, __ATOMIC_ACQUIRE)) {
+        st->kill_reason = TW_KILL_BAD_ANSWER;
+        __atomic_store_n(&st->kill, 1, __ATOMIC_RELEASE);
+    }
+}
+
 void tw_orders_answers(struct tw_orders *o, uint64_t now)
 {
     struct tw_ouch_msg msgs[32];
+    uint32_t n = tw_venue_poll(&o->venue, now, msgs, 32);
+    tw_orders_take_answers(o, msgs, n, now);
+}
+
+void tw_orders_take_answers(struct tw_orders *o, const struct tw_ouch_msg *msgs, uint32_t n, uint64_t now)
+{
     struct tw_actions none;
     struct tw_worker_stats *st = o->st;
-    uint32_t n = tw_venue_poll(&o->venue, now, msgs, 32);
     for (uint32_t i = 0; i < n; i++) {
         const struct tw_ouch_msg *m = &msgs[i];
         uint8_t code = m->type;
         int owner = m->user_ref ? tw_risk_order_strategy(o->risk, m->user_ref) : -1;
         struct tw_strategy *s = owner >= 0 && (uint32_t)owner < o->nstrat ? o->strategies[owner] : NULL;
-        switch (m->type) {
-        case TW_OUCH_MSG_NOT_SENT: /* queued, then a broken link took it: it never left */
+        if (m->type == TW_OUCH_MSG_BAD) { /* the session's own finding: nothing of it applied */
+            bad_answer(o, m, m->reason, -1, -1, now);
+            continue;
+        }
+        if (m->type == TW_OUCH_MSG_NOT_SENT) { /* queued, then a broken link took it: it never left */
             st->send_failed++;
             tw_risk_on_done(o->risk, m->user_ref);
             if (s)
                 tw_strategy_on_order(s, m->user_ref, TW_ORDER_DENIED, 0, now, &none);
-            code = 'N';
-            break;
+            order_event(o, 'N', m->user_ref, m->qty, m->price, m->side, now, m->seq, owner);
+            continue;
+        }
+        st->order_events++;
+        int64_t open = m->user_ref ? tw_risk_order_open(o->risk, m->user_ref) : -1;
+        int bad = tw_risk_answer(o->risk, m); /* checked, then applied to positions and open orders */
+        if (bad == TW_BAD_UNKNOWN_ORDER)
+            st->unknown_orders++;
+        if (m->user_ref)
+            order_event(o, code, m->user_ref, m->qty, m->price, m->side, now, m->seq, owner);
+        if (bad)
+            bad_answer(o, m, (uint16_t)bad, open, owner, now);
+        if (m->type == 'E')
+            st->executed += m->qty;
+        if (!s)
+            continue;
+        switch (m->type) {
         case 'A': /* live or dead ('D': it will not rest), its executions and cancels still follow */
-            st->order_events++;
-            if (s)
-                tw_strategy_on_order(s, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
+            tw_strategy_on_order(s, m->user_ref, TW_ORDER_ACCEPTED, m->qty, now, &none);
             break;
         case 'E':
-            st->order_events++;
-            if (tw_risk_on_execution(o->risk, m->user_ref, m->qty) < 0)
-                st->unknown_orders++;
-            if (s)
-                tw_strategy_on_order(s, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
-            st->executed += m->qty;
+            tw_strategy_on_order(s, m->user_ref, TW_ORDER_EXECUTED, m->qty, now, &none);
             break;
         case 'C':
         case 'J':
-            st->order_events++;
-            if (tw_risk_on_done(o->risk, m->user_ref) < 0)
-                st->unknown_orders++;
-            if (s)
+            if (tw_risk_order_open(o->risk, m->user_ref) < 0) /* a partial cancel leaves it working */
                 tw_strategy_on_order(s, m->user_ref, TW_ORDER_DONE, 0, now, &none);
             break;
         default:
-            st->order_events++;
             break;
         }
-        if (m->user_ref)
-            order_event(o, code, m->user_ref, m->qty, m->price, m->side, now, m->seq, owner);
     }
+}
+
+uint32_t tw_orders_feed_answers(struct tw_risk *r, struct tw_ouch *session, struct tw_worker_stats *st,
+                                const struct tw_event_sink *events, const uint8_t *data, uint32_t len,
+                                uint64_t now_ns)
+{
+    struct tw_orders o = { .risk = r, .st = st, .events = events, .venue = { &tw_session_venue, session } };
+    struct tw_ouch_msg msgs[64];
+    uint32_t n = tw_ouch_inject(session, data, len, msgs, 64);
+    tw_orders_take_answers(&o, msgs, n, now_ns);
+    return n;
 }

@@ -65,8 +65,12 @@ void tw_orders_fini(struct tw_orders *o);
 void tw_orders_dispatch(struct tw_orders *o, int stale, const struct tw_trigger *tr);
 /* The timer: requotes the throttle held back; a strategy given another instrument is watched. */
 void tw_orders_timer(struct tw_orders *o, int stale, uint64_t now);
-/* The venue's answers: positions (risk) and the strategies' own orders follow them. */
+/* The venue's answers: each checked against the session and the order it names (an impossible one
+ * throws the kill switch, raises TW_EV_BAD_ANSWER and keeps its bytes in the stats), then positions
+ * (risk) and the strategies' own orders follow them. */
 void tw_orders_answers(struct tw_orders *o, uint64_t now);
+/* ... the same for answers already read (tw_orders_answers' second half) */
+void tw_orders_take_answers(struct tw_orders *o, const struct tw_ouch_msg *msgs, uint32_t n, uint64_t now);
 /* Cancel every open order of one instrument (0: all) and one strategy (TW_RISK_ANY: all). */
 void tw_orders_cancel_open(struct tw_orders *o, uint16_t locate, uint8_t strategy);
 

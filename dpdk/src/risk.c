@@ -423,6 +423,7 @@ int tw_risk_seed_order(struct tw_risk *r, const struct tw_order_intent *o)
         r->open_count >= r->capacity || own_find(r, o->user_ref))
         return -1;
     tw_risk_open_order(r, o);
+    own_find(r, o->user_ref)->flags = OWN_SEEDED; /* its Accepted may be behind it or still to come */
     return 0;
 }
 

@@ -2,6 +2,7 @@
  * strategy), each instrument's position, open quantity and exposure, our best resting price on
  * each side (the self-match check), and the gross exposure. Orders open when the chain passes
  * them (or a restart seeds them) and close on the exchange's answers. See risk.h. */
+#include "order_entry.h"
 #include "risk_state.h"
 
 uint32_t tw_risk_open_orders(const struct tw_risk *r, uint16_t locate, uint8_t strategy, uint64_t *refs,
@@ -145,4 +146,101 @@ int tw_risk_order_strategy(const struct tw_risk *r, uint64_t user_ref)
 int64_t tw_risk_position(const struct tw_risk *r, uint16_t locate)
 {
     return locate <= r->max_locate ? r->ins[locate].position : 0;
+}
+
+int64_t tw_risk_order_open(const struct tw_risk *r, uint64_t user_ref)
+{
+    const struct own_order *o = user_ref ? own_find((struct tw_risk *)r, user_ref) : NULL;
+    return o ? (int64_t)o->open : -1;
+}
+
+/* ---- the venue's answers checked and applied (order_entry.h) -------------------------------- */
+
+static int is_sell(uint8_t side) /* OUCH's sell sides: S, T short, E short exempt */
+{
+    return side == 'S' || side == 'T' || side == 'E';
+}
+
+/* Accepted: once, for the order as we sent it (its shares all open: fills come after it). A seeded
+ * order's Accepted may still come after a restart, once. */
+static int on_accepted(struct own_order *o, const struct tw_ouch_msg *m)
+{
+    if (o->flags == OWN_ACCEPTED)
+        return TW_BAD_ACCEPTED_TWICE;
+    int seeded = o->flags & OWN_SEEDED;
+    o->flags = OWN_ACCEPTED;
+    if (is_sell(m->side) != o->side || m->price != o->price || (!seeded && m->qty != o->open))
+        return TW_BAD_ACCEPT_MISMATCH;
+    return 0;
+}
+
+/* Executed: every share the venue says traded counts in the position (the venue's book is the
+ * truth a restart and the OMS go by); more than is open, or through the limit, cannot be. */
+static int on_executed(struct tw_risk *r, struct own_order *o, const struct tw_ouch_msg *m)
+{
+    int bad = !(o->flags & (OWN_ACCEPTED | OWN_SEEDED)) ? TW_BAD_NOT_ACCEPTED
+              : m->qty > o->open         ? TW_BAD_OVERFILL
+              : (o->side == 0 ? m->price > o->price : m->price < o->price) ? TW_BAD_FILL_PRICE
+                                                                             : 0;
+    struct instrument_risk *in = &r->ins[o->locate];
+    uint32_t take = m->qty < o->open ? m->qty : o->open;
+    in->position += o->side == 0 ? (int64_t)m->qty : -(int64_t)m->qty;
+    in->open_qty[o->side] -= take;
+    o->open -= take;
+    update_exposure(r, in);
+    if (o->open == 0)
+        close_order(r, o);
+    return bad;
+}
+
+/* Canceled: the decrement leaves the rest open (OUCH 5.0's Order Canceled carries it). */
+static int on_canceled(struct tw_risk *r, struct own_order *o, const struct tw_ouch_msg *m)
+{
+    int bad = !(o->flags & (OWN_ACCEPTED | OWN_SEEDED)) ? TW_BAD_NOT_ACCEPTED
+              : m->qty == 0 || m->qty > o->open ? TW_BAD_CANCEL_SIZE
+                                                 : 0;
+    if (m->qty >= o->open) {
+        close_order(r, o);
+        return bad;
+    }
+    struct instrument_risk *in = &r->ins[o->locate];
+    in->open_qty[o->side] -= m->qty;
+    o->open -= m->qty;
+    update_exposure(r, in);
+    return bad;
+}
+
+int tw_risk_answer(struct tw_risk *r, const struct tw_ouch_msg *m)
+{
+    struct own_order *o = NULL;
+    switch (m->type) {
+    case 'A':
+    case 'E':
+    case 'C':
+    case 'J':
+        if (!m->user_ref || !(o = own_find(r, m->user_ref)))
+            return TW_BAD_UNKNOWN_ORDER;
+        break;
+    case 'U': /* a Replaced names the order it replaces; neither is ours to expect */
+    case 'M':
+        return TW_BAD_UNASKED_CHANGE;
+    case 'B':
+    case 'F':
+        return TW_BAD_UNACCOUNTED;
+    default: /* S system event, P cancel pending, I cancel reject (an order filled before our cancel), ... */
+        return 0;
+    }
+    switch (m->type) {
+    case 'A':
+        return on_accepted(o, m);
+    case 'E':
+        return on_executed(r, o, m);
+    case 'C':
+        return on_canceled(r, o, m);
+    default: { /* 'J': the Enter refused */
+        int bad = o->flags == OWN_ACCEPTED ? TW_BAD_REJECT_ACCEPTED : 0;
+        close_order(r, o);
+        return bad;
+    }
+    }
 }

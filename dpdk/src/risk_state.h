@@ -17,6 +17,12 @@ struct own_order { /* one of our open orders; user_ref 0: empty slot */
     uint16_t locate;
     uint8_t side;   /* 0 buy, 1 sell */
     uint8_t strategy; /* its row, or TW_RISK_ANY */
+    uint8_t flags;  /* OWN_ACCEPTED, OWN_SEEDED (tw_risk_answer's checks) */
+};
+
+enum own_flags {
+    OWN_ACCEPTED = 1, /* the venue said Accepted */
+    OWN_SEEDED = 2,   /* a restart seeded it: whether the venue accepted it before is unknown */
 };
 
 struct instrument_risk {

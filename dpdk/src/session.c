@@ -7,6 +7,12 @@
  * Sequenced messages are numbered from the login's "next sequence"; a reconnect
  * logs in asking for the first one not yet seen, so the server's replay brings
  * exactly the missed ones: no gap, no duplicate.
+ *
+ * What cannot be comes back from the poll as a TW_OUCH_MSG_BAD message of its own, with
+ * its bytes, for the order path to throw the kill switch on: a Login Accepted on a session
+ * already up (ignored: it does not renumber), one whose next sequence is not the one asked
+ * for (messages missed or replayed twice), a sequenced message before the login's answer
+ * (ignored).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -46,6 +52,7 @@ struct tw_ouch {
     uint32_t nqueued;
     uint32_t lost[MAX_QUEUED]; /* orders a broken link took from the buffer: reported by the next poll */
     uint32_t nlost;
+    uint64_t asked_seq;        /* the next sequence the last login asked for (0: none sent: inject) */
     struct tw_ouch_stats st;
 };
 
@@ -164,6 +171,7 @@ static void send_login(struct tw_ouch *o, uint64_t now)
     char seq[21];
     snprintf(seq, sizeof(seq), "%20llu", (unsigned long long)o->st.next_seq);
     memcpy(p + 26, seq, 20);
+    o->asked_seq = o->st.next_seq;
     packet(o, 'L', p, sizeof(p), now);
     o->st.state = TW_OUCH_LOGIN_SENT;
 }
@@ -220,6 +228,24 @@ void tw_ouch_logout(struct tw_ouch *o)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* The packet p (len bytes after its length field) as a message of its own: kept with its bytes. */
+static void keep_raw(struct tw_ouch_msg *m, const uint8_t *p, uint16_t len)
+{
+    uint32_t whole = 2u + len, take = whole < TW_OUCH_RAW ? whole : TW_OUCH_RAW;
+    m->raw_len = (uint16_t)(whole > 0xFFFF ? 0xFFFF : whole);
+    memcpy(m->raw, p - 2, take);
+}
+
+static void bad(struct tw_ouch *o, struct tw_ouch_msg *m, uint16_t code, const uint8_t *p, uint16_t len)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = TW_OUCH_MSG_BAD;
+    m->reason = code;
+    m->seq = o->st.next_seq;
+    keep_raw(m, p, len);
+    o->st.bad_answers++;
+}
+
 /* Parse what has arrived; returns messages written to out. */
 static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out, uint32_t max)
 {
@@ -235,13 +261,20 @@ static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out
             break;
         const uint8_t *p = o->in + off + 2;
         uint8_t type = p[0];
-        if (type == 'S' && n == max)
+        if ((type == 'S' || type == 'A') && n == max)
             break; /* no room: it waits for the next call */
         switch (type) {
         case 'A': /* login accepted */
-            if (len >= 31) {
+            if (len < 31) {
+                o->st.protocol_errors++;
+            } else if (o->st.state == TW_OUCH_UP) {
+                bad(o, &out[n++], TW_BAD_LOGIN_MID_SESSION, p, len); /* the numbering stays */
+            } else {
+                uint64_t next = tw_ouch_ascii_number(p + 11, 20);
+                if (o->asked_seq && next != o->asked_seq) /* numbered as the server says, and said */
+                    bad(o, &out[n++], TW_BAD_LOGIN_SEQUENCE, p, len);
                 memcpy(o->st.session, p + 1, 10);
-                o->st.next_seq = tw_ouch_ascii_number(p + 11, 20);
+                o->st.next_seq = next;
                 o->st.state = TW_OUCH_UP;
                 o->st.logins++;
             }
@@ -253,7 +286,12 @@ static uint32_t consume(struct tw_ouch *o, uint64_t now, struct tw_ouch_msg *out
             disconnect(o, o->st.reject_reason == 'S' ? TW_OUCH_DOWN : TW_OUCH_REJECTED);
             return n;
         case 'S':
+            if (o->st.state != TW_OUCH_UP) {
+                bad(o, &out[n++], TW_BAD_BEFORE_LOGIN, p, len);
+                break;
+            }
             tw_ouch_parse(&out[n], p + 1, len - 1u);
+            keep_raw(&out[n], p, len);
             out[n].seq = o->st.next_seq++;
             o->st.messages++;
             n++;
@@ -367,8 +405,10 @@ int tw_ouch_is_up(const struct tw_ouch *o)
 uint32_t tw_ouch_inject(struct tw_ouch *o, const uint8_t *data, uint32_t len, struct tw_ouch_msg *out,
                         uint32_t max)
 {
-    if (o->st.state != TW_OUCH_UP && o->st.state != TW_OUCH_LOGIN_SENT)
-        o->st.state = TW_OUCH_LOGIN_SENT; /* as if connected and logged in */
+    if (o->st.state != TW_OUCH_UP && o->st.state != TW_OUCH_LOGIN_SENT) {
+        o->st.state = TW_OUCH_LOGIN_SENT; /* as if connected, and a login asking for next_seq sent */
+        o->asked_seq = o->st.next_seq;
+    }
     uint32_t n = 0;
     while (len && o->st.state != TW_OUCH_ENDED && o->st.state != TW_OUCH_REJECTED) {
         uint32_t room = IN_BUF - o->in_len, take = len < room ? len : room;
