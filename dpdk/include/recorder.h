@@ -21,6 +21,8 @@ struct tw_recorder_config {
     uint64_t ring_bytes;    /* a power of two, >= 4096: what the writer may fall behind by */
     uint32_t snaplen;       /* bytes kept of a frame (0: 65535) */
     uint32_t _pad;
+    uint64_t keep_bytes;    /* the folder's captures of this prefix past this total: the oldest closed ones are
+                             * deleted when a file is opened, never an open one (0: never deleted) */
 };
 
 struct tw_recorder_stats {
@@ -31,6 +33,8 @@ struct tw_recorder_stats {
     uint64_t rotations;
     uint64_t write_errors;  /* a file that could not be opened or written (the frame is lost) */
     uint64_t queued_bytes;  /* in the ring now */
+    uint64_t deleted_files; /* closed captures deleted to stay under keep_bytes (each named on stderr) */
+    uint64_t deleted_bytes;
 };
 
 struct tw_recorder;

@@ -13,18 +13,25 @@
  *   | len bytes | pad to 8
  * len WRAP marks the rest of the ring as unused: the next record is at the start.
  *
+ * With keep_bytes, the writer thread keeps the folder's captures (this prefix, every line, earlier
+ * runs' too) under that total: each time it opens a file it deletes the oldest closed ones (by
+ * mtime) until the rest fit, never a file it has open, and names each on stderr.
+ *
  * The files are classic pcap with nanosecond timestamps (magic 0xa1b23c4d),
  * link type Ethernet; a line read from a kernel socket has its datagram
  * written behind an Ethernet, IPv4 and UDP header made up from its addresses.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "internal.h"
@@ -37,6 +44,7 @@ static const char LINE_NAME[LINES] = { 'A', 'B', 'R' };
 
 struct line_file {
     FILE *f;
+    char name[128];       /* of the open file, in cfg.dir */
     uint64_t bytes;       /* of the open file */
     uint32_t index;       /* files opened so far */
     time_t failed_at;     /* the last open that failed: the next is tried a second later */
@@ -191,6 +199,83 @@ int tw_recorder_datagram(struct tw_recorder *r, uint8_t line, uint64_t ts_ns, ui
 
 /* ---- the consumer: our writer thread --------------------------------------------------- */
 
+struct kept {
+    int64_t mtime_ns;
+    uint64_t size;
+    char name[128];
+};
+
+static int older(const void *a, const void *b)
+{
+    const struct kept *x = a, *y = b;
+    if (x->mtime_ns != y->mtime_ns)
+        return x->mtime_ns < y->mtime_ns ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* One of our captures: [PREFIX-]{A,B,R}-*.pcap */
+static int ours(const struct tw_recorder *r, const char *name)
+{
+    size_t lead = strlen(r->cfg.prefix), n = strlen(name);
+    if (lead && (strncmp(name, r->cfg.prefix, lead) != 0 || name[lead] != '-'))
+        return 0;
+    const char *p = name + lead + (lead ? 1 : 0);
+    return (p[0] == 'A' || p[0] == 'B' || p[0] == 'R') && p[1] == '-' && n > 5 && strcmp(name + n - 5, ".pcap") == 0;
+}
+
+/* Keep the folder's captures under keep_bytes: the oldest closed ones go. The open files count
+ * (what they hold so far) but are never deleted. */
+static void prune(struct tw_recorder *r)
+{
+    if (!r->cfg.keep_bytes || r->cfg.single[0])
+        return;
+    DIR *d = opendir(r->cfg.dir);
+    if (!d)
+        return;
+    struct kept *list = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    for (int l = 0; l < LINES; l++)
+        if (r->file[l].f)
+            total += r->file[l].bytes;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (!ours(r, e->d_name) || len >= sizeof(list->name))
+            continue;
+        int open_now = 0;
+        for (int l = 0; l < LINES; l++)
+            open_now |= r->file[l].f && strcmp(r->file[l].name, e->d_name) == 0;
+        struct stat sb;
+        if (open_now || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (n == cap) {
+            struct kept *more = realloc(list, (cap = cap ? cap * 2 : 64) * sizeof(*list));
+            if (!more)
+                break;
+            list = more;
+        }
+        list[n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+        list[n].size = (uint64_t)sb.st_size;
+        memcpy(list[n].name, e->d_name, len + 1);
+        total += list[n++].size;
+    }
+    if (n)
+        qsort(list, n, sizeof(*list), older);
+    for (size_t i = 0; i < n && total > r->cfg.keep_bytes; i++) {
+        if (unlinkat(dirfd(d), list[i].name, 0) != 0)
+            continue;
+        total -= list[i].size;
+        r->st.deleted_files++;
+        r->st.deleted_bytes += list[i].size;
+        fprintf(stderr, "tickwire recorder: deleted %s/%s (%llu bytes): the kept captures passed %llu MiB "
+                        "(journal.market_data_keep_mb)\n", r->cfg.dir, list[i].name,
+                (unsigned long long)list[i].size, (unsigned long long)(r->cfg.keep_bytes >> 20));
+    }
+    free(list);
+    closedir(d);
+}
+
 static int open_next(struct tw_recorder *r, uint8_t line)
 {
     struct line_file *lf = &r->file[line];
@@ -209,9 +294,11 @@ static int open_next(struct tw_recorder *r, uint8_t line)
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
     if (r->cfg.single[0])
         snprintf(path, sizeof(path), "%s", r->cfg.single);
-    else
-        snprintf(path, sizeof(path), "%s/%s%s%c-%s-%04u.pcap", r->cfg.dir, r->cfg.prefix, r->cfg.prefix[0] ? "-" : "",
+    else {
+        snprintf(lf->name, sizeof(lf->name), "%s%s%c-%s-%04u.pcap", r->cfg.prefix, r->cfg.prefix[0] ? "-" : "",
                  LINE_NAME[line], stamp, lf->index + 1);
+        snprintf(path, sizeof(path), "%s/%s", r->cfg.dir, lf->name);
+    }
     /* the one file goes on where this recorder left it before a stop (it has its header then) */
     struct stat sb;
     int resume = r->cfg.single[0] && lf->index > 0 && stat(path, &sb) == 0 && sb.st_size >= 24;
@@ -238,6 +325,7 @@ static int open_next(struct tw_recorder *r, uint8_t line)
         r->st.write_errors++;
     lf->bytes = sizeof(gh);
     r->st.files++;
+    prune(r);
     return 0;
 }
 

@@ -6,6 +6,7 @@ line. The files read back through scapy and the project's own capture reader."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -113,3 +114,43 @@ def test_a_cut_datagram_keeps_its_wire_length_and_one_file_goes_on_after_a_resta
     r.start()  # the same recorder again: its one file goes on, not started anew
     r.stop()
     assert path.read_bytes().startswith(raw) and len(path.read_bytes()) > len(raw)
+
+
+def test_the_kept_captures_are_capped_the_oldest_closed_files_deleted_never_an_open_one(tmp_path, capfd):
+    earlier = tmp_path / "B-20200101T000000Z-0001.pcap"  # an earlier run's capture: the oldest, it goes first
+    earlier.write_bytes(b"\0" * 20_000)
+    os.utime(earlier, (1_600_000_000, 1_600_000_000))
+    foreign = [tmp_path / "feed-A-20200101T000000Z-0001.pcap", tmp_path / "notes.txt"]  # not ours: left alone
+    for p in foreign:
+        p.write_bytes(b"\0" * 50_000)
+        os.utime(p, (1_500_000_000, 1_500_000_000))
+    r = Recorder(directory=tmp_path, rotate_mb=0.01, keep_mb=0.05)  # a file ~10 KiB, ~51 KiB in all
+    r.start()
+    for i in range(1200):
+        r.frame("AB"[i % 2], 1_000 + i, frame(i, 200))
+    r.stop()
+    st = r.stats()
+    files = r.files()
+    assert not earlier.exists() and all(p.exists() for p in foreign)
+    assert st["deleted_files"] >= 10 and st["rotations"] >= 20
+    total = sum(p.stat().st_size for p in files)
+    assert total <= 52_428 + 2 * (10_485 + 300)  # the cap, plus what the two open files took since
+    for line in "AB":  # the newest files of each line are kept, unbroken, up to the one open at the end
+        mine = [p for p in files if p.name.startswith(f"{line}-")]
+        idx = [int(p.name[-9:-5]) for p in mine]
+        assert idx == list(range(idx[0], idx[0] + len(idx))) and idx[-1] == st["files"] // 2
+        got = list(capture.read_frames(mine[-1]))
+        assert got and int.from_bytes(got[-1].payload[:4], "big") == 1198 + (line == "B")  # the last frames
+    err = capfd.readouterr().err
+    assert err.count("tickwire recorder: deleted ") == st["deleted_files"] and str(earlier) in err
+    assert "journal.market_data_keep_mb" in err
+    r = Recorder(directory=tmp_path, rotate_mb=0.01, keep_mb=0.001)  # less than one file: only open ones stay
+    r.start()
+    for i in range(200):
+        r.frame("A", 5_000 + i, frame(i, 200))
+    r.stop()
+    assert len(r.files()) == 1 and r.stats()["frames"]["A"] == 200 and r.stats()["deleted_files"] >= 3
+    got = list(capture.read_frames(r.files()[0]))
+    assert int.from_bytes(got[-1].payload[:4], "big") == 199
+    with pytest.raises(RecorderError, match="keep -1 MB of captures: .*journal.market_data_keep_mb"):
+        Recorder(directory=tmp_path, keep_mb=-1)
