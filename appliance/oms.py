@@ -7,6 +7,12 @@ The OMS follows them through one transition table, ``TRANSITIONS``; an event the
 table has no entry for is *illegal*: it is recorded as an anomaly and the order
 keeps its state. An answer about an order never sent is *unknown*.
 
+Quantities follow the venue's word as the worker's risk table does (dpdk/src/risk_orders.c), so
+that a restart, which seeds the worker's positions from here, agrees with it: a Canceled takes
+its decrement (OUCH 5.0's Order Canceled carries it) and the order stays open with the rest; an
+execution of more than the order has open is an anomaly (the worker calls it impossible and throws
+its kill switch) and counts in full, every share the venue says traded, and fills the order.
+
 Positions and P&L come from the fills: per instrument (and per strategy, for
 orders whose event names one), the signed position, the average cost of it, the
 realized P&L of what was closed, and the unrealized P&L against a mark.
@@ -80,7 +86,8 @@ class Order:
 
     @property
     def leaves(self) -> int:
-        return 0 if not self.open else self.qty - self.filled
+        """Shares still open: neither filled nor canceled."""
+        return 0 if not self.open else max(self.qty - self.filled - self.canceled, 0)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -166,21 +173,25 @@ class Oms:
             self._anomaly(ref, event, f"illegal: {event} in state {o.state}", where)
             return
         if event == "executed":
-            qty = ev["qty"]
-            if o.filled + qty > o.qty:
-                self._anomaly(ref, event, f"overfill: {o.filled} + {qty} of {o.qty}", where)
-                return
+            qty, leaves = ev["qty"], o.leaves
+            if qty > leaves:  # impossible: counted all the same, as the venue says it traded (and the worker does)
+                self._anomaly(ref, event, f"overfill: {qty} executed, {leaves} open of {o.qty}", where)
             o.filled += qty
             o.notional += qty * ev.get("price", 0)
             self.positions.setdefault(o.symbol, Position()).fill(o.side, qty, ev.get("price", 0))
             if o.strategy is not None:
                 self.strategy_positions.setdefault(o.strategy, Position()).fill(o.side, qty, ev.get("price", 0))
-            if after == FILL:
-                after = "filled" if o.filled == o.qty else "partially_filled"
-            elif o.filled == o.qty:
+            if qty >= leaves:
                 after = "filled"
-        elif event == "canceled":
-            o.canceled += ev.get("qty", 0)
+            elif after == FILL:
+                after = "partially_filled"
+        elif event == "canceled":  # the decrement; the order works on with the rest
+            qty, leaves = ev.get("qty", 0), o.leaves
+            if not 0 < qty <= leaves:
+                self._anomaly(ref, event, f"cancel of {qty}, {leaves} open of {o.qty}", where)
+            o.canceled += min(qty, leaves)
+            if qty < leaves:
+                after = o.state
         o.state = after
         o.history.append((event, after))
 
