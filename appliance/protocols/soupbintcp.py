@@ -121,17 +121,27 @@ def parse_number(raw: bytes, field: str) -> int:
     return int(text)
 
 
+SECRET_FIELDS = frozenset({"password"})  # named in an error, its value never shown
+
+
+def _shown(field: str, value: object) -> str:
+    return f"({len(value)} characters)" if field in SECRET_FIELDS else repr(value)  # type: ignore[arg-type]
+
+
 def _text(raw: bytes, field: str) -> str:
     try:
         return raw.decode("ascii").strip(" ")
-    except UnicodeDecodeError as exc:
-        raise SoupError(f"SoupBinTCP {field}: {raw!r} is not ASCII") from exc
+    except UnicodeDecodeError:  # its message would quote the byte
+        raise SoupError(f"SoupBinTCP {field}: {_shown(field, raw)} is not ASCII") from None
 
 
 def _alpha(value: str, size: int, field: str) -> bytes:
-    raw = value.encode("ascii")
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:  # its message would quote the character
+        raise SoupError(f"SoupBinTCP {field}: {_shown(field, value)} is not ASCII") from None
     if len(raw) > size:
-        raise SoupError(f"SoupBinTCP {field}: {value!r} is longer than {size} characters")
+        raise SoupError(f"SoupBinTCP {field}: {_shown(field, value)} is longer than {size} characters")
     return raw.ljust(size, b" ")
 
 
