@@ -15,6 +15,7 @@ CONFIG_FILE = arg("file", metavar="FILE", help="the appliance YAML (see examples
 def cmd_config_check(args: argparse.Namespace) -> tuple[int, Report]:
     # lazy: the library loads with its verb, not at every tickwire start
     from appliance import config
+    from appliance.config.model import SecretUnavailable
 
     try:
         cfg = config.load(args.file)
@@ -24,8 +25,11 @@ def cmd_config_check(args: argparse.Namespace) -> tuple[int, Report]:
     warnings = []
     try:
         cfg.venue.password()
-    except config.ConfigError as exc:  # the secret may live only on the box: a warning here
+    except SecretUnavailable as exc:  # the secret may live only on the box: a warning here
         warnings = [p.text(args.file) for p in exc.problems]
+    except config.ConfigError as exc:  # there, and unusable (too long, a file others read): the run would fail
+        return 1, {"file": args.file, "valid": False, "problems": [p.as_dict(args.file) for p in exc.problems],
+                   "warnings": []}
     warnings += unsaid(cfg, args.file)
     return 0, {"file": args.file, "valid": True, "problems": [], "warnings": warnings,
                "instruments": [i.symbol for i in cfg.instruments],

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from appliance.config.problems import ConfigError, Problem, Problems, did_you_mean
+from common.lockdown import forget_env
 from dpdk import risk
 from dpdk.risk import PRICE_SCALE  # ITCH/OUCH prices: 4 implied decimals, as C holds them
 from dpdk.strategy import Params
@@ -160,21 +161,63 @@ class Venue(_Model):
         return self
 
     def password(self) -> SecretStr:
-        """The password, from where the YAML says; never logged."""
+        """The password, from where the YAML says; never logged, never in a message. Read from
+        password_env, the variable then leaves this process (its children, /proc/PID/environ); a
+        later call here gets the value read first. Raises SecretUnavailable when it is not there
+        (config check warns: it may live only on the box) and ConfigError when it cannot be used:
+        longer than SoupBinTCP carries, a character it cannot carry, a file others may read."""
         if self.password_env is not None:
-            value = os.environ.get(self.password_env)
+            where, at = ("venue", "password_env"), self.password_env
+            value = forget_env(self.password_env)
             if value is None:
-                raise ConfigError([Problem(("venue", "password_env"), None, self.password_env,
-                                           f"the environment variable {self.password_env} is not set: "
-                                           f"export it before starting")])
-            return SecretStr(value)
-        assert self.password_file is not None
-        try:
-            return SecretStr(self.password_file.read_text().strip())
-        except OSError as exc:
-            raise ConfigError([Problem(("venue", "password_file"), None, str(self.password_file),
-                                       f"cannot read it ({exc.strerror}): create it, readable by tickwire only "
-                                       f"(chmod 600)")]) from exc
+                value = _TAKEN.get(self.password_env)
+            if value is None:
+                raise SecretUnavailable([Problem(where, None, at, f"the environment variable {at} is not set: "
+                                                                  f"export it before starting")])
+            _TAKEN[self.password_env] = value
+        else:
+            assert self.password_file is not None
+            where, at = ("venue", "password_file"), str(self.password_file)
+            try:
+                fd = os.open(self.password_file, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise SecretUnavailable([Problem(where, None, at, f"cannot read it ({exc.strerror}): create it, "
+                                                                  "readable by tickwire only (chmod 600)")]) from exc
+            with os.fdopen(fd) as f:
+                mode = os.fstat(f.fileno()).st_mode & 0o777
+                if mode & 0o077:
+                    raise ConfigError([Problem(where, None, at, f"its mode is {mode:04o}: others than its owner may "
+                                                                f"read or change the venue's password; chmod 600 {at} "
+                                                                "(owned by the appliance's user)")])
+                value = f.read().strip()
+        wrong = _password_wrong(value)
+        if wrong:
+            raise ConfigError([Problem(where, None, at, f"the password it holds {wrong}")])
+        return SecretStr(value)
+
+
+# SoupBinTCP's Login Request carries the password in 10 characters, space-padded (PROTOCOLS.md):
+# printable ASCII without the space, which the padding would eat
+PASSWORD_MAX = 10
+_TAKEN: dict[str, str] = {}  # password_env's value, once it has left the environment
+
+
+class SecretUnavailable(ConfigError):
+    """The venue's secret is not where the YAML says (not set, not readable here)."""
+
+
+def _password_wrong(value: str) -> str | None:
+    """What makes ``value`` unusable as the SoupBinTCP password, without saying the value."""
+    fix = (f"; the venue's password for this port is at most {PASSWORD_MAX} printable ASCII characters "
+           "(letters, digits, punctuation; no spaces): put that one there")
+    if not value:
+        return "is empty" + fix
+    if len(value) > PASSWORD_MAX:
+        return f"is longer than the {PASSWORD_MAX} characters SoupBinTCP's login carries" + fix
+    if not all("!" <= c <= "~" for c in value):
+        return "holds a character SoupBinTCP's login cannot carry (a space, a control character or one " \
+               "outside ASCII)" + fix
+    return None
 
 
 class Instrument(_Model):

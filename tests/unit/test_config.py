@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -216,18 +219,19 @@ def test_explain_gives_every_effective_value_and_its_source():
 
 def test_the_password_comes_from_its_file_or_variable_and_never_shows(tmp_path, monkeypatch, capsys):
     secret = tmp_path / "ouch.secret"
-    secret.write_text("hunter2-very-secret\n")
+    secret.write_text("hunter2-ok\n")  # SoupBinTCP carries 10 characters; the file is its owner's alone
+    secret.chmod(0o600)
     text = MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {secret}")
     path = tmp_path / "a.yaml"
     path.write_text(text)
     cfg = config.load(path)
-    assert cfg.venue.password().get_secret_value() == "hunter2-very-secret"
+    assert cfg.venue.password().get_secret_value() == "hunter2-ok"
     assert "hunter2" not in repr(cfg.venue.password()) and "hunter2" not in json.dumps(config.explain(path))
     assert cli.main(["config", "explain", str(path), "--json"]) == 0
     assert cli.main(["config", "check", str(path)]) == 0
     assert "hunter2" not in capsys.readouterr().out
-    monkeypatch.setenv("TW_OUCH_PASSWORD", "from-the-env")
-    assert config.loads(MM).venue.password().get_secret_value() == "from-the-env"
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "from-env")
+    assert config.loads(MM).venue.password().get_secret_value() == "from-env"
     missing = config.loads(MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {tmp_path / 'none'}"))
     with pytest.raises(config.ConfigError, match=r"venue.password_file '.*none': cannot read it \(No such file"):
         missing.venue.password()
@@ -268,3 +272,63 @@ def test_config_check_warns_of_what_a_safe_run_needs_said(tmp_path, capsys):
         assert cli.main(["config", "check", str(tmp_path / "mm.yaml"), "--json"]) == 0
         warned = [w for w in json.loads(capsys.readouterr().out)["warnings"] if "TW_TEST_UNSET" not in w]
         assert [e for e in expect if not any(e in w for w in warned)] == [] and len(warned) == len(expect), warned
+
+
+# ---- the venue's password: what SoupBinTCP carries, in a file its owner's alone, never shown ------------
+
+
+@pytest.mark.parametrize("secret, mode, says", [
+    ("hunter2-too-long", 0o600, "is longer than the 10 characters SoupBinTCP's login carries"),
+    ("hunter 2", 0o600, "holds a character SoupBinTCP's login cannot carry"),
+    ("hunter\u00e92", 0o600, "holds a character SoupBinTCP's login cannot carry"),
+    ("hunter2", 0o644, "its mode is 0644: others than its owner may read or change the venue's password; "
+                       "chmod 600 {file}"),
+    ("hunter2", 0o620, "its mode is 0620"),
+])
+def test_a_password_file_ouch_cannot_carry_or_others_can_read_is_a_problem_naming_the_fix_not_the_value(
+        tmp_path, capsys, secret, mode, says):
+    file = tmp_path / "ouch.secret"
+    file.write_text(secret + "\n", encoding="utf-8")
+    file.chmod(mode)
+    path = tmp_path / "mm.yaml"
+    path.write_text(MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {file}"))
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path).venue.password()
+    assert not isinstance(err.value, config.model.SecretUnavailable)
+    assert says.format(file=file) in str(err.value) and "venue.password_file" in str(err.value)
+    assert cli.main(["config", "check", str(path), "--json"]) == 1
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["valid"] is False and [p["path"] for p in report["problems"]] == ["venue.password_file"]
+    assert report["problems"][0]["value"] == str(file) and says.format(file=file) in report["problems"][0]["message"]
+    assert cli.main(["config", "check", str(path)]) == 1
+    out += capsys.readouterr().out
+    for shown in (str(err.value), out):
+        assert secret not in shown and "hunter" not in shown
+
+
+def test_a_password_in_the_environment_is_checked_the_same_and_then_leaves_it(monkeypatch, tmp_path, capsys):
+    path = tmp_path / "mm.yaml"
+    path.write_text(MM.replace("TW_OUCH_PASSWORD", "TW_TEST_OUCH_PW"))
+    monkeypatch.setenv("TW_TEST_OUCH_PW", "far-too-long-secret")
+    assert cli.main(["config", "check", str(path), "--json"]) == 1
+    out = capsys.readouterr().out
+    assert "far-too" not in out and json.loads(out)["problems"][0]["path"] == "venue.password_env"
+    assert "longer than the 10 characters" in json.loads(out)["problems"][0]["message"]
+    monkeypatch.setenv("TW_TEST_OUCH_PW", "lab-secret")
+    venue = config.load(path).venue
+    assert venue.password().get_secret_value() == "lab-secret"
+    # gone from the environment: a child this process starts does not get it; asked again, the value read first
+    assert "TW_TEST_OUCH_PW" not in os.environ
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('TW_TEST_OUCH_PW'))"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "None"
+    assert venue.password().get_secret_value() == "lab-secret"
+
+
+def test_a_missing_secret_is_still_a_warning_only(tmp_path, capsys):
+    path = tmp_path / "mm.yaml"
+    path.write_text(MM.replace("password_env: TW_OUCH_PASSWORD", f"password_file: {tmp_path / 'absent'}"))
+    assert cli.main(["config", "check", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is True and any("cannot read it" in w for w in report["warnings"])
