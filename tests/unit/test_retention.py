@@ -90,10 +90,8 @@ def test_a_full_tmpfs_loses_events_counted_and_said_once_and_writing_resumes(tmp
 
 @pytest.mark.root
 def test_the_free_space_alert_fires_once_below_the_threshold_and_clears_on_a_real_small_filesystem(tmp_path):
-    with small_fs(tmp_path / "fs", 1024) as fs:
+    with small_fs(tmp_path / "fs", 1024) as fs, small_fs(tmp_path / "other", 256) as other:  # not the host's /tmp
         (fs / "journal").mkdir()
-        other = tmp_path / "elsewhere"
-        other.mkdir()
         watch = DiskWatch({"journal": fs / "journal", "market data": fs / "journal" / "market-data",
                            "runtime": other}, warn_free_pct=20)
         assert watch.check() == []
