@@ -81,9 +81,9 @@ class EventLog:
         j = cfg.journal if cfg is not None else model.Journal()
         return cls(path, int(j.events_rotate_mb * (1 << 20)), j.events_keep)
 
-    def _open(self) -> int:
+    def _open(self) -> int:  # never through a symlink planted where the file goes
         try:
-            return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         except OSError as exc:
             raise EventLogError(exc.errno, f"the events file {self.path}: {exc.strerror}") from exc
 
