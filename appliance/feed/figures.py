@@ -9,6 +9,7 @@ import pathlib
 import time
 from typing import Any
 
+from appliance.feed import eventlog
 from appliance.feed.errors import FeedError
 from dpdk import worker as W
 from dpdk.worker import DpdkError
@@ -37,8 +38,7 @@ def stats(name: str, events: int = 10) -> dict[str, Any]:
     out["info"] = info
     out["rx_packets"] = out["rx_packets"][:len(info.get("ports", [])) or 4]
     ev_path = pathlib.Path(info.get("events", W.STATE_DIR / f"{name}.events.jsonl"))
-    out["recent_events"] = [json.loads(x) for x in ev_path.read_text().splitlines()[-events:]] \
-        if events and ev_path.exists() else []
+    out["recent_events"] = eventlog.recent(ev_path, events) if events else []  # across a rotation
     return out
 
 
@@ -106,6 +106,7 @@ def status(name: str) -> dict[str, Any]:
         "latency_us": {k: {q: round(lat[k][q] / 1000, 1) for q in ("p50", "p99") if q in lat[k]}
                        for k in ("total", "tick_to_trade", "send")},
         "last_reload": info.get("last_reload"),
+        "disk": info.get("disk"),
         "recent_events": s["recent_events"],
     }
 
