@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -271,17 +272,53 @@ def test_a_reconnect_replays_from_the_requested_sequence(lab, exchange):
     for ref in (1, 2, 3):
         c.order(enter(ref, SYM, "B", 100, 100 * ref))
     first = [ouch.encode(m) for m in c.messages(4)]  # start of day + three accepts
-    c.close()
+    c.close()  # the lab's login has cancel-on-disconnect: the three are cancelled, in the stream too
     time.sleep(0.2)
     again = OuchClient(lab)
     assert again.login(sequence=2) == soup.LoginAccepted("TWOE000001", 2)
-    assert [ouch.encode(m) for m in again.messages(3)] == first[1:]  # the same bytes, in order
+    replay = again.messages(6)
+    assert [ouch.encode(m) for m in replay[:3]] == first[1:]  # the same bytes, in order
+    assert [(m.TYPE, m.user_ref_num, m.quantity, m.reason) for m in replay[3:]] == [
+        ("C", ref, 100, "L") for ref in (1, 2, 3)]
     again.close()
     time.sleep(0.2)
     fresh = OuchClient(lab)
-    assert fresh.login(sequence=0) == soup.LoginAccepted("TWOE000001", 5)
+    assert fresh.login(sequence=0) == soup.LoginAccepted("TWOE000001", 8)
     assert fresh.recv(timeout=0.5) is None
     fresh.close()
+
+
+@pytest.mark.parametrize("cod", [True, False])
+def test_cancel_on_disconnect_is_per_login(lab, tmp_path, cod):
+    """A login with cancel_on_disconnect has nothing open once its session drops (a reset here), and the
+    exchange's log says which orders and why; a login without keeps its orders working."""
+    x = ExchangeProcess(lab, tmp_path, order_entry={"accounts": [
+        {"username": "TWAPP1", "password": "lab-secret", "cancel_on_disconnect": cod}]})
+    try:
+        c = OuchClient(lab)
+        c.login()
+        for ref in (1, 2):
+            c.order(enter(ref, SYM, "B", 100, 100 * ref))
+        c.messages(3)  # start of day + two accepts
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # a reset, as a dead host's link looks
+        time.sleep(0.5)
+        report = x.stop()
+    finally:
+        if x.proc.poll() is None:
+            x.stop()
+    log = [json.loads(line) for line in (tmp_path / "record" / "orders.jsonl").read_text().splitlines()]
+    cods = [r["cancel_on_disconnect"] for r in log if "cancel_on_disconnect" in r]
+    account = report["order_entry"]["accounts"]["TWAPP1"]
+    if cod:
+        assert cods == [{"account": "TWAPP1", "why": "reset", "reason": "L",
+                         "canceled": [{"user_ref": 1, "symbol": SYM, "qty": 100},
+                                      {"user_ref": 2, "symbol": SYM, "qty": 100}]}]
+        assert [(r["user_ref_num"], r["reason"]) for r in log if r.get("name") == "order_canceled"] == [
+            (1, "L"), (2, "L")]
+        assert account["open_orders"] == 0 and account["canceled_on_disconnect"] == 2
+    else:
+        assert cods == [] and account["open_orders"] == 2
 
 
 def test_heartbeats_and_the_link_timeout(lab, tmp_path):

@@ -42,16 +42,38 @@ class FeedConfig(Frozen):
 class AccountConfig(Frozen):
     username: str = Field(min_length=1, max_length=6)
     password: str = Field(min_length=1, max_length=10)
+    cancel_on_disconnect: bool = Field(False, description="when this login's session ends (logout, close, "
+                                       "reset, timeout), cancel its open orders, as venues offer per port")
+
+
+class AnswerFaultConfig(Frozen):
+    """A test-only way to make order entry misbehave: an answer no venue may send, so that a client's
+    checks can be seen to catch it. Never set outside tests."""
+    kind: Literal["overfill"] = Field(description="overfill: a fill of a resting order reports one share "
+                                      "more than the order had open")
+    account: str | None = Field(None, description="the login it hits; none: every one")
+    at_fill: int = Field(1, ge=1, description="the n-th fill of a resting order the account is told of")
 
 
 class OrderEntryConfig(Frozen):
     address: str = ORDER_NET.address("exch")
     port: int = Field(15000, ge=1, le=65535)
     session: str = Field("TWOE000001", min_length=1, max_length=10)
-    accounts: tuple[AccountConfig, ...] = (AccountConfig(username="TWAPP1", password="lab-secret"),)
+    accounts: tuple[AccountConfig, ...] = (AccountConfig(username="TWAPP1", password="lab-secret",
+                                                         cancel_on_disconnect=True),)
     heartbeat_interval: float = Field(1.0, gt=0)
     timeout: float = Field(15.0, gt=0)
     login_timeout: float = Field(5.0, gt=0)
+    faults: tuple[AnswerFaultConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _fault_accounts(self) -> OrderEntryConfig:
+        names = [a.username for a in self.accounts]
+        for f in self.faults:
+            if f.account is not None and f.account not in names:
+                raise ValueError(f"order_entry.faults: account {f.account!r} is not a login here; the logins are "
+                                 f"{', '.join(names)}")
+        return self
 
 
 class FaultConfig(Frozen):

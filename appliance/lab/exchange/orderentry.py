@@ -16,6 +16,15 @@ the maker, whoever they are) or canceled (``C``, reason ``I``) for an IOC
 remainder; Replace gives ``U``; Cancel gives ``C`` (reason ``U``) or ``I`` when
 nothing is open; Modify (side to a short variant, or a smaller quantity) gives
 ``M``. Bad orders get ``J`` with a :class:`Reject` code.
+
+Cancel-on-disconnect, per login as venues offer it per port: when the session of a login
+that has it ends (logout, the client closing, a reset, a heartbeat timeout, a protocol
+error), the exchange cancels the login's open orders, each with an Order Canceled (reason
+``L``) in its sequenced stream (its next login's replay tells it), and records the cancels
+and why in its log (``orders.jsonl``: ``{"cancel_on_disconnect": {...}}``).
+
+Faults (tests only, ``order_entry.faults``): an answer no venue may send, so a client's
+checks can be seen to catch it; each one sent is recorded (``{"fault": {...}}``).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import dataclasses
 import enum
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from appliance.lab.exchange.book import BUY, SELL, Engine, Fill, OrderError
@@ -36,6 +45,9 @@ MAX_QUANTITY = 1_000_000
 MAX_PRICE = 199_999_9900  # $199,999.99: above this, an order is a fat finger
 TIF_DAY, TIF_IOC = "0", "3"
 SELL_SIDES = ("S", "T", "E")  # sell, sell short, sell short exempt
+# The Order Canceled reason of a cancel-on-disconnect: tickwire's own letter ("logged off"), as this
+# project has no copy of OUCH 5.0's table of cancel reasons; change it here once it has.
+CANCEL_ON_DISCONNECT = "L"
 
 
 class Reject(enum.IntEnum):
@@ -81,6 +93,9 @@ class Account:
     orders: dict[int, LiveOrder] = dataclasses.field(default_factory=dict)  # open, by UserRefNum
     position: dict[str, int] = dataclasses.field(default_factory=dict)
     connection: Connection | None = None
+    cancel_on_disconnect: bool = False
+    canceled_on_disconnect: int = 0  # orders its sessions' ends cancelled
+    resting_fills: int = 0           # fills of its resting orders it was told of (the faults count them)
 
 
 Owner = tuple[str, int]  # (username, UserRefNum)
@@ -90,9 +105,12 @@ class OrderEntry:
     """Accounts, the orders they own, and the OUCH logic; transport-free."""
 
     def __init__(self, engine: Engine, accounts: dict[str, str], session: str, clock: Callable[[], int],
-                 log: Callable[[dict[str, Any]], None] | None = None):
+                 log: Callable[[dict[str, Any]], None] | None = None, cancel_on_disconnect: Iterable[str] = (),
+                 faults: Iterable[Any] = ()):
         self.engine = engine
-        self.accounts = {u: Account(u, p) for u, p in accounts.items()}
+        cod = set(cancel_on_disconnect)
+        self.accounts = {u: Account(u, p, cancel_on_disconnect=u in cod) for u, p in accounts.items()}
+        self.faults = list(faults)  # config.AnswerFaultConfig: kind, account, at_fill
         self.session = session
         self.clock = clock  # ns since midnight
         self.log = log or (lambda rec: None)
@@ -221,16 +239,50 @@ class OrderEntry:
                 signed = f.qty if side == BUY else -f.qty
                 account.position[f.symbol] = account.position.get(f.symbol, 0) + signed
                 order = account.orders.get(user_ref) if liquidity == "A" else None  # a taker's order
+                told = f.qty
                 if order is not None:                          # was recorded net of its fills
+                    account.resting_fills += 1
+                    told = self._overfill(account, order, f.qty)
                     order.open_qty -= f.qty
                     if order.open_qty <= 0:
                         del account.orders[user_ref]
-                self.send(account, self._out("E", user_ref_num=user_ref, quantity=f.qty, price=f.price,
+                self.send(account, self._out("E", user_ref_num=user_ref, quantity=told, price=f.price,
                                              liquidity_flag=liquidity, match_number=f.match, appendage_length=0,
                                              appendage=()))
                 record["buyer" if side == BUY else "seller"] = f"{owner[0]}:{user_ref}"
             self.fills.append(record)
             self.log({"fill": record})
+
+    def _overfill(self, account: Account, order: LiveOrder, qty: int) -> int:
+        """The quantity an Executed tells: the fill's, or, where an overfill fault hits this fill, one
+        share more than the order had open."""
+        for f in self.faults:
+            if f.kind == "overfill" and f.account in (None, account.username) and account.resting_fills == f.at_fill:
+                told = order.open_qty + 1
+                self.log({"fault": {"kind": f.kind, "account": account.username, "user_ref": order.user_ref_num,
+                                    "open": order.open_qty, "filled": qty, "told": told}})
+                return told
+        return qty
+
+    def session_ended(self, account: Account, why: str) -> list[dict[str, Any]]:
+        """A login's session ended (why: logout, closed, reset, timeout, protocol_error). With
+        cancel-on-disconnect, every order it has open is cancelled (an Order Canceled, reason
+        CANCEL_ON_DISCONNECT, in its stream) and the cancels are recorded with why; the cancels."""
+        if not account.cancel_on_disconnect or not self.open:
+            return []  # (after the close the day's orders end with it)
+        canceled = []
+        for ref in sorted(account.orders):
+            order = self._live(account, ref)
+            if order is None:
+                continue
+            qty = self.engine.cancel(order.engine_ref)
+            del account.orders[ref]
+            self.send(account, self._out("C", user_ref_num=ref, quantity=qty, reason=CANCEL_ON_DISCONNECT))
+            canceled.append({"user_ref": ref, "symbol": order.symbol.strip(), "qty": qty})
+        account.canceled_on_disconnect += len(canceled)
+        self.log({"cancel_on_disconnect": {"account": account.username, "why": why, "reason": CANCEL_ON_DISCONNECT,
+                                           "canceled": canceled}})
+        return canceled
 
     def _live(self, account: Account, user_ref: int) -> LiveOrder | None:
         order = account.orders.get(user_ref)
@@ -323,6 +375,7 @@ class Connection:
     async def run(self) -> None:
         framer = soup.Framer()
         oe, cfg = self.server.oe, self.server
+        why = "closed"  # how the session ended, for cancel-on-disconnect's record
         try:
             while True:
                 timeout = cfg.login_timeout if self.account is None else cfg.timeout
@@ -330,6 +383,7 @@ class Connection:
                     data = await asyncio.wait_for(self.reader.read(65536), timeout)
                 except asyncio.TimeoutError:
                     self.server.timeouts += 1
+                    why = "timeout"
                     return
                 if not data:
                     return
@@ -345,17 +399,23 @@ class Connection:
                     if isinstance(pkt, soup.UnsequencedData):
                         oe.handle(self.account, pkt.message)
                     elif isinstance(pkt, soup.LogoutRequest):
+                        why = "logout"
                         return
                     elif isinstance(pkt, soup.LoginRequest):
+                        why = "protocol_error"
                         return  # a second login on a live session is a protocol error
                 await self.writer.drain()
         except soup.SoupError:
             self.server.protocol_errors += 1
+            why = "protocol_error"
+        except ConnectionResetError:
+            why = "reset"
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            why = "broken"
         finally:
             if self.account is not None and self.account.connection is self:
                 self.account.connection = None
+                oe.session_ended(self.account, why)
             self.writer.close()
 
     def login(self, pkt: soup.LoginRequest) -> bool:
@@ -424,7 +484,9 @@ class OrderEntryServer:
                 "fills": len(self.oe.fills),
                 "accounts": {a.username: {"sequenced": len(a.outbound), "open_orders": len(a.orders),
                                           "open_by_symbol": _count_by_symbol(a.orders.values()),
-                                          "position": a.position} for a in self.oe.accounts.values()}}
+                                          "position": a.position, "cancel_on_disconnect": a.cancel_on_disconnect,
+                                          "canceled_on_disconnect": a.canceled_on_disconnect}
+                             for a in self.oe.accounts.values()}}
 
 
 def _count_by_symbol(orders: Any) -> dict[str, int]:

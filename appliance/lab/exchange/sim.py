@@ -84,7 +84,9 @@ class Exchange:
         oe_cfg = cfg.order_entry
         self.log = json_log(self.record_dir / "orders.jsonl") if self.record_dir else None
         self.oe = OrderEntry(self.engine, {a.username: a.password for a in oe_cfg.accounts}, oe_cfg.session,
-                             ns_since_midnight, self.log)
+                             ns_since_midnight, self.log,
+                             cancel_on_disconnect={a.username for a in oe_cfg.accounts if a.cancel_on_disconnect},
+                             faults=oe_cfg.faults)
         self.oe_server = OrderEntryServer(self.oe, oe_cfg.heartbeat_interval, oe_cfg.timeout,
                                           oe_cfg.login_timeout, self.oe_pcap, (oe_cfg.address, oe_cfg.port))
         self.retrans = RetransmissionServer(self.publisher, f.retransmission_max_messages, record,
