@@ -14,10 +14,13 @@ import os
 import socket
 import time
 
+from common import lockdown
+
 # what `tickwire run` needs on a box without the lab's namespaces, each one shown needed by
 # tests/integration/test_provisioning.py: the XDP program and its maps (NET_ADMIN, BPF, and PERFMON for the
 # verifier's pointer arithmetic), AF_XDP sockets (NET_RAW) and their locked umem (IPC_LOCK); provisioning's
-# unit grants exactly these (AmbientCapabilities=)
+# unit grants exactly these (AmbientCapabilities=). BPF and PERFMON only until the ports are up: Notifier.ready
+# drops them (common/lockdown.settle)
 RUN_CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_IPC_LOCK")
 
 
@@ -41,8 +44,13 @@ class Notifier:
             return False  # systemd went away: nothing to tell
         return True
 
-    def ready(self, status: str) -> None:
+    def ready(self, status: str) -> list[str]:
+        """Start-up is over (the ports up, the XDP programs attached, their maps pinned): what only start-up
+        needed goes (CAP_BPF, CAP_PERFMON; being dumpable) when this process is a run of its own
+        (lockdown.settle), then systemd hears READY. Returns what was dropped, said plainly."""
+        settled = lockdown.settle()
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+        return settled
 
     def stopping(self, status: str) -> None:
         self.send("STOPPING=1", f"STATUS={status}")

@@ -83,7 +83,7 @@ def _zero_initial(name: str) -> None:
     try:
         raw = pathlib.Path("/proc/self/environ").read_bytes()
         fields = pathlib.Path("/proc/self/stat").read_text().rpartition(")")[2].split()
-        start, end = int(fields[50]), int(fields[51])  # env_start, env_end (proc(5) fields 53 and 54)
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end: proc(5) fields 50 and 51
     except (OSError, IndexError, ValueError):
         return
     if not start or end - start < len(raw):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from rich.live import Live
 from appliance.commands.kit import NETNS, Command, Report, UsageError, arg, console, need_root
 from appliance.service import RUN_CAPABILITIES
 from appliance.views import books_tables, event_text, feed_stats_view
+from common import lockdown, paths
 
 
 def feed_call(fn, *a, **kw):
@@ -44,6 +46,9 @@ def run_worker(settings: Callable[[], Any], quiet: bool, quiet_events: bool) -> 
 
     need_root("tickwire feed run", RUN_CAPABILITIES)
     say = (lambda m: None) if quiet else (lambda m: console.print(f"[dim]{m}[/]"))
+    # umask 0027, no core file, the runtime folders 0750 (common/lockdown.py; the rest once the ports are up)
+    for narrowed in lockdown.close_up([paths.RUN_DIR, paths.RUN_DIR / "feed", paths.RUN_DIR / "ptp"]):
+        print(f"tickwire: {narrowed}", file=sys.stderr)  # said even with --json, whose stdout is the report
     on_event = None if quiet or quiet_events else (lambda e: console.print(f"  event: {event_text(e)}"))
     report = feed_call(lambda: feed.run(settings(), say, on_event))
     st = report["stats"]

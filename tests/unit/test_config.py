@@ -324,6 +324,13 @@ def test_a_password_in_the_environment_is_checked_the_same_and_then_leaves_it(mo
                            capture_output=True, text=True, check=True)
     assert child.stdout.strip() == "None"
     assert venue.password().get_secret_value() == "lab-secret"
+    # and out of the block the kernel shows as /proc/PID/environ (a process started with it, as a unit starts)
+    shown = subprocess.run([sys.executable, "-c", "import pathlib; from common.lockdown import forget_env; "
+                            "assert forget_env('TW_TEST_OUCH_PW') == 'lab-secret'; "
+                            "print(pathlib.Path('/proc/self/environ').read_bytes())"],
+                           env={**os.environ, "TW_TEST_OUCH_PW": "lab-secret"}, capture_output=True, text=True,
+                           check=True).stdout
+    assert "lab-secret" not in shown and "TW_TEST_OUCH_PW=" in shown
 
 
 def test_a_missing_secret_is_still_a_warning_only(tmp_path, capsys):
