@@ -30,6 +30,8 @@ def _text(raw: Any) -> str:
     return ffi.unpack(raw, 8).split(b"\0", 1)[0].decode("ascii", "replace").rstrip()
 
 
+# issue 16 (B): feed.h's enum tw_feed_refusal, in order: why a feed datagram was not the exchange's
+REFUSALS = ("wrong_source", "wrong_session", "unconfirmed_jump", "unasked_answer")
 # what an order event's stage_ns holds, in order (enum tw_order_stage): they add up to its tick-to-trade
 ORDER_STAGES = ("wire", "queue", "apply", "decide", "risk", "send")
 
@@ -74,6 +76,12 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
         if ev.side:
             out["side"] = chr(ev.side)
         _strategy(out, ev, strategies)
+        return out
+    elif kind == "feed_refused":  # issue 16 (B): datagrams not the exchange's (feed.h's enum tw_feed_refusal)
+        out.update(why=REFUSALS[ev.code] if ev.code < len(REFUSALS) else ev.code,
+                   line="AB"[ev.line] if ev.line < 2 else "retransmission", refused=ev.a, total=ev.b)
+        if ev.seq:
+            out["seq"] = ev.seq  # the sequence number it claimed
         return out
     elif kind == "risk_denied":
         out.update(denial=denial_names().get(ev.code, ev.code), reason=denial_reason(ev.code, ev.limit, ev.value),
@@ -204,6 +212,11 @@ FEED_FIELDS = ("next_seq", "applied", "duplicates", "gaps", "recovered", "unreco
 LINES = {"A": 0, "B": 1, "retransmission": 2}
 
 
+def refused_dict(st: Any) -> dict[str, dict[str, int]]:
+    """A tw_feed_state's refusals, by line and why (issue 16 (B))."""
+    return {line: dict(zip(REFUSALS, list(st.refused[i]), strict=True)) for i, line in enumerate(LINES)}
+
+
 class Feed:
     """One MoldUDP64 session feeding a :class:`Books`: A/B arbitration and gaps."""
 
@@ -226,7 +239,29 @@ class Feed:
         out = {f: getattr(st, f) for f in FEED_FIELDS}
         out["packets"] = dict(zip(LINES, list(st.packets), strict=True))
         out["first_copy"] = dict(zip(LINES, list(st.first_copy), strict=True))
+        out["refused"] = refused_dict(st)
+        out["shown"] = dict(zip(LINES, list(st.shown), strict=True))
         return out
+
+    # issue 16 (B): who may speak for the feed (feed.h)
+    def expect_session(self, session: str) -> None:
+        """Take only this MoldUDP64 session (space padded to 10 bytes, as on the wire); others are refused."""
+        raw = session.encode("ascii")
+        if not 0 < len(raw) <= 10:
+            raise ValueError(f"session {session!r}: give 1 to 10 characters")
+        self.lib.tw_feed_expect_session(self._f, raw.ljust(10, b" "))
+
+    def answers_asked_only(self) -> None:
+        """Take retransmission answers only within the ranges asked (asked())."""
+        self.lib.tw_feed_answers_asked_only(self._f)
+
+    def asked(self, first: int, count: int) -> None:
+        """A request for first .. first + count - 1 went to the re-request server."""
+        self.lib.tw_feed_asked_range(self._f, first, count)
+
+    def refuse(self, line: str, why: str) -> None:
+        """A datagram refused before the feed (the loop's TW_REFUSED_SOURCE): counted, raised."""
+        self.lib.tw_feed_refuse(self._f, LINES[line], REFUSALS.index(why))
 
     def missing(self) -> tuple[int, int] | None:
         first, count = self.ffi.new("uint64_t *"), self.ffi.new("uint64_t *")

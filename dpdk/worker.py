@@ -209,7 +209,7 @@ COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_m
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
     """A snapshot as plain data."""
-    from dpdk.books import book_stats_dict
+    from dpdk.books import book_stats_dict, refused_dict
 
     now = time.monotonic_ns()
     out: dict[str, Any] = {
@@ -224,6 +224,7 @@ def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
         feed[f] = bool(feed[f])
     feed["packets"] = dict(zip(("A", "B", "retransmission"), list(st.feed.packets), strict=True))
     feed["first_copy"] = dict(zip(("A", "B", "retransmission"), list(st.feed.first_copy), strict=True))
+    feed["refused"] = refused_dict(st.feed)  # issue 16 (B): by line and why, not the exchange's
     out["feed"] = feed
     out["book"] = book_stats_dict(st.book)
     out["latency_ns"] = {name: histogram(st.hist[i]) for i, name in enumerate(STAGES)}
@@ -258,6 +259,9 @@ class WorkerConfig:
     sockets: dict[str, socket.socket] = field(default_factory=dict)  # line -> a line_socket()
     driver: str = "lcore"                       # lcore: tw_worker_run reads; asyncio: Python reads the sockets
     cancel_each: bool = False                   # a kill sends each cancel on its own (a benchmark's baseline)
+    # issue 16 (B): who may speak for the feed
+    sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # line -> its publisher (address, port)
+    session: str = ""                           # the MoldUDP64 session taken ("": the first seen)
 
 
 class Worker:
@@ -284,6 +288,10 @@ class Worker:
             lib.tw_feed_join_late(self.feed._f)
         if cfg.unsequenced:
             lib.tw_feed_unsequenced(self.feed._f)
+        if cfg.session:  # issue 16 (B): another session is refused, never taken
+            self.feed.expect_session(cfg.session)
+        if cfg.retrans:  # answers only within the ranges asked
+            self.feed.answers_asked_only()
         self.sock: socket.socket | None = None
         if cfg.retrans:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -303,6 +311,11 @@ class Worker:
                 addr, port = cfg.group[line]
                 c.group[i] = int.from_bytes(socket.inet_aton(addr), "little")  # network order in memory
                 c.udp_port[i] = port
+        for i, line in enumerate(("A", "B")):  # issue 16 (B): the line's publisher, 0: any
+            if line in cfg.sources:
+                addr, port = cfg.sources[line]
+                c.src_addr[i] = int.from_bytes(socket.inet_aton(addr), "little")  # network order in memory
+                c.src_port[i] = port
         c.retrans_port = cfg.retrans_port
         c.burst = cfg.burst
         c.retrans_fd = self.sock.fileno() if self.sock else -1

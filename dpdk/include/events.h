@@ -44,7 +44,11 @@ enum tw_event_type {
                                  answer's, strategy: the order's, stage_ns[0]: its OUCH type (0: a session
                                  packet), [1]: its quantity, [2]: the order's open shares before it
                                  (UINT32_MAX: no such order) */
-    TW_EV_FEED_REFUSED = 16,  /* feed datagrams refused as not the exchange's (mold.c) */
+    TW_EV_FEED_REFUSED = 16,  /* feed datagrams refused as not the exchange's (mold_guard.c), at most one event a
+                                 second per (line, why): code: why (feed.h's enum tw_feed_refusal: wrong
+                                 source, wrong session, unconfirmed jump, unasked answer), line: 0 A, 1 B, 2
+                                 retransmission, a: how many since the last such event, b: how many in all,
+                                 seq: the sequence number it claimed (0: not known) */
     TW_EV_NTYPES = 17
 };
 

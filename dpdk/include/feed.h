@@ -43,6 +43,8 @@ struct tw_feed_state {
     uint64_t packets[3];     /* by line: A, B, retransmission */
     uint64_t first_copy[3];  /* messages each line delivered first */
     uint64_t gap_to;         /* while in a gap: the newest sequence number held */
+    uint64_t refused[3][4];  /* by line (A, B, retransmission) and enum tw_feed_refusal: not the exchange's */
+    uint64_t shown[3];       /* by line: the newest sequence number it has shown to exist */
     uint8_t in_gap;
     uint8_t stale;           /* books not to be traded on */
     uint8_t end_of_session;
@@ -81,6 +83,39 @@ void tw_feed_unsequenced(struct tw_feed *f);
 /* Give up the first hole of the open gap: skip it; tw_feed_next then hands out what was
  * held after it; the books stay stale (TW_EV_UNRECOVERABLE). Returns 0 when there is no gap. */
 int tw_feed_skip_gap(struct tw_feed *f);
+
+/* ---- who may speak for the feed (issue 16) ------------------------------------------------
+ * Datagrams from anyone but the line's publisher are refused by the receive stage (rx.c, and the
+ * XDP filter before it) and handed here only to be counted; a datagram of another session than
+ * the configured one is refused and never takes the session; a sequence jump only one source
+ * shows is not believed: when its gap is given up (tw_feed_skip_gap), or a message lands past
+ * the ring, the expected sequence moves past the hole only when two sources (line A, line B, the
+ * re-request server's answers) have shown a sequence number that far, else the jump and what was
+ * held after it are dropped and the expected sequence stays (the books stay stale until a message
+ * applies in sequence); with answers_asked, retransmission answers are taken only within the
+ * ranges asked. Each refusal is counted in tw_feed_state.refused[line][why] and raised as
+ * TW_EV_FEED_REFUSED at most once a second per (line, why), with the count since the last one. */
+enum tw_feed_refusal {
+    TW_REFUSED_SOURCE = 0,  /* a datagram from an address or port that is not the line's publisher */
+    TW_REFUSED_SESSION = 1, /* a datagram of another MoldUDP64 session than the configured one */
+    TW_REFUSED_JUMP = 2,    /* a sequence jump only one source showed: dropped at give-up */
+    TW_REFUSED_UNASKED = 3, /* a retransmission answer outside every range asked */
+    TW_NREFUSALS = 4
+};
+enum tw_feed_guard_consts {
+    TW_FEED_REFUSED_EVERY_MS = 1000, /* one TW_EV_FEED_REFUSED a second per (line, why) at most */
+    TW_FEED_ASKED = 8,               /* the latest requests, whose ranges answers must fall in */
+};
+/* The session expected (10 bytes as on the wire, space padded; NULL: the first seen, as before). */
+void tw_feed_expect_session(struct tw_feed *f, const uint8_t *session);
+/* Take retransmission answers only within the ranges asked (tw_feed_asked_range). */
+void tw_feed_answers_asked_only(struct tw_feed *f);
+/* A request for first .. first + count - 1 went to the re-request server (tw_feed_gap_action says it
+ * itself; a caller that asks on its own says it here). */
+void tw_feed_asked_range(struct tw_feed *f, uint64_t first, uint64_t count);
+/* A datagram of line (0 A, 1 B, 2 retransmission) refused before the feed saw it (why: enum
+ * tw_feed_refusal, TW_REFUSED_SOURCE from the loop): counted, raised (rate-limited). */
+void tw_feed_refuse(struct tw_feed *f, uint32_t line, uint32_t why);
 
 /* ---- ITCH files: the indexer behind bulk decoding (appliance/protocols/bulk.py) ----
  * A NASDAQ BinaryFILE is a stream of [u16 big-endian length][message]; finding

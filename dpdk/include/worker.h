@@ -85,6 +85,10 @@ struct tw_worker_config {
      * SO_TIMESTAMPNS on, read with recvmmsg; their arrival stamp is the kernel's receive
      * timestamp (CLOCK_REALTIME, mapped onto CLOCK_MONOTONIC) */
     int32_t sock_fd[2];
+    /* issue 16 (B): who may send a line's datagrams: its publisher's address (network order) and
+     * UDP port; 0: any. The receive stage refuses the others (rx.c), the feed counts them. */
+    uint32_t src_addr[2];
+    uint16_t src_port[2];
     /* issue 16: the dead-man switch (A): the loop throws its own kill switch when the control
      * loop's stamp (stats.control_heartbeat_ns) is older than this; 0: off */
     uint64_t deadman_ns;

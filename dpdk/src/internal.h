@@ -85,7 +85,7 @@ enum tw_gap_action {
     TW_GAP_GIVE_UP = 1, /* skip the hole (tw_feed_skip_gap) */
     TW_GAP_ASK = 2,     /* send req (20 bytes: session, first, count), then tw_feed_asked */
 };
-int tw_feed_gap_action(const struct tw_feed *f, struct tw_rerequest *rr, uint64_t now, uint8_t req[20]);
+int tw_feed_gap_action(struct tw_feed *f, struct tw_rerequest *rr, uint64_t now, uint8_t req[20]);
 void tw_feed_asked(struct tw_rerequest *rr, uint64_t now, const uint8_t req[20]);
 
 /* mold.c: the books are stale (a gap is open or was given up) */

@@ -9,55 +9,22 @@
  * opens a gap: it is held in a fixed ring, indexed by sequence number, until the
  * missing messages arrive from the other line or from a retransmission;
  * meanwhile the books are stale. A gap wider than the ring cannot be recovered:
- * the feed hands out what it held, skips ahead, and the books stay stale until
- * the caller rebuilds them. Mold knows nothing of books: the loop applies what it
+ * once two sources show it, the feed hands out what it held, skips ahead, and the
+ * books stay stale until the caller rebuilds them. Mold knows nothing of books: the loop applies what it
  * is handed (itch.c). Gap events go to the sink the loop gives (tw_feed_set_events).
+ *
+ * Nobody but the exchange speaks for the feed (feed.h, issue 16): a configured session is the
+ * only one taken; every source's newest sequence number is kept (shown[]), and a jump past the
+ * ring, or a gap given up, moves the expected sequence only when two sources showed it; answers
+ * are taken only within the ranges asked. The refusals, the session and the re-request policy are
+ * mold_guard.c's; the feed's state, mold.h's.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
-#include "internal.h"
-#include "feed.h"
-
-#define SLOT_BYTES 64 /* the longest ITCH message is 50 bytes */
-
-struct slot {
-    uint64_t seq; /* 0: empty */
-    uint16_t len;
-    uint8_t data[SLOT_BYTES];
-};
-
-/* What tw_feed_next does next: read the packet's blocks, hand out held messages that
- * now follow, or hand out what was held below a gap too wide to hold (then the
- * message that opened it). */
-enum mode { READ = 0, DRAIN, FLUSH };
-
-struct tw_feed {
-    struct slot *ring;
-    uint64_t ring_size; /* a power of two */
-    uint64_t held;
-    uint8_t session[10];
-    int have_session;
-    uint64_t gap_first; /* the first sequence number missing when the gap opened */
-    int join_late;      /* start from the first packet's sequence number, not 1 (pending) */
-    int late;           /* the feed was asked to join late */
-    int unsequenced;    /* apply every message in arrival order (captures with zeroed sequence numbers) */
-    const struct tw_event_sink *events; /* the loop's, or NULL */
-    /* the packet being handed out */
-    enum mode mode;
-    int given_up;       /* the drain follows a hole given up (no recovery) */
-    const uint8_t *pkt;
-    uint32_t off, line;
-    uint32_t left;      /* well-formed blocks still to read */
-    uint64_t seq;       /* the next block's sequence number */
-    /* FLUSH: held messages in [flush_q, flush_end) go first, then `forced` */
-    uint64_t flush_q, flush_end, flush_first, flush_applied, forced_seq;
-    const uint8_t *forced;
-    uint16_t forced_len;
-    struct tw_feed_state st;
-};
+#include "mold.h"
 
 static void raise_event(struct tw_feed *f, uint32_t type, uint64_t a, uint64_t b)
 {
@@ -135,6 +102,11 @@ static void drained(struct tw_feed *f)
     }
     if (given_up && f->st.in_gap) /* a second hole past the first: it is a gap of its own now */
         f->gap_first = f->st.next_seq;
+    if (f->doubt && !f->st.in_gap) { /* a message in sequence after a dropped jump: the books are whole */
+        f->doubt = 0;
+        if (!f->st.unrecoverable)
+            f->st.stale = 0;
+    }
 }
 
 /* Hold a message past the next expected: 1 when held, 0 when not (a duplicate, or too long). */
@@ -172,6 +144,16 @@ static void too_wide(struct tw_feed *f, uint64_t seq, const uint8_t *msg, uint16
     f->forced_seq = seq;
     f->forced = msg;
     f->forced_len = len;
+}
+
+/* A message past the ring only one source shows: not held (no room), not believed yet; the gap
+ * reaches it, so the other line, an answer or the give-up decides. */
+static void far_unconfirmed(struct tw_feed *f, uint64_t seq)
+{
+    if (!f->st.in_gap)
+        open_gap(f, seq, seq - 1);
+    else if (seq > f->st.gap_to)
+        f->st.gap_to = seq;
 }
 
 static const uint8_t *flush_next(struct tw_feed *f, uint32_t *len)
@@ -241,7 +223,10 @@ const uint8_t *tw_feed_next(struct tw_feed *f, uint32_t *len)
             *len = n;
             return msg;
         } else if (seq - f->st.next_seq >= f->ring_size) {
-            too_wide(f, seq, msg, n);
+            if (tw_mold_confirmed(f, seq))
+                too_wide(f, seq, msg, n);
+            else
+                far_unconfirmed(f, seq);
         } else if (hold(f, seq, msg, n)) {
             f->st.first_copy[f->line]++;
         }
@@ -253,6 +238,8 @@ int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
     f->left = 0;
     if (line > 2)
         return -EINVAL;
+    if (f->pending)
+        tw_mold_flush_refused(f);
     f->st.packets[line]++;
     if (len < TW_MOLD_HEADER) {
         f->st.malformed++;
@@ -262,6 +249,11 @@ int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         memcpy(f->session, pkt, 10);
         f->have_session = 1;
     } else if (memcmp(f->session, pkt, 10) != 0) {
+        if (f->session_fixed) { /* not the configured session: refused, it never takes the feed */
+            f->st.other_session++;
+            tw_mold_refused(f, line, TW_REFUSED_SESSION, rd64(pkt + 10));
+            return -EINVAL;
+        }
         if (f->st.applied || f->held) {
             f->st.other_session++;
             return -EINVAL;
@@ -269,15 +261,22 @@ int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
         /* nothing taken from the first session yet: it was a stray datagram, this one decides */
         f->st.other_session++;
         memcpy(f->session, pkt, 10);
+        memset(f->st.shown, 0, sizeof(f->st.shown)); /* what the stray showed says nothing of this one */
         f->join_late = f->late;
     }
     uint64_t seq = rd64(pkt + 10);
     uint16_t count = rd16(pkt + 18);
+    if (line == 2 && f->answers_asked && !tw_mold_asked_for(f, seq, count)) {
+        tw_mold_refused(f, 2, TW_REFUSED_UNASKED, seq);
+        return -EINVAL;
+    }
     if (f->join_late) {
         f->join_late = 0;
         f->st.next_seq = seq;
     }
     if (count == 0 || count == 0xFFFF) { /* heartbeat or end of session: seq is the next to come */
+        if (seq && seq - 1 > f->st.shown[line])
+            f->st.shown[line] = seq - 1; /* messages up to seq - 1 exist */
         if (count == 0xFFFF && !f->st.end_of_session) {
             f->st.end_of_session = 1;
             raise_event(f, TW_EV_END_OF_SESSION, seq, 0);
@@ -294,6 +293,8 @@ int tw_feed_accept(struct tw_feed *f, uint32_t line, const uint8_t *pkt, uint32_
     uint16_t n;
     while (good < count && (m = tw_mold_block(pkt, len, &off, &n)))
         good++;
+    if (good && seq + good - 1 > f->st.shown[line] && !f->unsequenced)
+        f->st.shown[line] = seq + good - 1;
     f->pkt = pkt;
     f->off = TW_MOLD_HEADER;
     f->line = line;
@@ -329,12 +330,39 @@ int tw_feed_missing(const struct tw_feed *f, uint64_t *first, uint64_t *count)
     return 1;
 }
 
+/* A jump only one source showed, given up: it and what was held past the hole are dropped, the
+ * expected sequence stays, and no source is taken to have shown more than what was applied. */
+static void drop_jump(struct tw_feed *f)
+{
+    uint32_t by = 0;
+    for (uint32_t l = 1; l < 3; l++)
+        if (f->st.shown[l] > f->st.shown[by])
+            by = l;
+    uint64_t claimed = f->st.shown[by];
+    for (uint64_t i = 0; i < f->ring_size; i++)
+        f->ring[i].seq = 0;
+    f->held = 0;
+    f->left = 0;
+    f->mode = READ;
+    f->st.in_gap = 0;
+    f->st.gap_to = 0;
+    for (uint32_t l = 0; l < 3; l++)
+        if (f->st.shown[l] >= f->st.next_seq)
+            f->st.shown[l] = f->st.next_seq - 1;
+    f->doubt = 1; /* stale until a message applies in sequence */
+    tw_mold_refused(f, by, TW_REFUSED_JUMP, claimed);
+}
+
 int tw_feed_skip_gap(struct tw_feed *f)
 {
     if (!f->st.in_gap)
         return 0;
     uint64_t first, count;
     tw_feed_missing(f, &first, &count);
+    if (count && !tw_mold_confirmed(f, first + count - 1)) {
+        drop_jump(f);
+        return 1;
+    }
     raise_event(f, TW_EV_UNRECOVERABLE, first, count);
     f->st.unrecoverable++;
     f->st.skipped += count;
@@ -361,47 +389,7 @@ void tw_feed_join_late(struct tw_feed *f)
     f->join_late = f->late = 1;
 }
 
-
 int tw_feed_is_stale(const struct tw_feed *f)
 {
     return f->st.stale;
-}
-
-/* ---- re-requests: when to ask the retransmission server, when to give a gap up ---------- */
-
-int tw_feed_gap_action(const struct tw_feed *f, struct tw_rerequest *rr, uint64_t now, uint8_t req[20])
-{
-    uint64_t first, count;
-    if (!tw_feed_missing(f, &first, &count) || count == 0) {
-        rr->gap_since = 0;
-        return TW_GAP_WAIT;
-    }
-    if (!rr->gap_since)
-        rr->gap_since = now;
-    if (rr->give_up_ns && now - rr->gap_since > rr->give_up_ns) {
-        rr->gap_since = 0;
-        rr->asked_ns = 0;
-        rr->asked_count = 0;
-        return TW_GAP_GIVE_UP;
-    }
-    if (!rr->can_ask || now - rr->gap_since < rr->delay_ns)
-        return TW_GAP_WAIT; /* the other line may still bring it */
-    int answered = first >= rr->asked_first + rr->asked_count;
-    if (rr->asked_ns && !answered && now - rr->asked_ns < rr->interval_ns)
-        return TW_GAP_WAIT;
-    if (!f->have_session)
-        return TW_GAP_WAIT;
-    if (count > rr->max)
-        count = rr->max;
-    memcpy(req, f->session, 10);
-    wr64(req + 10, first);
-    wr16(req + 18, (uint16_t)count);
-    return TW_GAP_ASK;
-}
-
-void tw_feed_asked(struct tw_rerequest *rr, uint64_t now, const uint8_t req[20])
-{
-    rr->asked_ns = now;
-    rr->asked_first = rd64(req + 10);
-    rr->asked_count = rd16(req + 18);
 }

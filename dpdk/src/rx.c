@@ -22,7 +22,7 @@
 /* The UDP payload of an IPv4 frame (up to two VLAN tags, not a fragment, lengths
  * within the frame), or NULL. */
 static inline const uint8_t *udp_payload(uint8_t *p, uint32_t len, uint32_t *plen, uint32_t *daddr, uint16_t *dport,
-                                         uint16_t *sport)
+                                         uint32_t *saddr, uint16_t *sport)
 {
     void *end = p + len;
     struct cursor c = { .pos = p };
@@ -40,6 +40,7 @@ static inline const uint8_t *udp_payload(uint8_t *p, uint32_t len, uint32_t *ple
     if (ulen < 0 || (uint32_t)ulen + 8 > total - ihl)
         return NULL;
     *daddr = ip->daddr; /* network order, as the config holds it */
+    *saddr = ip->saddr;
     *dport = bpf_ntohs(udp->dest);
     *sport = bpf_ntohs(udp->source);
     *plen = (uint32_t)ulen;
@@ -57,6 +58,14 @@ static inline int line_by_dest(const struct tw_worker_config *c, uint32_t daddr,
     if (c->retrans_port && sport == c->retrans_port)
         return 2;
     return 0; /* any other datagram is taken as line A: foreign sessions are counted by mold.c */
+}
+
+/* A datagram of line comes from the line's publisher, or the line names none (one compare). */
+static inline int from_publisher(const struct tw_worker_config *c, int line, uint32_t saddr, uint16_t sport)
+{
+    if (line > 1 || line < 0 || !c->src_addr[line])
+        return 1;
+    return saddr == c->src_addr[line] && (!c->src_port[line] || sport == c->src_port[line]);
 }
 
 int tw_rx_frame(const struct tw_worker_config *c, const struct tw_worker_port *port, struct rte_mbuf *m,
@@ -81,15 +90,17 @@ int tw_rx_frame(const struct tw_worker_config *c, const struct tw_worker_port *p
             st->no_meta++;
         }
     }
-    uint32_t daddr;
+    uint32_t daddr, saddr;
     uint16_t dport, sport;
-    d->payload = udp_payload(p, len, &d->len, &daddr, &dport, &sport);
+    d->payload = udp_payload(p, len, &d->len, &daddr, &dport, &saddr, &sport);
     if (!d->payload) {
         st->not_udp++;
         return TW_RX_NOT_UDP;
     }
     if (d->line < 0)
         d->line = line_by_dest(c, daddr, dport, sport);
+    if (__builtin_expect(!from_publisher(c, d->line, saddr, sport), 0))
+        return TW_RX_REFUSED;
     return TW_RX_DATAGRAM;
 }
 
@@ -112,8 +123,8 @@ uint32_t tw_rx_socket(struct tw_rx_sockets *sk, int fd, uint32_t burst, struct t
     return (uint32_t)n;
 }
 
-int tw_rx_socket_datagram(struct tw_rx_sockets *sk, uint32_t i, uint32_t line, const struct tw_clock *clk,
-                          struct tw_worker_stats *st, struct tw_datagram *d)
+int tw_rx_socket_datagram(struct tw_rx_sockets *sk, uint32_t i, uint32_t line, const struct tw_worker_config *c,
+                          const struct tw_clock *clk, struct tw_worker_stats *st, struct tw_datagram *d)
 {
     const struct msghdr *h = &sk->mm[i].msg_hdr;
     uint32_t len = sk->mm[i].msg_len;
@@ -132,6 +143,8 @@ int tw_rx_socket_datagram(struct tw_rx_sockets *sk, uint32_t i, uint32_t line, c
     if (!stamp)
         st->no_meta++;
     *d = (struct tw_datagram){ .payload = sk->data[i], .len = len, .line = (int)line, .t_wire = stamp };
+    if (__builtin_expect(!from_publisher(c, (int)line, sk->src[i].sin_addr.s_addr, ntohs(sk->src[i].sin_port)), 0))
+        return TW_RX_REFUSED;
     return 0;
 }
 

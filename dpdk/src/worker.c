@@ -147,6 +147,8 @@ static inline uint32_t poll_port(struct tw_worker *w, uint32_t p)
             continue;
         if (rc == TW_RX_DATAGRAM)
             datagram(w, &d, t_rx, t_rx_tsc);
+        else if (rc == TW_RX_REFUSED) /* issue 16 (B): not the line's publisher: counted, raised, kept */
+            tw_feed_refuse(w->feed, (uint32_t)d.line, TW_REFUSED_SOURCE);
         if (w->cfg.recorder) /* every frame, the ones we cannot read too, kept as it came: after the decision */
             record(w, tw_recorder_frame(w->cfg.recorder, (uint8_t)(d.line < 0 ? 0 : d.line),
                                         record_ts(w, d.t_wire, t_rx), rte_pktmbuf_mtod(pkts[i], uint8_t *),
@@ -165,7 +167,10 @@ static inline uint32_t poll_socket(struct tw_worker *w, uint32_t l)
     w->st->rx_packets[l] += n;
     for (uint32_t i = 0; i < n; i++) {
         struct tw_datagram d;
-        if (tw_rx_socket_datagram(w->sk, i, l, &w->clock, w->st, &d) < 0)
+        int rc = tw_rx_socket_datagram(w->sk, i, l, &w->cfg, &w->clock, w->st, &d);
+        if (rc == TW_RX_REFUSED) /* issue 16 (B): not the line's publisher: counted, raised */
+            tw_feed_refuse(w->feed, l, TW_REFUSED_SOURCE);
+        if (rc < 0)
             continue;
         datagram(w, &d, t_rx, t_rx_tsc);
         if (w->cfg.recorder)

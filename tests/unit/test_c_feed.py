@@ -145,3 +145,159 @@ def test_random_packets_never_crash_the_feed(packets):
     assert sum(s["packets"].values()) == len(packets)
     assert s["applied"] + s["skipped"] == s["next_seq"] - 1
     assert sum(s["first_copy"].values()) >= s["applied"] >= s["book_errors"]
+
+
+# ---- issue 16: nobody but the exchange speaks for the feed --------------------------------------
+
+HUGE = 10**12
+SPOOFS = {
+    "heartbeat": lambda: moldudp64.heartbeat(SESSION, HUGE),
+    "message past the ring": lambda: moldudp64.pack(SESSION, HUGE, [itch.encode(itch.example("S", 0))]),
+}
+
+
+def fake_add(ref: int = 999_999, price: int = 9_999_000) -> bytes:
+    """An add order at a price the exchange never quoted (locate 1)."""
+    import dataclasses
+
+    return itch.encode(dataclasses.replace(itch.example("A", 0), stock_locate=1, order_reference_number=ref,
+                                           side="B", shares=100, price=price))
+
+
+@pytest.mark.parametrize("spoof", SPOOFS, ids=list(SPOOFS))
+def test_a_jump_only_one_line_shows_is_dropped_at_give_up_and_the_real_packets_still_apply(day, spoof):
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    books.record_events()
+    feed = Feed(books, max_held=1024)
+    half = len(packets) // 2
+    for p in packets[:half]:
+        feed.packet("A", p)
+        feed.packet("B", p)
+    feed.packet("A", SPOOFS[spoof]())  # one datagram on line A claims the day is at sequence 10**12
+    assert feed.state()["next_seq"] < HUGE and feed.state()["in_gap"] == 1  # not believed at once
+    for p in packets[half:half + 20]:  # the real packets go on
+        feed.packet("A", p)
+        feed.packet("B", p)
+    assert feed.skip_gap()  # the give-up: only line A showed the jump, nobody confirms it
+    s = feed.state()
+    assert s["next_seq"] < HUGE and s["unrecoverable"] == 0 and s["skipped"] == 0
+    assert s["refused"]["A"]["unconfirmed_jump"] == 1
+    for p in packets[half + 20:]:
+        feed.packet("A", p)
+        feed.packet("B", p)
+    same_book(books, ref)
+    s = feed.state()
+    assert (s["applied"], s["next_seq"], s["stale"], s["in_gap"]) == (len(msgs), len(msgs) + 1, 0, 0)
+    refused = [e for e in books.events() if e["event"] == "feed_refused"]
+    assert [(e["why"], e["line"], e["refused"]) for e in refused] == [("unconfirmed_jump", "A", 1)]
+    assert refused[0]["seq"] >= HUGE - 1
+
+
+def test_a_jump_both_lines_show_is_still_given_up_as_before(day):
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    feed = Feed(books)
+    lost = set(range(100, 110))
+    for i, p in enumerate(packets):
+        if i not in lost:
+            feed.packet("A", p)
+            feed.packet("B", p)
+    assert feed.skip_gap()
+    s = feed.state()
+    gone = sum(moldudp64.unpack(packets[i]).count for i in lost)
+    assert s["unrecoverable"] == 1 and s["skipped"] == gone and s["applied"] == len(msgs) - gone
+    assert s["stale"] == 1 and s["refused"]["A"]["unconfirmed_jump"] == 0
+
+
+def test_on_a_single_line_only_the_re_request_servers_answers_confirm_a_jump(day):
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    feed = Feed(books)
+    feed.answers_asked_only()
+    for p in packets[:50]:
+        feed.packet("A", p)
+    feed.packet("A", moldudp64.heartbeat(SESSION, HUGE))  # spoofed
+    first, count = feed.missing()
+    feed.asked(first, min(count, 1000))
+    for p in moldudp64.packetize(SESSION, first, msgs[first - 1:first - 1 + 40], 400):
+        feed.packet("retransmission", p)  # the server has only what the exchange published
+    assert feed.skip_gap()
+    assert feed.state()["next_seq"] == first + 40 and feed.state()["refused"]["A"]["unconfirmed_jump"] == 1
+    # a real hole the server's answers reach past: believed, given up as before
+    start = feed.state()["next_seq"]
+    feed.packet("A", moldudp64.pack(SESSION, start + 5, msgs[start + 4:start + 6]))  # start .. start+4 lost
+    feed.asked(start, 10)
+    feed.packet("retransmission", moldudp64.pack(SESSION, start + 5, msgs[start + 4:start + 6]))
+    assert feed.skip_gap()
+    s = feed.state()
+    assert s["unrecoverable"] == 1 and s["skipped"] == 5 and s["next_seq"] == start + 7
+
+
+def test_a_foreign_sessions_datagram_first_does_not_lock_the_real_session_out(day):
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    books.record_events()
+    feed = Feed(books)
+    feed.expect_session(SESSION)
+    # a foreign session's datagram first, with a message at sequence 1: it would have taken the feed
+    assert feed.packet("A", moldudp64.pack("FOREIGN001", 1, [fake_add()])) < 0
+    for p in packets:
+        assert feed.packet("A", p) == 0
+        feed.packet("B", p)
+        if p is packets[10]:
+            assert feed.packet("B", moldudp64.heartbeat("FOREIGN001", HUGE)) < 0
+    same_book(books, ref)
+    s = feed.state()
+    assert s["applied"] == len(msgs) and s["stale"] == 0 and s["gaps"] == 0
+    assert s["refused"]["A"]["wrong_session"] == 1 and s["refused"]["B"]["wrong_session"] == 1
+    assert s["other_session"] == 2
+    assert [(e["why"], e["line"]) for e in books.events() if e["event"] == "feed_refused"] == [
+        ("wrong_session", "A"), ("wrong_session", "B")]
+
+
+def test_a_retransmission_answer_outside_the_range_asked_is_dropped(day):
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    feed = Feed(books)
+    feed.answers_asked_only()
+    stop = 60
+    for i, p in enumerate(packets[:stop]):
+        if i != 40:  # both lines lose packet 40
+            feed.packet("A", p)
+            feed.packet("B", p)
+    first, count = feed.missing()
+    assert feed.packet("retransmission", moldudp64.pack(SESSION, first, msgs[first - 1:first - 1 + count])) < 0
+    feed.asked(first, count)
+    nxt = moldudp64.unpack(packets[stop]).sequence  # not seen yet: a fake message there would be held and win
+    for bad in (moldudp64.pack(SESSION, nxt, [fake_add()]),                             # never asked
+                moldudp64.pack(SESSION, first, msgs[first - 1:first - 1 + count] + [fake_add()]),  # runs past
+                moldudp64.heartbeat(SESSION, HUGE)):                                    # answers nothing
+        assert feed.packet("retransmission", bad) < 0
+    assert feed.packet("retransmission", moldudp64.pack(SESSION, first, msgs[first - 1:first - 1 + count])) == 0
+    for p in packets[stop:]:
+        feed.packet("A", p)
+        feed.packet("B", p)
+    same_book(books, ref)
+    s = feed.state()
+    assert s["applied"] == len(msgs) and s["stale"] == 0 and s["recovered"] == 1
+    assert s["refused"]["retransmission"]["unasked_answer"] == 4  # the one before asking, and the three
+
+
+def test_refusals_are_counted_each_and_raised_at_most_once_a_second_with_the_count(day):
+    import time
+
+    msgs, packets, ref = day
+    books = Books(max_locate=10, max_orders=100_000)
+    books.record_events()
+    feed = Feed(books)
+    for _ in range(10_000):  # a flood from a wrong source (the loop hands each refusal over)
+        feed.refuse("A", "wrong_source")
+    feed.packet("A", packets[0])
+    assert feed.state()["refused"]["A"]["wrong_source"] == 10_000
+    ev = [e for e in books.events() if e["event"] == "feed_refused"]
+    assert [(e["why"], e["line"], e["refused"], e["total"]) for e in ev] == [("wrong_source", "A", 1, 1)]
+    time.sleep(1.05)
+    feed.packet("A", packets[1])  # the next datagram raises what the flood left, once its second is over
+    ev = [e for e in books.events() if e["event"] == "feed_refused"]
+    assert [(e["refused"], e["total"]) for e in ev] == [(1, 1), (9_999, 10_000)]

@@ -165,8 +165,9 @@ def test_a_hole_given_up_is_skipped_and_the_books_stay_stale():
     b.record_events()
     f = Feed(b)
     for i, p in enumerate(pk):
-        if i not in (1, 4):  # two holes
+        if i not in (1, 4):  # two holes, on both lines: two sources show the jump, so a give-up believes it
             f.packet("A", p)
+            f.packet("B", p)
     hole1 = moldudp64.unpack(pk[1])
     assert f.skip_gap()
     s = f.state()
@@ -265,7 +266,9 @@ def test_a_gap_wider_than_the_ring_applies_what_was_held_first():
     f = Feed(b, max_held=4)
     f.packet("A", moldudp64.pack(SESSION, 1, msgs[:1]))
     f.packet("A", moldudp64.pack(SESSION, 3, msgs[2:4]))   # 3, 4 held; 2 missing
-    f.packet("A", moldudp64.pack(SESSION, 10, msgs[9:10]))  # 10: past the ring
+    f.packet("A", moldudp64.pack(SESSION, 10, msgs[9:10]))  # 10: past the ring, only line A shows it
+    assert f.state()["applied"] == 1 and f.state()["next_seq"] == 2  # not believed yet
+    f.packet("B", moldudp64.pack(SESSION, 10, msgs[9:10]))  # line B shows it too
     s = f.state()
     assert s["applied"] == 4 and s["skipped"] == 6 and s["unrecoverable"] == 1 and s["stale"] == 1
     assert s["next_seq"] == 11 and b.live_orders == 4
