@@ -26,7 +26,7 @@ class OrderEntry:
     address: str
     port: int
     username: str
-    password: str
+    password: str = dataclasses.field(repr=False)  # never in a repr (a log line, a traceback)
     session: str                    # "" asks for the current session
     user_ref_base: int              # the first UserRefNum of the day
     heartbeat_s: float

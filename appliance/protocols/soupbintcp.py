@@ -46,7 +46,7 @@ class SoupError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class LoginRequest:
     username: str
-    password: str
+    password: str = dataclasses.field(repr=False)  # never in a repr (a log line, a traceback)
     session: str = ""          # blank: the current session
     sequence: int = 0          # next sequence number wanted; 0: start from the current end
     TYPE = "L"

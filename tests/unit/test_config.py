@@ -339,3 +339,15 @@ def test_a_missing_secret_is_still_a_warning_only(tmp_path, capsys):
     assert cli.main(["config", "check", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] is True and any("cannot read it" in w for w in report["warnings"])
+
+
+def test_the_settings_that_carry_the_password_never_show_it_in_a_repr():
+    from appliance.protocols import soupbintcp
+    from dpdk.trading import OrderEntry
+
+    oe = OrderEntry(address="198.18.3.1", port=15000, username="TWAPP1", password="lab-secret", session="",
+                    user_ref_base=1, heartbeat_s=1.0, timeout_s=15.0, reconnect_s=0.5)
+    login = soupbintcp.LoginRequest("TWAPP1", "lab-secret")
+    for shown in (repr(oe), str(oe), repr(login), repr([oe, login])):
+        assert "lab-secret" not in shown and "TWAPP1" in shown
+    assert oe.password == login.password == "lab-secret"
