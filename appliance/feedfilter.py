@@ -111,13 +111,24 @@ def _feeds(iface: str, netns: str | None) -> dict[str, int]:
         return {}
 
 
-def rules_add(iface: str, netns: str | None, group: str, port: int, action: str, feed: str, line: str) -> dict:
+def parse_source(text: str) -> tuple[str, int]:
+    """--source ADDR:PORT, the exchange's publisher."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise XdpError(f"--source {text!r}: write the exchange's publisher as ADDR:PORT, e.g. 198.18.1.1:26400")
+    return host, int(port)
+
+
+def rules_add(iface: str, netns: str | None, group: str, port: int, action: str, feed: str, line: str,
+              source: str | None = None) -> dict:
+    """Add or replace a rule; with ``source`` (ADDR:PORT) packets from anyone else are dropped (wrong_source)."""
+    src = parse_source(source) if source else None
     flt = xf.PinnedFilter(pin_dir(iface, netns))
     try:
         feeds = _feeds(iface, netns)
         feed_id = feeds.get(feed) or (max(feeds.values(), default=0) + 1)
         feeds[feed] = feed_id
-        rule = flt.add_rule(group, port, action, feed_id=feed_id, line=line)
+        rule = flt.add_rule(group, port, action, feed_id=feed_id, line=line, source=src)
     finally:
         flt.close()
     path = feeds_file(iface, netns)
@@ -151,8 +162,9 @@ def stats(iface: str, netns: str | None) -> dict[str, Any]:
     try:
         rules = []
         for r in flt.rules():
-            rules.append({"rule": f"{r.group}:{r.port}", "action": r.action, "feed": names.get(r.feed_id, r.feed_id),
-                          "line": r.line, "rule_id": r.rule_id, **flt.rule_stats(r.rule_id)["total"]})
+            rules.append({"rule": f"{r.group}:{r.port}", "source": r.source, "action": r.action,
+                          "feed": names.get(r.feed_id, r.feed_id), "line": r.line, "rule_id": r.rule_id,
+                          **flt.rule_stats(r.rule_id)["total"]})
         return {"iface": iface, "netns": netns, "rules": rules, "unmatched": flt.filter_stats()["total"]}
     finally:
         flt.close()

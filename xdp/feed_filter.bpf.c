@@ -2,8 +2,9 @@
 /* feed_filter.bpf.c — tickwire's front door.
  *
  * For each received frame: parse Ethernet (two VLAN tags at most), IPv4 (with
- * options) and UDP; look the (destination address, port) up in feed_rules; on a
- * redirect rule, stamp the arrival time, feed and line into the metadata area
+ * options) and UDP; look the (destination address, port) up in feed_rules; a rule
+ * that names its source (the exchange's publisher address and port) drops a packet
+ * from anyone else (counted as wrong_source); on a redirect rule, stamp the arrival time, feed and line into the metadata area
  * (tw_meta.h, read by the DPDK worker) and redirect to the AF_XDP socket of the
  * frame's rx queue, or fall back to the kernel when that queue has none. Every
  * other frame (ARP, PTP, the order-entry TCP session, IPv6, fragments, anything
@@ -111,6 +112,10 @@ int tw_feed_filter(struct xdp_md *ctx)
     if (!rs)
         goto not_feed; /* a rule id past TW_MAX_RULES: the loader refuses these */
     rs->matched++;
+    if (rule->saddr && (ip->saddr != rule->saddr || (rule->sport && udp->source != rule->sport))) {
+        rs->wrong_source++; /* to the feed's group, not from its publisher: a spoof, or a stray */
+        return XDP_DROP;
+    }
     switch (rule->action) {
     case TW_ACT_REDIRECT:
         return redirect(ctx, rule, rs);

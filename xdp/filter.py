@@ -62,6 +62,7 @@ class Rule:
     feed_id: int
     line: str     # A or B
     rule_id: int
+    source: str | None = None  # ADDR:PORT, the only publisher taken (None: any source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,7 @@ class TestRun:
 
 
 ACTIONS = {"redirect": "TW_ACT_REDIRECT", "pass": "TW_ACT_PASS", "drop": "TW_ACT_DROP"}
-RULE_STATS_FIELDS = ("matched", "redirected", "passed", "dropped", "redirect_failed")
+RULE_STATS_FIELDS = ("matched", "redirected", "passed", "dropped", "redirect_failed", "wrong_source")
 FILTER_STATS_FIELDS = ("seen", "not_feed", "fragments", "malformed")
 
 
@@ -122,17 +123,31 @@ class FilterMaps:
             cur = key
             if self.lib.bpf_map_lookup_elem(fd, key, val) == 0:
                 group = str(ipaddress.IPv4Address(int(key.daddr).to_bytes(4, "little")))
+                source = (f"{ipaddress.IPv4Address(int(val.saddr).to_bytes(4, 'little'))}:{socket.ntohs(val.sport)}"
+                          if val.saddr else None)
                 out.append(Rule(group, socket.ntohs(key.dport), names.get(val.action, str(val.action)), val.feed_id,
-                                "A" if val.line == 0 else "B", val.rule_id))
+                                "A" if val.line == 0 else "B", val.rule_id, source))
         return sorted(out, key=lambda r: r.rule_id)
 
-    def add_rule(self, group: str, port: int, action: str, feed_id: int = 0, line: str = "A") -> Rule:
+    def add_rule(self, group: str, port: int, action: str, feed_id: int = 0, line: str = "A",
+                 source: tuple[str, int] | None = None) -> Rule:
+        """Add or replace the rule for (group, port); with ``source`` (the exchange's publisher
+        address and port) a packet from anyone else is dropped and counted as wrong_source."""
         if action not in ACTIONS:
             raise ValueError(f"--action {action!r}: choose redirect, pass or drop")
         if line not in LINES:
             raise ValueError(f"--line {line!r}: choose A or B")
         if not 0 <= port <= 65535 or not 0 <= feed_id <= 65535:
             raise ValueError(f"--port {port} / --feed {feed_id}: must be within 0..65535")
+        if source is not None:
+            try:
+                saddr = ipaddress.IPv4Address(source[0])
+            except ValueError:
+                raise ValueError(f"--source {source[0]}:{source[1]}: {source[0]!r} is not an IPv4 address; "
+                                 "give the exchange's publisher as ADDR:PORT, e.g. 198.18.1.1:26400") from None
+            if not 0 < source[1] <= 65535 or int(saddr) == 0:
+                raise ValueError(f"--source {source[0]}:{source[1]}: give the exchange's publisher as ADDR:PORT "
+                                 "with a port within 1..65535 and an address other than 0.0.0.0")
         existing = {(r.group, r.port): r for r in self.rules()}
         used = {r.rule_id for r in existing.values()}
         old = existing.get((str(ipaddress.IPv4Address(group)), port))
@@ -142,9 +157,13 @@ class FilterMaps:
         val = self.ffi.new("struct tw_rule *")
         val.rule_id, val.feed_id, val.line = rule_id, feed_id, LINES[line]
         val.action = getattr(self.lib, ACTIONS[action])
+        if source is not None:
+            val.saddr = int.from_bytes(ipaddress.IPv4Address(source[0]).packed, "little")  # network order in memory
+            val.sport = socket.htons(source[1])
         _check(self.lib.bpf_map_update_elem(self.map_fd("feed_rules"), self._key(group, port), val,
                                             self.lib.BPF_ANY), "bpf_map_update_elem(feed_rules)")
-        return Rule(str(ipaddress.IPv4Address(group)), port, action, feed_id, line, rule_id)
+        return Rule(str(ipaddress.IPv4Address(group)), port, action, feed_id, line, rule_id,
+                    f"{ipaddress.IPv4Address(source[0])}:{source[1]}" if source else None)
 
     def del_rule(self, group: str, port: int) -> bool:
         return self.lib.bpf_map_delete_elem(self.map_fd("feed_rules"), self._key(group, port)) == 0

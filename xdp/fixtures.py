@@ -17,15 +17,18 @@ from xdp.filter import XDP_DROP, XDP_PASS
 
 FEED_A, FEED_B, DROPPED, PASSED = ("239.198.1.1", 26400), ("239.198.2.1", 26400), ("239.198.9.9", 5000), \
     ("239.198.8.8", 6000)
+GUARDED = ("239.198.3.1", 26400)          # a line whose rule names its publisher
+PUBLISHER = ("198.18.3.1", 26400)         # ... this one: anyone else is dropped (wrong_source)
 PAYLOAD = Raw(b"\x00" * 40)
 ETH, IPH, UDPH = 14, 20, 8
 
-# (group, port, action, feed_id, line): the rules ROWS are written against
+# (group, port, action, feed_id, line, source): the rules ROWS are written against
 RULES = (
-    (*FEED_A, "redirect", 11, "A"),
-    (*FEED_B, "redirect", 12, "B"),
-    (*DROPPED, "drop", 13, "A"),
-    (*PASSED, "pass", 14, "A"),
+    (*FEED_A, "redirect", 11, "A", None),
+    (*FEED_B, "redirect", 12, "B", None),
+    (*DROPPED, "drop", 13, "A", None),
+    (*PASSED, "pass", 14, "A", None),
+    (*GUARDED, "redirect", 15, "A", PUBLISHER),
 )
 
 
@@ -37,8 +40,10 @@ class Row(NamedTuple):
     stamped: bool  # the metadata area carries the arrival stamp
 
 
-def udp(dst: str, dport: int, **ip) -> Ether:
-    return Ether() / IP(dst=dst, **ip) / UDP(sport=40000, dport=dport) / PAYLOAD
+def udp(dst: str, dport: int, src: str | None = None, sport: int = 40000, **ip) -> Ether:
+    if src is not None:
+        ip["src"] = src
+    return Ether() / IP(dst=dst, **ip) / UDP(sport=sport, dport=dport) / PAYLOAD
 
 
 FEED = bytes(udp(*FEED_A))
@@ -65,6 +70,12 @@ ROWS = [Row(*r) for r in [
      False),
     ("PTP event message", bytes(udp("224.0.1.129", 319)), XDP_PASS, "filter:not_feed", False),
     ("ARP", bytes(Ether() / ARP()), XDP_PASS, "filter:not_feed", False),
+    ("guarded line from its publisher: redirect", bytes(udp(*GUARDED, *PUBLISHER)), XDP_PASS,
+     "rule:redirect_failed", True),
+    ("guarded line from another address (a spoof): drop", bytes(udp(*GUARDED, "198.18.3.66", PUBLISHER[1])),
+     XDP_DROP, "rule:wrong_source", False),
+    ("guarded line from the publisher's address, another port: drop",
+     bytes(udp(*GUARDED, PUBLISHER[0], 40000)), XDP_DROP, "rule:wrong_source", False),
     ("IPv6 UDP to the feed port", bytes(Ether() / IPv6(dst="ff02::1") / UDP(dport=FEED_A[1]) / PAYLOAD), XDP_PASS,
      "filter:not_feed", False),
     ("first fragment (MF)", bytes(udp(*FEED_A, flags="MF")), XDP_PASS, "filter:fragments", False),
@@ -91,5 +102,5 @@ SHORTER_THAN_ETHERNET = (1, 13)  # the kernel refuses these before the program r
 
 def add_rules(f) -> None:
     """Load RULES into a FeedFilter."""
-    for group, port, action, feed_id, line in RULES:
-        f.add_rule(group, port, action, feed_id=feed_id, line=line)
+    for group, port, action, feed_id, line, source in RULES:
+        f.add_rule(group, port, action, feed_id=feed_id, line=line, source=source)

@@ -78,7 +78,7 @@ def cmd_xdp_rules_add(args: argparse.Namespace) -> tuple[int, Report]:
     from appliance import feedfilter
 
     return 0, _xdp(feedfilter.rules_add, args.iface, args.netns, args.group, args.port, args.action, args.feed,
-                   args.line)
+                   args.line, args.source)
 
 
 def cmd_xdp_rules_del(args: argparse.Namespace) -> tuple[int, Report]:
@@ -97,9 +97,10 @@ def cmd_xdp_rules_list(args: argparse.Namespace) -> tuple[int, Report]:
 
 def render_rules(r: Report) -> None:
     rows = r if isinstance(r, list) else [r]
-    t = Table("id", "group:port", "action", "feed", "line")
+    t = Table("id", "group:port", "action", "feed", "line", "source")
     for x in rows:
-        t.add_row(str(x["rule_id"]), f"{x['group']}:{x['port']}", x["action"], str(x["feed"]), x["line"])
+        t.add_row(str(x["rule_id"]), f"{x['group']}:{x['port']}", x["action"], str(x["feed"]), x["line"],
+                  x.get("source") or "any")
     console.print(t)
 
 
@@ -126,14 +127,15 @@ def cmd_xdp_stats(args: argparse.Namespace) -> tuple[int, Report]:
 def xdp_stats_table(now: dict, last: dict | None, dt: float) -> Table:
     prev = {r["rule"]: r for r in (last or {}).get("rules", [])}
     t = Table(title=f"feed filter on {now['iface']}", title_justify="left")
-    for col in ("rule", "action", "feed", "line", "matched", "redirected", "passed", "dropped", "redirect failed",
-                "packets/s"):
-        t.add_column(col, justify="left" if col in ("rule", "action", "feed", "line") else "right")
+    for col in ("rule", "source", "action", "feed", "line", "matched", "redirected", "passed", "dropped",
+                "redirect failed", "wrong source", "packets/s"):
+        t.add_column(col, justify="left" if col in ("rule", "source", "action", "feed", "line") else "right")
     for r in now["rules"]:
         p = prev.get(r["rule"])
         rate = f"{(r['matched'] - p['matched']) / dt:,.0f}" if p and dt > 0 else ""
-        t.add_row(r["rule"], r["action"], str(r["feed"]), r["line"], f"{r['matched']:,}", f"{r['redirected']:,}",
-                  f"{r['passed']:,}", f"{r['dropped']:,}", f"{r['redirect_failed']:,}", rate)
+        t.add_row(r["rule"], r.get("source") or "any", r["action"], str(r["feed"]), r["line"], f"{r['matched']:,}",
+                  f"{r['redirected']:,}", f"{r['passed']:,}", f"{r['dropped']:,}", f"{r['redirect_failed']:,}",
+                  f"{r['wrong_source']:,}", rate)
     u = now["unmatched"]
     t.caption = (f"all packets {u['seen']:,}; not feed {u['not_feed']:,}; fragments {u['fragments']:,}; "
                  f"malformed {u['malformed']:,}")
@@ -157,7 +159,8 @@ COMMANDS: tuple[Command, ...] = (
             (IFACE, NETNS), render_xdp_unload, root=True),
     Command(("xdp", "status"), "interfaces with an XDP program, and pinned feed filters", cmd_xdp_status,
             (NETNS,), render_xdp_status, root=True),
-    Command(("xdp", "rules"), "the feed rules of a loaded filter: (group, port) -> redirect, pass or drop", None),
+    Command(("xdp", "rules"), "the feed rules of a loaded filter: (group, port) -> redirect, pass or drop; a rule "
+            "with a source drops packets from anyone else", None),
     Command(("xdp", "rules", "add"), "add or replace a rule (takes effect at once, no reload)", cmd_xdp_rules_add, (
         IFACE, NETNS,
         arg("--group", required=True, help="destination address, e.g. 239.198.1.1"),
@@ -165,13 +168,15 @@ COMMANDS: tuple[Command, ...] = (
         arg("--action", required=True, choices=("redirect", "pass", "drop")),
         arg("--feed", required=True, metavar="NAME", help="the feed's name (given a numeric id in the metadata)"),
         arg("--line", choices=("A", "B"), default="A", help="which line of the feed (default A)"),
+        arg("--source", metavar="ADDR:PORT", help="the exchange's publisher: packets to the group from any other "
+            "address or port are dropped and counted as wrong source (default: any source)"),
     ), render_rules, root=True),
     Command(("xdp", "rules", "del"), "delete a rule", cmd_xdp_rules_del, (
         IFACE, NETNS, arg("--group", required=True), arg("--port", type=int, required=True)), None, root=True),
     Command(("xdp", "rules", "list"), "the rules of a loaded filter", cmd_xdp_rules_list, (IFACE, NETNS),
             render_rules, root=True),
-    Command(("xdp", "stats"), "per-rule counters (matched, redirected, passed, dropped, redirect failed) and the "
-            "unmatched ones", cmd_xdp_stats, (
+    Command(("xdp", "stats"), "per-rule counters (matched, redirected, passed, dropped, redirect failed, wrong "
+            "source) and the unmatched ones", cmd_xdp_stats, (
                 IFACE, NETNS, arg("--watch", type=float, metavar="SECONDS", default=0.0,
                                   help="a live table with per-rule packet rates, refreshed every SECONDS")),
             render_xdp_stats, root=True),

@@ -74,6 +74,8 @@ def send(args: argparse.Namespace) -> dict:
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    if args.sport:
+        sock.bind((args.ifaddr, args.sport))  # a fixed source port, as an exchange's publisher has
     sock.connect((args.group, args.port))
     stats = ffi.new("struct tw_send_stats *")
     rc = lib.tw_udp_send(sock.fileno(), ffi.from_buffer("uint8_t[]", buf), stride,
@@ -133,6 +135,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--source", type=pathlib.Path, help="BinaryFILE of ITCH messages to replay (default synthetic)")
     s.add_argument("--session", default="TWLAB00001", help="MoldUDP64 session (10 characters at most)")
     s.add_argument("--first-seq", type=int, default=1)
+    s.add_argument("--sport", type=int, default=0, help="send from this UDP port (default 0: any)")
     s.add_argument("--rate", type=int, default=0, help="packets per second (0: as fast as possible)")
     s.add_argument("--batch", type=int, default=64, help="datagrams per sendmmsg (1..1024)")
     s.add_argument("--max-payload", type=int, default=0, metavar="BYTES",

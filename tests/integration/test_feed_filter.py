@@ -61,7 +61,7 @@ def test_row(flt, desc, frame, verdict, counter, stamped):
     if stamped:
         rx_ns, magic, feed_id, line, flags = struct.unpack("<QIHBB", res.meta)
         assert magic == 0x74776D31 and rx_ns > 0 and flags == 0, where
-        assert (feed_id, line) in ((11, 0), (12, 1)), where
+        assert (feed_id, line) in ((11, 0), (12, 1), (15, 0)), where
     assert res.data == frame, where  # the packet itself is never changed
 
 
@@ -92,3 +92,22 @@ def test_the_hardware_timestamp_build_is_chosen_only_where_the_device_takes_it(l
     assert veth["available"] and veth["object"].endswith("feed_filter_hwts.bpf.o")
     assert not loopback["available"] and loopback["object"].endswith("/feed_filter.bpf.o")
     assert "Operation not supported" in loopback["reason"]
+
+
+def test_a_rules_source_is_listed_and_can_be_set_and_taken_away_in_place(flt):
+    group, port = "239.198.6.6", 26400
+    spoof = bytes(udp(group, port, "198.18.6.66", 26400))
+    real = bytes(udp(group, port, "198.18.6.1", 26400))
+    rule = flt.add_rule(group, port, "drop", feed_id=98, source=("198.18.6.1", 26400))
+    assert rule.source == "198.18.6.1:26400"
+    assert [r.source for r in flt.rules() if r.port == port and r.group == group] == ["198.18.6.1:26400"]
+    before = flt.rule_stats(rule.rule_id)["total"]
+    assert flt.test_run(spoof).verdict == XDP_DROP and flt.test_run(real).verdict == XDP_DROP
+    after = flt.rule_stats(rule.rule_id)["total"]
+    assert (after["wrong_source"] - before["wrong_source"], after["dropped"] - before["dropped"]) == (1, 1)
+    flt.add_rule(group, port, "pass", feed_id=98)  # no source: any, as before
+    assert [r.source for r in flt.rules() if r.group == group] == [None]
+    assert flt.test_run(spoof).verdict == XDP_PASS
+    assert flt.del_rule(group, port)
+    with pytest.raises(ValueError, match="--source 198.18.6:26400"):
+        flt.add_rule(group, port, "redirect", source=("198.18.6", 26400))

@@ -107,6 +107,31 @@ def tcp_roundtrip(lab) -> bool:
         server.wait(timeout=10)
 
 
+def test_a_rule_with_a_source_drops_what_anyone_else_sends_to_the_group(lab, loaded):
+    app = lab.ns("app")
+    rule = tw_json("xdp", "rules", "add", "feed-a", "--netns", app, "--group", GROUP, "--port", str(PORT),
+                   "--action", "redirect", "--feed", "itch", "--source", "198.18.1.1:26400")
+    assert rule["source"] == "198.18.1.1:26400"
+    listed = tw("xdp", "rules", "list", "feed-a", "--netns", app)
+    assert "198.18.1.1:26400" in listed.stdout
+    sink = Sink(lab, "app", "feed-a")
+    try:
+        real = send(lab, "feed-a", 5_000, 2_000, "--sport", "26400")  # the publisher's own port
+        rogue = send(lab, "feed-a", 5_000, 2_000, "--sport", "26499", "--session", "ROGUE00001")
+        got = sink.result()
+    finally:
+        sink.kill()
+    assert got["packets"] == real["packets"]  # the kernel (no AF_XDP socket yet) had the publisher's only
+    (r,) = stats(lab)["rules"]
+    assert (r["source"], r["matched"], r["redirect_failed"], r["wrong_source"], r["dropped"]) == (
+        "198.18.1.1:26400", real["packets"] + rogue["packets"], real["packets"], rogue["packets"], 0)
+    human = tw("xdp", "stats", "feed-a", "--netns", app)
+    assert "wrong source" in human.stdout
+    bad = tw("xdp", "rules", "add", "feed-a", "--netns", app, "--group", GROUP, "--port", str(PORT), "--action",
+             "redirect", "--feed", "itch", "--source", "198.18.1.1")
+    assert bad.returncode == 2 and "--source '198.18.1.1': write the exchange's publisher as ADDR:PORT" in bad.stderr
+
+
 def test_rules_changed_under_traffic_take_effect_without_a_reload(lab, loaded):
     app = lab.ns("app")
     prog_id = loaded["prog_id"]

@@ -26,6 +26,10 @@ struct tw_rule {
     __u16 feed_id;
     __u8 action;   /* enum tw_action */
     __u8 line;     /* TW_LINE_A or TW_LINE_B */
+    __u32 saddr;   /* the exchange's publisher (network order): a packet from elsewhere is dropped
+                      (wrong_source); 0: any source */
+    __u16 sport;   /* and its UDP port (network order); 0: any port */
+    __u16 pad;     /* zero */
 };
 
 /* rule_stats value, per CPU and per rule: every matched packet is counted once in
@@ -36,6 +40,7 @@ struct tw_rule_stats {
     __u64 passed;
     __u64 dropped;
     __u64 redirect_failed; /* no AF_XDP socket on the queue (or no room for metadata): passed */
+    __u64 wrong_source;    /* not from the rule's source (saddr, sport): dropped, whatever the action */
 };
 
 /* filter_stats value, per CPU: packets that matched no rule. */
