@@ -181,5 +181,6 @@ def status(netns: str | None) -> dict[str, Any]:
                 links.append({"iface": msg.get("ifname"), **info})
     finally:
         handle.close()
-    pinned = sorted(str(p.parent) for p in xf.PIN_ROOT.glob("**/feed_rules")) if xf.PIN_ROOT.exists() else []
+    pinned = sorted(str(p.parent) for p in xf.PIN_ROOT.glob("**/feed_rules")
+                    if p.parent != xf.DPDK_LINKS) if xf.PIN_ROOT.exists() else []  # DPDK_LINKS: links, not a filter
     return {"netns": netns, "attached": links, "pinned_filters": pinned}

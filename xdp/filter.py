@@ -29,6 +29,7 @@ LINES = {"A": 0, "B": 1}
 BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6
 PROGRAM = "tw_feed_filter"
 PINNED_MAPS = ("feed_rules", "rule_stats", "filter_stats")
+DPDK_LINKS = PIN_ROOT / "dpdk"  # the default root's links point here: what we share is in our own folder
 
 
 class BpfError(OSError):
@@ -335,24 +336,33 @@ def share_with_dpdk(pin_dir: str | pathlib.Path) -> list[str]:
     """Let the copy of the filter that DPDK's af_xdp driver loads (``xdp_prog=``)
     use these pinned maps. The driver opens the object without options, so libbpf
     pins by name under its default root, ``/sys/fs/bpf/<map>``; a link there to
-    our pin makes libbpf reuse our map. One such set per host: the default root
-    has one ``feed_rules``. Returns the links made."""
+    our own folder's link to our pin (``PIN_ROOT/dpdk/<map>``) makes libbpf reuse
+    our map (bpf_obj_get follows links), while the service user never writes the
+    top of bpffs (the unit makes those links as root). One such set per host: the
+    default root has one ``feed_rules``. Returns the links made in our folder."""
     ensure_bpffs()
+    DPDK_LINKS.mkdir(parents=True, exist_ok=True)
     links = []
     for name in PINNED_MAPS:
         target = pathlib.Path(pin_dir) / name
         if not target.exists():
             raise BpfError(2, f"{target} is not pinned: load the filter first")
-        link = BPFFS / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target)
-        links.append(str(link))
+        top, ours = BPFFS / name, DPDK_LINKS / name
+        if not (top.is_symlink() and os.readlink(top) == str(ours)):  # root (the lab) makes it; the unit made it
+            if top.is_symlink() or top.exists():
+                top.unlink()
+            top.symlink_to(ours)
+        if ours.is_symlink() or ours.exists():
+            ours.unlink()
+        ours.symlink_to(target)
+        links.append(str(ours))
     return links
 
 
 def unshare_with_dpdk() -> None:
     for name in PINNED_MAPS:
-        link = BPFFS / name
-        if link.is_symlink():
-            link.unlink()
+        ours, top = DPDK_LINKS / name, BPFFS / name
+        if ours.is_symlink():
+            ours.unlink()
+        if top.is_symlink() and os.readlink(top) == str(ours) and os.access(BPFFS, os.W_OK):
+            top.unlink()  # root's run tidies; the unit's links stay (they lead nowhere while nothing is shared)

@@ -154,8 +154,15 @@ COMMANDS: tuple[Command, ...] = (
                 arg("--iface", action="append", metavar="LINE=IFACE", help="a feed line's interface, e.g. A=feed-a"),
                 arg("--group", action="append", metavar="LINE=ADDR:PORT", help="a line's multicast group"),
                 arg("--retrans", metavar="ADDR:PORT", help="the MoldUDP64 retransmission (re-request) server"),
+                arg("--source", action="append", metavar="LINE=ADDR:PORT", help="a line's publisher (the "
+                    "exchange's address and UDP port): datagrams to the line's group from anyone else are dropped "
+                    "(XDP) and refused (the worker), and counted (default: any source; --prefix: the lab's)"),
+                arg("--session", metavar="SESSION", help="the MoldUDP64 session to take (10 characters at most); "
+                    "another session's datagrams are refused and counted (default: the first seen)"),
                 arg("--give-up", type=float, default=5.0, metavar="SECONDS",
-                    help="skip a gap still open after this long; the books stay stale (default 5; 0: never)"),
+                    help="skip a gap still open after this long; the books stay stale (default 5; 0: never). A jump "
+                    "only one line shows (neither the other line nor the retransmission server) is dropped "
+                    "instead: the expected sequence stays"),
                 arg("--pcap", metavar="FILE", help="replay this capture instead (DPDK's pcap port)"),
                 arg("--input", choices=("af_xdp", "socket", "asyncio"), default="af_xdp",
                     help="how a live feed is read: af_xdp (default: DPDK's AF_XDP ports behind our XDP filter), "

@@ -20,13 +20,14 @@ FEED_ID = 1
 
 def share_filter(feed: LiveFeed, pin_root: pathlib.Path) -> Callable[[], None]:
     """Pin the filter's maps once for every feed interface (one rules map: the
-    line rules differ by group), link them where the af_xdp driver's libbpf
-    looks, and return the undo."""
+    line rules differ by group; a line with a source drops what anyone else
+    sends to its group), link them where the af_xdp driver's libbpf looks, and
+    return the undo."""
     first = pin_root / next(iter(feed.ifaces.values()))
     flt = FeedFilter(first)
     try:
-        for line, (group, port) in feed.groups.items():
-            flt.add_rule(group, port, "redirect", feed_id=FEED_ID, line=line)
+        for line, (group, port) in feed.groups.items():  # with the line's publisher: anyone else is dropped
+            flt.add_rule(group, port, "redirect", feed_id=FEED_ID, line=line, source=feed.sources.get(line))
     finally:
         flt.close()
     others = []

@@ -28,6 +28,9 @@ class LiveFeed:
     groups: dict[str, tuple[str, int]]           # line -> (group, port)
     retrans: tuple[str, int] | None
     retrans_source: str | None
+    sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # line -> its publisher (address, port):
+                                                 # the XDP rule and the worker refuse anyone else (none: any)
+    session: str = ""                            # the MoldUDP64 session taken ("": the first seen)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def lab_feed(prefix: str, role: str = "app") -> LiveFeed:
         groups={"A": (a.group, a.group_port), "B": (b.group, b.group_port)},
         retrans=(fc.line_a.source, fc.retransmission_port),
         retrans_source=a.address(role),
+        sources={"A": (fc.line_a.source, fc.line_a.source_port), "B": (fc.line_b.source, fc.line_b.source_port)},
     )
 
 
@@ -129,13 +133,23 @@ def parse_line_map(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def parse_groups(items: list[str]) -> dict[str, tuple[str, int]]:
-    """--group LINE=ADDR:PORT options: line -> (address, port)."""
-    return {k: parse_endpoint(v, "--group") for k, v in parse_line_map(items, "--group").items()}
+def parse_groups(items: list[str], what: str = "--group") -> dict[str, tuple[str, int]]:
+    """--group (or --source) LINE=ADDR:PORT options: line -> (address, port)."""
+    return {k: parse_endpoint(v, what) for k, v in parse_line_map(items, what).items()}
+
+
+def parse_session(text: str | None) -> str:
+    """--session: the MoldUDP64 session, 1 to 10 printable ASCII characters (None, "": the first seen)."""
+    if not text:
+        return ""
+    if len(text) > 10 or not text.isascii() or not text.isprintable():
+        raise FeedError(f"--session {text!r}: a MoldUDP64 session is 1 to 10 printable ASCII characters, "
+                        "e.g. TWLAB00001")
+    return text
 
 
 # feed run's options that say where the feed is and what to trade: the YAML says it with --config
-CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pcap")
+CONFIG_EXCLUDES = ("prefix", "iface", "group", "retrans", "netns", "trade", "pcap", "source", "session")
 # feed run's options that keep their meaning beside --config
 KEPT_WITH_CONFIG = ("name", "busy_budget", "burst", "idle_stop", "idle_sleep_us", "duration", "until_end",
                     "cancel_timeout", "cancel_each", "top", "books_out")
@@ -163,6 +177,8 @@ def from_flags(opts: Any) -> RunSettings:
         feed = LiveFeed(None, {}, {}, None, None)
         if opts.group:
             feed.groups = parse_groups(opts.group)
+        if getattr(opts, "source", None):
+            feed.sources = parse_groups(opts.source, "--source")
     else:
         feed = lab_feed(opts.prefix, opts.role) if opts.prefix else LiveFeed(opts.netns, {}, {}, None, None)
         if opts.iface:
@@ -171,6 +187,8 @@ def from_flags(opts: Any) -> RunSettings:
             feed.groups = parse_groups(opts.group)
         if opts.retrans:
             feed.retrans = parse_endpoint(opts.retrans, "--retrans")
+        if getattr(opts, "source", None):
+            feed.sources = parse_groups(opts.source, "--source")
         if opts.netns:
             feed.netns = opts.netns
         if not feed.ifaces:
@@ -178,6 +196,10 @@ def from_flags(opts: Any) -> RunSettings:
         missing = [line for line in feed.ifaces if line not in feed.groups]
         if missing:
             raise FeedError(f"line {missing[0]} has an interface but no --group {missing[0]}=ADDRESS:PORT")
+    feed.session = parse_session(getattr(opts, "session", None))
+    unknown = [line for line in feed.sources if line not in feed.groups]
+    if unknown:
+        raise FeedError(f"--source {unknown[0]}=...: line {unknown[0]} has no --group {unknown[0]}=ADDRESS:PORT")
     if opts.record and pcap:
         raise FeedError(f"--record {opts.record} keeps a live feed; a replay of --pcap {pcap} is a capture already")
     trade_config, strategies = None, ()
@@ -233,7 +255,9 @@ def from_config(path: str, strategy: str | None = None, *, journal: str | None =
     return RunSettings(
         feed=LiveFeed(h.netns, {line: ln.interface for line, ln in f.lines.items()},
                       {line: (str(ln.group), ln.port) for line, ln in f.lines.items()},
-                      (str(f.retransmission.address), f.retransmission.port) if f.retransmission else None, None),
+                      (str(f.retransmission.address), f.retransmission.port) if f.retransmission else None, None,
+                      {line: (str(ln.source.address), ln.source.port) for line, ln in f.lines.items() if ln.source},
+                      f.session),
         input=f.input, give_up=f.give_up, max_locate=f.max_locate, max_orders=f.max_orders, levels=f.levels,
         lcores=f"{h.lcores.control},{h.lcores.worker}", hugepages=h.hugepages,
         cpu_latency_us=cpu_latency_us if cpu_latency_us is not None else h.cpu_latency_us,

@@ -26,6 +26,7 @@ class LineConfig(Frozen):
     group: str
     port: int = Field(26400, ge=1, le=65535)
     source: str  # the exchange's address on that line's network
+    source_port: int = Field(26400, ge=1, le=65535)  # the publisher's own UDP port: appliances filter on it
 
 
 class FeedConfig(Frozen):

@@ -47,13 +47,13 @@ def ns_since_midnight() -> int:
     return int((now - midnight).total_seconds() * 1e9)
 
 
-def _mcast_socket(source: str) -> socket.socket:
+def _mcast_socket(source: str, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(source))
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    s.bind((source, 0))
+    s.bind((source, port))  # a fixed publisher port, as a venue's: appliances filter on (address, port)
     s.setblocking(False)
     return s
 
@@ -69,10 +69,10 @@ class Exchange:
             self.feed_pcap = capture.CaptureWriter(self.record_dir / "feed.pcapng")
             self.oe_pcap = capture.CaptureWriter(self.record_dir / "orders.pcapng")
         f = cfg.feed
-        self.lines = [Line("A", _mcast_socket(f.line_a.source), (f.line_a.group, f.line_a.port),
-                           (f.line_a.source, 0)),
-                      Line("B", _mcast_socket(f.line_b.source), (f.line_b.group, f.line_b.port),
-                           (f.line_b.source, 0))]
+        self.lines = [Line("A", _mcast_socket(f.line_a.source, f.line_a.source_port), (f.line_a.group, f.line_a.port),
+                           (f.line_a.source, f.line_a.source_port)),
+                      Line("B", _mcast_socket(f.line_b.source, f.line_b.source_port), (f.line_b.group, f.line_b.port),
+                           (f.line_b.source, f.line_b.source_port))]
         for line in self.lines:
             line.source = line.sock.getsockname()
         record = (lambda data, src, dst: self.feed_pcap.udp(data, src, dst)) if self.feed_pcap else None
