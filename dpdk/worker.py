@@ -204,7 +204,7 @@ COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_m
             "retrans_requests", "retrans_answers", "retrans_errors", "events", "events_dropped", "live_orders",
             "recorded", "record_dropped", "decisions", "orders_sent", "cancels_sent", "orders_denied",
             "send_failed", "order_events", "executed", "unknown_orders", "kill_cancels", "killed_strategy",
-            "killed_instrument", "killed")
+            "killed_instrument", "killed", "bad_answers")
 
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:

@@ -263,6 +263,32 @@ void tw_orders_timer(struct tw_orders *o, int stale, uint64_t now)
     send_pending(o, NULL, now);
 }
 
+static int in_doubt(const struct tw_orders *o, uint32_t ref)
+{
+    for (uint32_t i = 0; i < 16 && i < o->ndoubt; i++)
+        if (o->doubt[i] == ref)
+            return 1;
+    return 0;
+}
+
+/* An order an impossible answer named that risk no longer holds open (closed by it, or never ours): the
+ * venue may still have it working, so it gets a cancel of its own now (the kill switch cancels only
+ * what risk holds); that cancel's answer is then expected. */
+static void doubt(struct tw_orders *o, uint32_t ref, uint64_t now)
+{
+    if (!ref || tw_risk_order_open(o->risk, ref) >= 0 || in_doubt(o, ref))
+        return; /* risk holds it (the kill switch cancels it), or it has had its cancel */
+    o->doubt[o->ndoubt++ % 16] = ref;
+    tw_risk_message(o->risk, TW_RISK_ANY, now); /* counted; never held back */
+    if (tw_venue_cancel(&o->venue, ref, 0, now) == 0) {
+        o->st->cancels_sent++;
+        order_event(o, 'X', ref, 0, 0, 0, now, 0, -1);
+    } else {
+        o->st->send_failed++;
+    }
+}
+
+
 /* An answer that cannot be: its bytes where Python finds them (stats.bad_answer[n % 4]), its event,
  * and the kill switch thrown as another process would throw it (control.c cancels the open orders
  * at the top of the next iteration); risk refuses new orders from now on. */
@@ -283,6 +309,9 @@ static void bad_answer(struct tw_orders *o, const struct tw_ouch_msg *m, uint16_
     ev.stage_ns[1] = m->qty;
     ev.stage_ns[2] = open < 0 ? UINT32_MAX : (uint32_t)open; /* what the order had open (UINT32_MAX: none) */
     tw_raise(o->events, &ev);
+    doubt(o, m->user_ref, now);
+    if (m->type == 'U')
+        doubt(o, m->orig_user_ref, now);
     tw_risk_kill_all(o->risk, 1);
     if (!__atomic_load_n(&st->kill, __ATOMIC_ACQUIRE)) {
         st->kill_reason = TW_KILL_BAD_ANSWER;
@@ -320,7 +349,9 @@ void tw_orders_take_answers(struct tw_orders *o, const struct tw_ouch_msg *msgs,
         }
         st->order_events++;
         int64_t open = m->user_ref ? tw_risk_order_open(o->risk, m->user_ref) : -1;
-        int bad = tw_risk_answer(o->risk, m); /* checked, then applied to positions and open orders */
+        int bad = open < 0 && (m->type == 'C') && in_doubt(o, m->user_ref)
+                      ? 0 /* the answer to our own cancel of an order in doubt */
+                      : tw_risk_answer(o->risk, m); /* checked, then applied to positions and open orders */
         if (bad == TW_BAD_UNKNOWN_ORDER)
             st->unknown_orders++;
         if (m->user_ref)

@@ -53,6 +53,10 @@ struct tw_orders {
     int corked;
     struct tw_pending pending[TW_ORDERS_MAX_PENDING];
     uint64_t open_refs[4096]; /* a kill switch's list of orders to cancel */
+    /* orders an impossible answer left in doubt (risk no longer holds them, the venue may): each got a
+     * cancel of its own, whose Canceled or Cancel Reject is then expected */
+    uint32_t doubt[16];
+    uint32_t ndoubt;
 };
 
 /* Set up over the config's strategies, risk and session: 0, or -1 (no memory, or the books
