@@ -401,6 +401,8 @@ def kind_of(event: dict[str, Any]) -> str:
         return _ORDER_KINDS.get(event["type"], "event")
     if event["event"] == "risk_denied":
         return "risk"
+    if event["event"] == "bad_answer":  # an impossible venue answer, with its bytes as hex (C)
+        return "bad_answer"
     return "event"
 
 
