@@ -18,6 +18,7 @@ EVENT_TEXT = {
     "risk_denied": lambda e: f"risk denied order {e['user_ref']} ({e['qty']:,} shares, locate {e['locate']}): "
                              f"{e['denial']}",
     "order": lambda e: order_text(e),
+    "bad_answer": lambda e: bad_answer_text(e),
 }
 
 
@@ -33,6 +34,14 @@ def order_text(e: dict[str, Any]) -> str:
     if e["type"] == "N":
         return f"order {e['user_ref']} [red]not sent[/]: the link broke before it was written"
     return f"order {e['user_ref']} {OUCH_ANSWERS.get(e['type'], e['type'])}: {e['qty']:,}"
+
+
+def bad_answer_text(e: dict[str, Any]) -> str:
+    """An impossible answer from the venue (dpdk.ouch.BAD_ANSWERS): what, about which order; the kill switch."""
+    about = "a session packet" if e["type"] == "session" else \
+        f"{OUCH_ANSWERS.get(e['type'], e['type'])} {e['qty']:,} of order {e['user_ref']}" + (
+            f" ({e['open']:,} open)" if "open" in e else "")
+    return f"[red]impossible answer[/] from the venue, {e['why'].replace('_', ' ')}: {about}; kill switch thrown"
 
 
 def event_text(e: dict[str, Any]) -> str:
