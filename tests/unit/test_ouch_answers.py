@@ -13,6 +13,7 @@ import itertools
 import pytest
 
 from appliance.protocols import itch, ouch
+from appliance.views import event_text
 from appliance.protocols import soupbintcp as soup
 from dpdk import native
 from dpdk.books import Books, event_dict
@@ -125,6 +126,8 @@ def test_a_login_accepted_mid_session_keeps_the_numbering_and_throws_the_kill_sw
                    "type": "session", "qty": 0, "ouch_seq": 2, "bytes": again.hex(), "length": len(again)}
     assert rig.killed == (1, rig.lib.TW_KILL_BAD_ANSWER)
     assert rig.session.stats()["next_seq"] == 2  # not renumbered from 1
+    assert event_text(bad) == ("[red]impossible answer[/] from the venue, login mid session: a session packet; "
+                               "kill switch thrown")
     got = rig.session.inject(seq("E", user_ref_num=ref, quantity=10, price=BID))
     assert got[0]["seq"] == 2
 
@@ -159,6 +162,8 @@ def test_an_overfill_counts_in_full_and_throws_the_kill_switch_with_its_bytes(ri
         "why": "overfill", "user_ref": ref, "type": "E", "qty": 60, "open": 40, "bytes": fill.hex()}
     assert rig.risk.position(1) == 120  # what the venue says traded, as the OMS counts it
     assert rig.open(ref) == -1 and rig.killed == (1, rig.lib.TW_KILL_BAD_ANSWER)
+    assert event_text(bad) == (f"[red]impossible answer[/] from the venue, overfill: executed 60 of order {ref} "
+                               "(40 open); kill switch thrown")
 
 
 @pytest.mark.parametrize("why, answers", [
