@@ -105,6 +105,12 @@ def status_view(r: dict[str, Any]) -> Group:
     return Group(t, per)
 
 
+def refused_text(refused: dict[str, dict[str, int]]) -> str:
+    """The feed's refusals by line and why (wrong source, wrong session, unconfirmed jump, unasked answer)."""
+    said = [f"{line} {why.replace('_', ' ')} {n:,}" for line, whys in refused.items() for why, n in whys.items() if n]
+    return ", ".join(said) or "0"
+
+
 def feed_stats_view(r: dict[str, Any]) -> Table:
     f = r["feed"]
     state = ("[green]running[/]" if r["running"] else "[yellow]stopped[/]")
@@ -121,6 +127,7 @@ def feed_stats_view(r: dict[str, Any]) -> Table:
         ("unrecoverable (messages skipped)", f"{f['unrecoverable']:,} ({f['skipped']:,})"),
         ("retransmission requests / answers", f"{r['retrans_requests']:,} / {r['retrans_answers']:,}"),
         ("malformed / other session", f"{f['malformed']:,} / {f['other_session']:,}"),
+        ("refused, not the exchange's", refused_text(f.get("refused", {}))),
         ("book errors", ", ".join(f"{k} {v:,}" for k, v in r["book"]["errors"].items()) or "0"),
         ("live orders", f"{r['live_orders']:,}"),
         ("not UDP / no arrival stamp / socket errors", f"{r['not_udp']:,} / {r['no_meta']:,} / {r['sock_errors']:,}"),
