@@ -57,7 +57,7 @@ from typing import Any
 
 # the on-disk kind is the index here + 1: new kinds go at the end
 KINDS = ("order", "ack", "fill", "cancel", "reject", "risk", "operator", "config", "event", "note", "not_sent",
-         "cancel_sent", "ptp", "alert", "bad_answer")  # new kinds go at the end: a kind's id is its place here, kept on disk
+         "cancel_sent", "ptp", "alert", "bad_answer")  # new kinds at the end: a kind's id is its place, on disk
 _KIND_ID = {k: i + 1 for i, k in enumerate(KINDS)}
 FILE_MAGIC = b"TWJ1"
 FILE_HEADER = struct.Struct("<4sIQ")          # magic, version, first seq
