@@ -13,8 +13,8 @@ import itertools
 import pytest
 
 from appliance.protocols import itch, ouch
-from appliance.views import event_text
 from appliance.protocols import soupbintcp as soup
+from appliance.views import event_text
 from dpdk import native
 from dpdk.books import Books, event_dict
 from dpdk.ouch import BAD_ANSWERS, OuchSession, bad_answer_bytes
