@@ -5,6 +5,7 @@ replays of BinaryFILEs and benchmarks."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from dpdk import native
@@ -34,6 +35,13 @@ def _text(raw: Any) -> str:
 REFUSALS = ("wrong_source", "wrong_session", "unconfirmed_jump", "unasked_answer")
 # what an order event's stage_ns holds, in order (enum tw_order_stage): they add up to its tick-to-trade
 ORDER_STAGES = ("wire", "queue", "apply", "decide", "risk", "send")
+
+
+@functools.cache
+def kill_reasons() -> dict[int, str]:
+    """worker.h's enum tw_kill_reason: each value's name (TW_KILL_DEADMAN -> "deadman")."""
+    _, lib = native()
+    return {getattr(lib, n): n.removeprefix("TW_KILL_").lower() for n in dir(lib) if n.startswith("TW_KILL_")}
 
 
 def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
@@ -82,6 +90,9 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
                    line="AB"[ev.line] if ev.line < 2 else "retransmission", refused=ev.a, total=ev.b)
         if ev.seq:
             out["seq"] = ev.seq  # the sequence number it claimed
+        return out
+    elif kind == "kill":  # the worker's own kill switch (dead-man, dropped events, stopping): why, cancels sent
+        out.update(reason=kill_reasons().get(ev.code, ev.code), thrown=bool(ev.a), cancels=ev.b)
         return out
     elif kind == "risk_denied":
         out.update(denial=denial_names().get(ev.code, ev.code), reason=denial_reason(ev.code, ev.limit, ev.value),

@@ -209,7 +209,7 @@ COUNTERS = ("polls", "busy_polls", "rx_bytes", "not_udp", "multi_segment", "no_m
 
 def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
     """A snapshot as plain data."""
-    from dpdk.books import book_stats_dict, refused_dict
+    from dpdk.books import book_stats_dict, kill_reasons, refused_dict
 
     now = time.monotonic_ns()
     out: dict[str, Any] = {
@@ -219,6 +219,7 @@ def stats_dict(st: Any, nports: int | None = None) -> dict[str, Any]:
         "rx_packets": list(st.rx_packets)[:nports] if nports else list(st.rx_packets),
     }
     out.update({c: getattr(st, c) for c in COUNTERS})
+    out["kill_reason"] = kill_reasons().get(st.kill_reason, st.kill_reason) if st.killed else None
     feed = {f: getattr(st.feed, f) for f in FEED_STATE_FIELDS}
     for f in ("in_gap", "stale", "end_of_session"):
         feed[f] = bool(feed[f])
@@ -259,6 +260,11 @@ class WorkerConfig:
     sockets: dict[str, socket.socket] = field(default_factory=dict)  # line -> a line_socket()
     driver: str = "lcore"                       # lcore: tw_worker_run reads; asyncio: Python reads the sockets
     cancel_each: bool = False                   # a kill sends each cancel on its own (a benchmark's baseline)
+    deadman_s: float = 0.0                      # trading: the lcore throws its kill switch when the control
+                                                # loop's stamp (stats.control_heartbeat_ns) is older; 0: off
+    stop_cancel_s: float = 2.0                  # trading: a stop with orders open throws the kill switch and
+                                                # waits this long for the venue's cancels
+    event_ring_size: int = 8192                 # a power of two; a drop throws a trading worker's kill switch
     # issue 16 (B): who may speak for the feed
     sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # line -> its publisher (address, port)
     session: str = ""                           # the MoldUDP64 session taken ("": the first seen)
@@ -325,7 +331,7 @@ class Worker:
         c.give_up_ns = int(cfg.give_up_s * 1e9)
         c.idle_stop_ns = int(cfg.idle_stop_ms * 1e6)
         c.idle_sleep_us = cfg.idle_sleep_us
-        c.event_ring_size = 8192
+        c.event_ring_size = cfg.event_ring_size
         if cfg.driver == "lcore":
             for line, sock in cfg.sockets.items():
                 c.sock_fd[{"A": 0, "B": 1}[line]] = sock.fileno()
@@ -338,6 +344,8 @@ class Worker:
             c.nstrategies = len(strategies)
             c.ouch_poll_ns = 20_000
             c.cancel_each = cfg.cancel_each
+            c.deadman_ns = int(cfg.deadman_s * 1e9)
+            c.stop_cancel_ns = int(cfg.stop_cancel_s * 1e9)
         if cfg.recorder is not None:
             c.recorder = cfg.recorder._r
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])

@@ -1,7 +1,8 @@
 """A worker's run from start to stop: the feed's ports (af_xdp behind our XDP filter,
 kernel sockets, or a capture), the EAL, the journal, the clock's monitor, the control
-loop draining the worker's events, and on the way out every open order cancelled and
-the final report.
+loop draining the worker's events and stamping the dead-man switch's heartbeat, and on
+every way out (the end, a signal, an exception) every open order cancelled before the
+worker stops (failsafe.py), and the final report.
 
 Live, in the lab: the worker process enters ``PREFIX-app``, pins the filter's maps
 with a redirect rule per line, shares them with the copy of the filter that DPDK's
@@ -25,10 +26,11 @@ from typing import Any
 
 from appliance.feed.control import Control
 from appliance.feed.errors import FeedError
+from appliance.feed.failsafe import Drain, Failsafe, GuardedJournal, deadman_of
 from appliance.feed.live import make_recorder, process_memory, share_filter
 from appliance.feed.reloader import Reloader
 from appliance.feed.settings import RunSettings
-from appliance.journal import Journal, JournalError, kind_of
+from appliance.journal import Journal, JournalError
 from appliance.ptp.monitor import Monitor
 from appliance.service import Notifier
 from common.netns import in_netns
@@ -39,9 +41,12 @@ from xdp.filter import PIN_ROOT
 
 
 class _Stop:
+    """SIGTERM, SIGINT and the systemd watchdog's SIGABRT end the loop the same way: every open order
+    cancelled first. (A C abort() still ends the process: the handler only sets a flag.)"""
+
     def __init__(self) -> None:
         self.reason: str | None = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGABRT):
             signal.signal(sig, self._handler)
 
     def _handler(self, signum: int, frame: Any) -> None:
@@ -51,7 +56,10 @@ class _Stop:
 def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the worker until the duration ends, the session ends (``until_end``),
-    a replay runs dry, or SIGTERM/SIGINT. Returns the final report."""
+    a replay runs dry, or SIGTERM/SIGINT/SIGABRT. Returns the final report. A trading run
+    leaves nothing open at the venue whichever way it ends: on an exception too, whose
+    error it then raises (:class:`~appliance.feed.failsafe.JournalFailed` when the journal
+    could not write)."""
     s = settings
     say = progress or (lambda _m: None)
     name, pcap, source, feed = s.name, s.pcap, s.input, s.feed
@@ -79,7 +87,8 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
         max_locate=s.max_locate, max_orders=s.max_orders, levels=s.levels, join_late=bool(pcap),
         prefault=s.prefault, unsequenced=s.unsequenced,
         recorder=recorder, driver="asyncio" if source == "asyncio" else "lcore",
-        cancel_each=s.cancel_each,
+        cancel_each=s.cancel_each, deadman_s=deadman_of(s) if trading else 0.0, stop_cancel_s=s.cancel_timeout,
+        sources=feed.sources, session=feed.session,  # issue 16 (B): who may speak for the feed
     )
     eal = W.EalConfig(lcores=s.lcores, file_prefix=f"tw-{name}", vdevs=vdevs, hugepages=s.hugepages)
     stop = _Stop()
@@ -114,12 +123,17 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                 say(f"warning: {w.message}")
             report["eal"] = argv[1:]
             worker = W.Worker(cfg, name)
-            journal = None
+            journal: GuardedJournal | None = None
             control = None
             notifier = Notifier()
             clock = None
+            failsafe = drain = log = None
             try:
-                journal = _open_journal(s, report, trading, say)
+                log = open(events_path, "w")  # noqa: SIM115 (closed in the finally below, after the last drain)
+                opened = _open_journal(s, report, trading, say)
+                journal = GuardedJournal(opened, worker.shared.ptr, trading is not None) if opened else None
+                failsafe = Failsafe(worker, trading, journal, say, cfg.deadman_s)
+                drain = Drain(worker, log, journal, None, on_event, failsafe.beat)
                 clock = _watch_clock(s, journal, say)
                 status = {"pid": os.getpid(), "name": name, "mode": report["mode"], "netns": feed.netns,
                           "ifaces": feed.ifaces, "pcap": pcap,
@@ -132,8 +146,10 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                 W.write_status(name, status)
                 reloads = Reloader(s, trading, journal, status, say) if s.config else None
                 control = Control(s, worker, trading, journal, status, reloads, say, clock) if trading else None
+                drain.control = control
                 if recorder is not None:
                     recorder.start()  # its writer thread, on the control lcore's CPU like this one
+                failsafe.beat()  # the dead-man switch's first stamp: the lcore checks it from its first millisecond
                 lcore = worker.launch()
                 say(f"worker on lcore {lcore}: " + ", ".join(
                     [f"line {p.line} on {v.split(',')[1].split('=')[1] if not pcap else pcap}"
@@ -141,13 +157,18 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; keeping every frame in {record}" if record else ""))
                 notifier.ready(f"trading {', '.join(trading.names)}" if trading else "reading the feed")
-                report["events"] = _watch(worker, s, stop, events_path, on_event, journal,
-                                          control, notifier, trading)
+                report["events"] = _watch(worker, s, stop, drain, failsafe, journal, control, notifier)
                 report["stopped_by"] = stop.reason
+            except BaseException as exc:  # every way out: the open orders cancelled before the worker stops
+                if failsafe is not None and drain is not None:
+                    _leave_on_error(failsafe, drain, exc, s.cancel_timeout, say)
+                raise
             finally:
                 notifier.stopping(f"stopped by {stop.reason}")
                 notifier.close()
-                worker.stop()
+                worker.stop()  # a trading worker's C loop cancels what is still open before it ends
+                if drain is not None:
+                    drain.rest()  # what came while it stopped
                 report["stats"] = worker.stats()
                 report["ports"] = worker.port_stats()
                 report["books"] = worker.books.report(s.top)
@@ -163,6 +184,10 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                 if clock is not None:
                     report["clock"] = clock.view()
                     clock.stop()
+                if failsafe is not None:
+                    report["failsafe"] = failsafe.report()
+                if log is not None:
+                    log.close()
                 worker.close()
                 if journal is not None:
                     journal.close()
@@ -170,6 +195,8 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
         finally:
             if undo:
                 undo()
+    if journal is not None and journal.failed is not None:
+        raise journal.failed  # the orders are cancelled; the run still fails, naming the journal
     if s.books_out:
         pathlib.Path(s.books_out).write_text(json.dumps(report["books"], indent=1))
     return report
@@ -238,94 +265,76 @@ def _open_journal(settings: RunSettings, report: dict[str, Any], trading: Any,
     return j
 
 
-def _watch(worker: Any, settings: RunSettings, stop: _Stop, events_path: pathlib.Path,
-           on_event: Callable[[dict[str, Any]], None] | None, journal: Any = None,
-           control: Any = None, notifier: Any = None, trading: Any = None) -> dict[str, int]:
+def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsafe: Failsafe,
+           journal: GuardedJournal | None = None, control: Any = None, notifier: Any = None) -> dict[str, int]:
     """Drain events until it is time to stop (into the events file, the journal when
-    there is one, and on_event); a trading worker then cancels its open orders and
-    waits for the venue to confirm (up to --cancel-timeout). Returns counts per event
-    kind."""
-    counts: dict[str, int] = {}
+    there is one, and on_event), stamping the dead-man switch's heartbeat each round; a
+    trading worker then cancels its open orders and waits for the venue to confirm (up to
+    --cancel-timeout). Returns counts per event kind."""
     deadline = time.monotonic() + settings.duration if settings.duration else None
     ended_at: float | None = None
     operator_file = W.STATE_DIR / f"{settings.name}.operator.jsonl"
     operator_file.unlink(missing_ok=True)
     operator_at = 0
 
-    def operator_actions() -> None:  # what tickwire kill / resume asked, with who and why
+    def operator_actions() -> None:  # what tickwire kill / resume asked (until the worker journals its commands)
         nonlocal operator_at
         try:
-            with open(operator_file) as f:
-                f.seek(operator_at)
-                for line in f:
-                    if not line.endswith("\n"):
-                        break
-                    operator_at += len(line.encode())
-                    if journal is not None:
-                        journal.append("operator", json.loads(line))
+            fd = os.open(operator_file, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            pass
+            return
+        with open(fd) as f:
+            f.seek(operator_at)
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                operator_at += len(line.encode())
+                if journal is not None:
+                    journal.append("operator", json.loads(line))
 
-    def take(ev: dict[str, Any], tell: bool = True) -> None:
-        counts[ev["event"]] = counts.get(ev["event"], 0) + 1
-        log.write(json.dumps(ev) + "\n")
-        if journal is not None:
-            journal.append(kind_of(ev), ev)
+    while True:
+        failsafe.beat()
+        drain.all()
+        drain.log.flush()
+        failsafe.lap("events")
+        failsafe.watch()
+        if journal is not None and journal.failed is not None:
+            raise journal.failed  # an append of another thread (the clock's monitor) failed
         if control is not None:
-            control.on_event(ev)
-        if on_event and tell:
-            on_event(ev)
-
-    with open(events_path, "w") as log:
-        while True:
-            for ev in worker.events():
-                take(ev)
-            log.flush()
-            if control is not None:
-                control.tick()
-            if notifier is not None:
-                notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
-            operator_actions()
-            if stop.reason:
-                break
-            if deadline and time.monotonic() >= deadline:
-                stop.reason = "duration"
-                break
-            if not worker.running():
-                stop.reason = "replay ended" if settings.pcap else "worker ended"
-                break
-            if settings.until_end:
-                st = worker.shared.ptr.feed
-                if st.end_of_session and not st.in_gap:
-                    ended_at = ended_at or time.monotonic()
-                    if time.monotonic() - ended_at > 0.2:  # the other line's last packets
-                        stop.reason = "end of session"
-                        break
-            time.sleep(0.05)
-        if trading is not None and worker.running():
-            _cancel_on_stop(worker, trading, journal, stop.reason, settings.cancel_timeout,
-                            lambda: [take(ev, tell=False) for ev in worker.events()])
-        for ev in worker.events():  # what came while stopping
-            take(ev, tell=False)
+            control.tick()
+            failsafe.lap("control")
+        if notifier is not None:
+            notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
         operator_actions()
-    return counts
+        if stop.reason:
+            break
+        if deadline and time.monotonic() >= deadline:
+            stop.reason = "duration"
+            break
+        if not worker.running():
+            stop.reason = "replay ended" if settings.pcap else "worker ended"
+            break
+        if settings.until_end:
+            st = worker.shared.ptr.feed
+            if st.end_of_session and not st.in_gap:
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > 0.2:  # the other line's last packets
+                    stop.reason = "end of session"
+                    break
+        failsafe.lap("checks")
+        time.sleep(0.05)
+    failsafe.leave(stop.reason, lambda: drain.all(tell=False), settings.cancel_timeout)
+    drain.all(tell=False)  # what came while stopping
+    operator_actions()
+    return drain.counts
 
 
-def _cancel_on_stop(worker: Any, trading: Any, journal: Any, why: str | None, timeout: float,
-                    drain: Callable[[], Any]) -> None:
-    """Leave nothing resting at the venue: throw the kill switch (every open order is
-    cancelled in one send), then wait for the venue's answers while draining events."""
-    if trading.session is None or trading.session.stats()["state"] != "up":
-        return  # the session is gone: nothing can be cancelled, the venue's own rules apply
-    st = worker.shared.ptr
-    st.kill = 1
-    deadline = time.monotonic() + timeout
-    while st.killed != 1 and time.monotonic() < deadline:
-        time.sleep(0.0005)
-    while trading.risk.stats()["open_orders"] and time.monotonic() < deadline:
-        drain()
-        time.sleep(0.01)
-    if journal is not None:
-        journal.append("operator", {"action": "kill", "level": "global", "target": None, "who": "tickwire",
-                                    "reason": f"stopping ({why}): every open order cancelled",
-                                    "cancels": st.kill_cancels, "left_open": trading.risk.stats()["open_orders"]})
+def _leave_on_error(failsafe: Failsafe, drain: Drain, exc: BaseException, timeout: float,
+                    say: Callable[[str], None]) -> None:
+    """The way out on an exception: the kill switch thrown (the journal's failure threw it already), the
+    venue's cancels waited for while draining what still can be."""
+    why = f"error: {type(exc).__name__}: {exc}" if not isinstance(exc, FeedError) else f"error: {exc}"
+    try:
+        failsafe.leave(why[:200], drain.rest, timeout)
+    except Exception as inner:  # noqa: BLE001
+        say(f"stopping after an error: could not wait for the cancels ({inner})")

@@ -35,7 +35,10 @@ enum tw_event_type {
                                  number; a user_ref, b qty */
     /* Issue 16's events (each owner fills in its comment): */
     TW_EV_KILL = 13,          /* the worker threw or released a kill switch of its own accord or by command:
-                                 code: why (worker.h's enum tw_kill_reason), a: 1 thrown / 0 released */
+                                 code: why (worker.h's enum tw_kill_reason), a: 1 thrown / 0 released,
+                                 b: the cancels it sent. Of its own accord (worker.c, loop.h): the control
+                                 loop's heartbeat went stale (DEADMAN), the ring dropped an event
+                                 (EVENTS_DROPPED), or a stop found orders open (STOPPING) */
     TW_EV_COMMAND = 14,       /* a command the worker carried out (control.c): code: enum tw_worker_cmd */
     TW_EV_BAD_ANSWER = 15,    /* an order-entry answer that cannot be (session.c, risk_orders.c; raised by
                                  orders.c, which throws the kill switch): code: enum tw_bad_answer, a: the

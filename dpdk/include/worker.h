@@ -92,6 +92,10 @@ struct tw_worker_config {
     /* issue 16: the dead-man switch (A): the loop throws its own kill switch when the control
      * loop's stamp (stats.control_heartbeat_ns) is older than this; 0: off */
     uint64_t deadman_ns;
+    /* issue 16 (A): on its way out (tw_worker_stop, a replay run dry) a trading worker whose session is up
+     * with orders open throws the kill switch (TW_KILL_STOPPING) and reads the venue's answers until none
+     * is open or this long after the kill, before its loop ends; 0: 2 s */
+    uint64_t stop_cancel_ns;
 };
 
 struct tw_worker_stats {

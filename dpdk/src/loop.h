@@ -31,6 +31,7 @@ struct tw_worker {
     uint32_t rt_saddr, rt_daddr; /* the retransmission socket's two ends: the recorder's headers */
     uint16_t rt_sport, rt_dport;
     struct tw_orders orders;   /* with strategies only */
+    uint64_t seen_dropped;     /* events_dropped the fail-safe has answered (worker.c) */
 };
 
 /* ---- the feed: mold hands back the messages now in sequence, itch applies them ------------ */
@@ -61,6 +62,31 @@ static inline void tw_loop_publish(struct tw_worker *w)
     tw_feed_state(w->feed, &w->st->feed);
     tw_books_stats(w->books, &w->st->book);
     w->st->live_orders = tw_books_live_orders(w->books);
+}
+
+/* 1 when a trading worker's session is up with orders open: what a stop must cancel first. */
+static inline int tw_loop_resting(const struct tw_worker *w)
+{
+    if (!w->cfg.nstrategies)
+        return 0;
+    struct tw_risk_stats rs;
+    tw_risk_stats(w->cfg.risk, &rs);
+    return rs.open_orders && tw_venue_is_up(&w->orders.venue);
+}
+
+/* A trading worker throws its own kill switch, as another process would (stats.kill_reason, then
+ * kill), and acts on it now through control.c, as it would before the next burst: risk refuses
+ * every new order, every open order is cancelled in one send. Raised as TW_EV_KILL. Only an
+ * operator releases it (tickwire resume). */
+static inline void tw_loop_kill(struct tw_worker *w, uint64_t reason, uint64_t now)
+{
+    struct tw_worker_stats *st = w->st;
+    st->kill_reason = reason;
+    __atomic_store_n(&st->kill, 1, __ATOMIC_RELEASE);
+    tw_control_poll(&w->orders);
+    struct tw_event ev = { .ts_ns = now, .type = TW_EV_KILL, .code = (uint8_t)reason, .a = 1, .b = st->kill_cancels,
+                           .strategy = TW_ORDERS_NONE };
+    tw_raise(&w->sink, &ev);
 }
 
 /* The first time round: the clocks mapped, the start noted. */

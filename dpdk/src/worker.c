@@ -15,6 +15,8 @@
 
 #include "loop.h"
 
+#define STOP_CANCEL_NS 2000000000ull /* stop_cancel_ns 0: the venue's cancels get 2 s (as --cancel-timeout) */
+
 /* ---- one datagram, from a port's frame or a socket ------------------------------------------
  * t_rx: CLOCK_MONOTONIC when its burst was read (the stamp's clock, read directly: a mapped
  * TSC on another CPU could be microseconds off); t_rx_tsc: the TSC then, for the short
@@ -90,6 +92,42 @@ static void service_gap(struct tw_worker *w, uint64_t now)
     }
 }
 
+/* ---- fail safe: a trading worker stops quoting and cancels when Python cannot follow --------------
+ * The dead-man switch: the control loop stamps stats.control_heartbeat_ns (CLOCK_MONOTONIC) every
+ * round; a stamp older than deadman_ns means it hung or died while this loop trades blind (the risk
+ * manager sees nothing, the events pile up). A dropped event means the journal misses an order or a
+ * fill, and a restart would seed wrong positions. Either throws the kill switch; about every
+ * millisecond, never per packet. */
+static void fail_safe(struct tw_worker *w, uint64_t now)
+{
+    struct tw_worker_stats *st = w->st;
+    uint64_t stamp = __atomic_load_n(&st->control_heartbeat_ns, __ATOMIC_ACQUIRE);
+    if (!__atomic_load_n(&st->kill, __ATOMIC_ACQUIRE)) {
+        if (st->events_dropped != w->seen_dropped)
+            tw_loop_kill(w, TW_KILL_EVENTS_DROPPED, now);
+        else if (w->cfg.deadman_ns && now > stamp && now - stamp > w->cfg.deadman_ns)
+            tw_loop_kill(w, TW_KILL_DEADMAN, now);
+    }
+    w->seen_dropped = st->events_dropped; /* thrown already: nothing more to do (its own event may be one) */
+}
+
+/* On its way out (stopped, or a replay run dry) a trading worker leaves nothing resting at the venue:
+ * with the session up and orders open it throws the kill switch (TW_KILL_STOPPING) unless it is thrown
+ * already, and the loop goes on reading the venue's answers until no order is open, the session is
+ * gone, or stop_cancel_ns has passed since the kill. 1 when the loop may end. */
+static int may_end(struct tw_worker *w)
+{
+    struct tw_worker_stats *st = w->st;
+    if (!tw_loop_resting(w))
+        return 1;
+    uint64_t now = tw_mono_ns();
+    if (!__atomic_load_n(&st->kill, __ATOMIC_ACQUIRE))
+        tw_loop_kill(w, TW_KILL_STOPPING, now);
+    if (!st->killed)
+        return 0; /* thrown by another process a moment ago: acted on at the top of the iteration */
+    return now - st->killed_ns > (w->cfg.stop_cancel_ns ? w->cfg.stop_cancel_ns : STOP_CANCEL_NS);
+}
+
 static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
 {
     struct tw_worker_stats *st = w->st;
@@ -116,8 +154,10 @@ static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)
     }
     if (now - st->heartbeat_ns > 1000000) {
         st->heartbeat_ns = now;
-        if (c->nstrategies)
+        if (c->nstrategies) {
+            fail_safe(w, now);
             tw_orders_timer(&w->orders, tw_feed_is_stale(w->feed), now);
+        }
         if (now - w->last_cal > 100000000ull) {
             tw_clock_calibrate(&w->clock);
             w->last_cal = now;
@@ -187,7 +227,9 @@ int tw_worker_run(struct tw_worker *w)
     const struct tw_worker_config *c = &w->cfg;
     tw_loop_begin(w);
     __atomic_store_n(&st->running, 1, __ATOMIC_RELEASE);
-    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+    for (int ending = 0;;) {
+        if ((ending || __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) && may_end(w))
+            break;
         uint32_t got = 0;
         if (c->nstrategies)
             tw_control_poll(&w->orders);
@@ -201,7 +243,7 @@ int tw_worker_run(struct tw_worker *w)
         if (!got) {
             /* a replay has run dry: nothing for idle_stop since its last packet (or since the start) */
             if (c->idle_stop_ns && now - (w->first_packet ? st->last_packet_ns : st->started_ns) > c->idle_stop_ns)
-                break;
+                ending = 1;
             if (c->idle_sleep_us)
                 usleep(c->idle_sleep_us);
         }

@@ -124,7 +124,9 @@ int tw_worker_launch(struct tw_worker *w, uint32_t lcore)
 void tw_worker_stop(struct tw_worker *w)
 {
     __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
-    if (w->driven) { /* no loop to notice: done now */
+    if (w->driven) { /* no loop to notice: done now; the cancels sent, no loop to read their answers */
+        if (tw_loop_resting(w) && !__atomic_load_n(&w->st->kill, __ATOMIC_ACQUIRE))
+            tw_loop_kill(w, TW_KILL_STOPPING, tw_mono_ns());
         tw_loop_publish(w);
         w->st->heartbeat_ns = tw_clock_now(&w->clock);
         __atomic_store_n(&w->st->running, 0, __ATOMIC_RELEASE);
