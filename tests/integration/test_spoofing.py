@@ -20,7 +20,7 @@ import pytest
 
 from appliance.protocols import itch, moldudp64
 from common.netns import in_netns
-from dpdk.worker import STATE_DIR, SharedStats
+from dpdk.worker import STATE_DIR, SharedStats, remove_state
 from labtools import TICKWIRE, ExchangeProcess, tw, tw_json
 
 pytestmark = pytest.mark.root
@@ -184,3 +184,33 @@ def test_a_rogue_on_the_feed_network_neither_spoofs_nor_derails_the_books(lab, t
         assert a["wrong_source"] == rogue.sent and a["unconfirmed_jump"] == 0
         assert 1 <= rep["events"]["feed_refused"] <= 10
     assert sum(b.values()) == 0 and sum(f["refused"]["retransmission"].values()) == 0
+
+
+def test_a_replay_given_the_lines_sources_refuses_every_other_senders_datagram(tmp_path):
+    """The worker's own check on a port's frames (the IP/UDP header: what af_xdp and pcap ports
+    hand it), without the XDP filter in front: a capture with a rogue's datagrams in it."""
+    from appliance.protocols import capture
+
+    publisher, rogue, group = ("198.18.1.1", 26400), ("198.18.1.66", 26400), ("239.198.1.1", 26400)
+    msgs = [itch.encode(itch.example("S", 0))] + [fake_add(i) for i in range(1, 41)]
+    pcap = tmp_path / "feed.pcap"
+    spoofs = 0
+    with capture.CaptureWriter(pcap) as w:
+        for seq in range(1, len(msgs) + 1):
+            if seq % 10 == 0:  # before the exchange's own copy: the next message, and a jump
+                w.udp(moldudp64.pack(SESSION, seq, [fake_add(900_000 + seq)]), rogue, group)
+                w.udp(moldudp64.heartbeat(SESSION, HUGE), rogue, group)
+                w.udp(moldudp64.pack(SESSION, seq, [fake_add(800_000 + seq)]), ("198.18.1.1", 40000), group)
+                spoofs += 3
+            w.udp(moldudp64.pack(SESSION, seq, [msgs[seq - 1]]), publisher, group)
+    try:
+        rep = tw_json("feed", "run", "--pcap", str(pcap), "--group", "A=239.198.1.1:26400", "--source",
+                      "A=198.18.1.1:26400", "--name", "spoofreplay", "--hugepages", "off", "--top", "0")
+    finally:
+        remove_state("spoofreplay")
+    f = rep["stats"]["feed"]
+    assert f["refused"]["A"]["wrong_source"] == spoofs
+    assert f["applied"] == len(msgs) and f["gaps"] == 0 and f["stale"] is False
+    assert rep["events"]["feed_refused"] == 1  # one event for the lot: they came within a second
+    (book,) = [b for b in rep["books"] if b["locate"] == 1]
+    assert sum(s for _, s, _ in book["bids"]) == 100 * 40  # the exchange's 40 orders, none of the rogue's
