@@ -496,11 +496,15 @@ class AsyncioDriver:
     def _readable(self, line: int, sock: socket.socket) -> None:
         w, lib = self.worker._w, self.lib
         anc_size = socket.CMSG_SPACE(16)
+        publisher = self.worker.cfg.sources.get("AB"[line])  # issue 16 (B): as rx.c checks it
         while True:
             try:
-                data, anc, _flags, _addr = sock.recvmsg(2048, anc_size)
+                data, anc, _flags, addr = sock.recvmsg(2048, anc_size)
             except BlockingIOError:
                 return
+            if publisher is not None and addr != publisher:
+                lib.tw_feed_refuse(self.worker.feed._f, line, lib.TW_REFUSED_SOURCE)
+                continue
             stamp = 0
             for level, kind, raw in anc:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:

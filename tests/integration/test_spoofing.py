@@ -147,7 +147,7 @@ def same_books(exchange: dict, worker: dict) -> None:
         assert got[sym]["asks"] == want["asks"], sym
 
 
-@pytest.mark.parametrize("source", ["af_xdp", "socket"])
+@pytest.mark.parametrize("source", ["af_xdp", "socket", "asyncio"])
 def test_a_rogue_on_the_feed_network_neither_spoofs_nor_derails_the_books(lab, tmp_path, source):
     name = lab.prefix
     worker = FeedWorker(lab, name, "--input", source)
