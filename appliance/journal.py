@@ -403,6 +403,8 @@ def kind_of(event: dict[str, Any]) -> str:
         return "risk"
     if event["event"] == "bad_answer":  # an impossible venue answer, with its bytes as hex (C)
         return "bad_answer"
+    if event["event"] == "command":  # a kill, resume or reload the worker carried out (who: the kernel's uid)
+        return "operator"
     return "event"
 
 

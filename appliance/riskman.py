@@ -13,8 +13,11 @@ control loop (50 ms):
   failed for ``ptp.fail_after`` (the PTP monitor's verdict,
   appliance.ptp.monitor): a breach trips the *global* kill switch.
 
-A trip journals why (a ``risk`` record, and the kill as an ``operator`` action by
-``risk manager``) and stays until an operator runs ``tickwire resume`` at that
+A trip journals why (a ``risk`` record) and goes to the worker as a command on its
+command socket, the operators' channel (appliance.feed.killswitch): the worker carries
+it out in turn with theirs (neither overwrites the other) and records it itself, as
+the risk manager's only when it comes from its own process (the ``operator`` record
+by ``risk manager``). It stays until an operator runs ``tickwire resume`` at that
 level: the manager then watches that target again (a drawdown from then on; a
 loss still past its limit trips again at once, so raise the limit with
 ``tickwire reload`` first).

@@ -35,6 +35,10 @@ def _text(raw: Any) -> str:
 REFUSALS = ("wrong_source", "wrong_session", "unconfirmed_jump", "unasked_answer")
 # what an order event's stage_ns holds, in order (enum tw_order_stage): they add up to its tick-to-trade
 ORDER_STAGES = ("wire", "queue", "apply", "decide", "risk", "send")
+# issue 16 (F): worker.h's enum tw_worker_cmd (code -> action, level) and enum tw_command_result, in order
+COMMANDS = {1: ("kill", "instrument"), 2: ("resume", "instrument"), 3: ("kill", "strategy"),
+            4: ("resume", "strategy"), 5: ("kill", "global"), 6: ("resume", "global"), 7: ("reload", None)}
+COMMAND_RESULTS = ("done", "no_target", "refused", "malformed")
 
 
 @functools.cache
@@ -72,6 +76,15 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
                 out["stages_ns"] = dict(zip(ORDER_STAGES, list(ev.stage_ns), strict=True))
                 out["tick_to_trade_ns"] = sum(ev.stage_ns)
         return out
+    elif kind == "feed_refused":  # issue 16 (B): datagrams not the exchange's (feed.h's enum tw_feed_refusal)
+        out.update(why=REFUSALS[ev.code] if ev.code < len(REFUSALS) else ev.code,
+                   line="AB"[ev.line] if ev.line < 2 else "retransmission", refused=ev.a, total=ev.b)
+        if ev.seq:
+            out["seq"] = ev.seq  # the sequence number it claimed
+        return out
+    elif kind == "kill":  # the worker's own kill switch (dead-man, dropped events, stopping): why, cancels sent
+        out.update(reason=kill_reasons().get(ev.code, ev.code), thrown=bool(ev.a), cancels=ev.b)
+        return out
     elif kind == "bad_answer":  # an impossible answer from the venue (order_entry.h's enum tw_bad_answer)
         out.update(why=BAD_ANSWERS[ev.code] if ev.code < len(BAD_ANSWERS) else ev.code, user_ref=ev.a,
                    number=ev.b, type=chr(ev.stage_ns[0]) if ev.stage_ns[0] else "session", qty=ev.stage_ns[1])
@@ -85,19 +98,21 @@ def event_dict(ev: Any, strategies: list[str] | None = None) -> dict[str, Any]:
             out["side"] = chr(ev.side)
         _strategy(out, ev, strategies)
         return out
-    elif kind == "feed_refused":  # issue 16 (B): datagrams not the exchange's (feed.h's enum tw_feed_refusal)
-        out.update(why=REFUSALS[ev.code] if ev.code < len(REFUSALS) else ev.code,
-                   line="AB"[ev.line] if ev.line < 2 else "retransmission", refused=ev.a, total=ev.b)
-        if ev.seq:
-            out["seq"] = ev.seq  # the sequence number it claimed
-        return out
-    elif kind == "kill":  # the worker's own kill switch (dead-man, dropped events, stopping): why, cancels sent
-        out.update(reason=kill_reasons().get(ev.code, ev.code), thrown=bool(ev.a), cancels=ev.b)
-        return out
     elif kind == "risk_denied":
         out.update(denial=denial_names().get(ev.code, ev.code), reason=denial_reason(ev.code, ev.limit, ev.value),
                    user_ref=ev.a, qty=ev.b, locate=ev.locate)
         _strategy(out, ev, strategies)
+        return out
+    if kind == "command":  # issue 16 (F): a command from the worker's socket; uid, gid, pid: the kernel's
+        action, level = COMMANDS.get(ev.code, (f"command {ev.code}", None))
+        out.update(action=action, level=level, result=COMMAND_RESULTS[ev.line] if ev.line < len(COMMAND_RESULTS)
+                   else ev.line, request_id=ev.a, uid=ev.b, gid=ev.stage_ns[0], pid=ev.seq, number=ev.value,
+                   by="risk manager" if ev.side else "operator")
+        if level == "instrument":
+            out["locate"] = ev.locate
+        elif level == "strategy" and ev.strategy != 255:
+            out["slot"] = ev.strategy
+            _strategy(out, ev, strategies)
         return out
     if ev.code:
         out["code"] = chr(ev.code) if 32 < ev.code < 127 else ev.code

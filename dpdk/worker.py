@@ -20,6 +20,7 @@ import os
 import pathlib
 import socket
 import struct
+import tempfile
 import threading
 import time
 import warnings
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.operator import user_name
 from common.paths import RUN_DIR
 from dpdk import native
 from dpdk.books import Books, Feed, event_dict
@@ -348,6 +350,13 @@ class Worker:
             c.stop_cancel_ns = int(cfg.stop_cancel_s * 1e9)
         if cfg.recorder is not None:
             c.recorder = cfg.recorder._r
+        self.control_path = self.stats_path.with_name(f"{name}.control.sock")
+        self.control_sock: socket.socket | None = None
+        self._control = ffi.NULL
+        if cfg.trading is not None:  # operators' commands, each with the sender's credentials (control.c)
+            self.control_sock = control_socket(self.control_path)
+            self._control = lib.tw_control_open(self.control_sock.fileno())
+            c.control = self._control
         ptr = lib.tw_worker_create(c, self.books._b, self.feed._f, self.shared.ptr, f"tw_{name}_ev".encode()[:30])
         if ptr == ffi.NULL:
             raise DpdkError(f"could not create the worker (event ring tw_{name}_ev): is another worker named "
@@ -390,11 +399,23 @@ class Worker:
             n = self.lib.tw_worker_events(self._w, self._ev, len(self._ev))
             for i in range(n):
                 ev = event_dict(self._ev[i], self.strategy_names)
+                if ev["event"] == "command":  # who sent it, and the texts its datagram carried
+                    self._command_texts(ev)
                 if ev["event"] == "bad_answer":  # its bytes, from the stats' small ring, before later ones come
                     ev.update(bad_answer_bytes(self.shared.ptr, ev["number"]))
                 yield ev
             if n < len(self._ev):
                 return
+
+    def _command_texts(self, ev: dict[str, Any]) -> None:
+        """A command event completed: who sent it (the kernel's uid by name, or the risk manager from
+        this process), and the target, claim and reason its datagram carried."""
+        ev["who"] = "risk manager" if ev["by"] == "risk manager" else user_name(ev["uid"])
+        m = self.ffi.new("struct tw_command *")
+        if self._control == self.ffi.NULL or self.lib.tw_control_text(self._control, ev["number"], m) < 0:
+            ev.update(target=None, claimed=None, reason=None)  # no longer kept (the loop fell far behind)
+            return
+        ev.update(target=_cstr(m.target) or None, claimed=_cstr(m.claim) or None, reason=_cstr(m.reason))
 
     def stats(self) -> dict[str, Any]:
         return stats_dict(self.shared.snapshot(), len(self.cfg.ports))
@@ -414,6 +435,12 @@ class Worker:
         if self._w is not None:
             self.lib.tw_worker_destroy(self._w)
             self._w = None
+        if self.control_sock is not None:
+            self.lib.tw_control_close(self._control)
+            self._control = self.ffi.NULL
+            self.control_sock.close()
+            self.control_sock = None
+            self.control_path.unlink(missing_ok=True)
         for pid in self.started_ports:
             self.lib.tw_port_stop(pid)
         self.started_ports = []
@@ -422,6 +449,33 @@ class Worker:
         for s in self.cfg.sockets.values():
             s.close()
         self.shared.close()
+
+
+def control_socket(path: pathlib.Path) -> socket.socket:
+    """The worker's command socket (control.c): a unix datagram socket at ``path``, mode 0600 from the
+    start (bound in a private folder, then moved into place), SO_PASSCRED on so the kernel says who
+    sent each command, non-blocking."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        private = pathlib.Path(tempfile.mkdtemp(prefix=".control-", dir=path.parent))  # 0700
+        try:
+            sock.bind(str(private / "s"))
+            os.chmod(private / "s", 0o600)
+            os.replace(private / "s", path)
+        finally:
+            (private / "s").unlink(missing_ok=True)
+            private.rmdir()
+    except OSError as exc:
+        sock.close()
+        raise DpdkError(f"the command socket {path}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _cstr(raw: Any) -> str:
+    ffi, _ = native()
+    return ffi.string(raw).decode(errors="replace")
 
 
 def line_socket(group: str, port: int, iface: str) -> socket.socket:
@@ -521,7 +575,7 @@ def _lcore_cpus(lcore: int) -> set[int]:
 def remove_state(name: str) -> None:
     """A worker's statistics, status, events and operator requests in STATE_DIR, and its clock monitor's
     history (when not wanted after it stopped: its journal keeps the clock's records)."""
-    for suffix in (".stats", ".json", ".events.jsonl", ".operator.jsonl"):
+    for suffix in (".stats", ".json", ".events.jsonl", ".operator.jsonl", ".control.sock"):
         (STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
     (STATE_DIR.parent / "ptp" / f"{name}.jsonl").unlink(missing_ok=True)
 

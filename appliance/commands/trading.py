@@ -99,12 +99,14 @@ def cmd_resume(args: argparse.Namespace) -> tuple[int, Report]:
 def render_kill(r: Report) -> None:
     what = {"global": "the whole worker", "strategy": f"strategy {r['target']}",
             "instrument": f"instrument {r['target']} (locate {r['locate']})"}[r["level"]]
+    # who: the user the kernel named to the worker; SUDO_USER only as a claim beside it
+    by = r["who"] + (f", claiming to act for {r['claimed']}" if r.get("claimed") else "")
     if r["kill"]:
         console.print(f"killed {what} of {r['name']}: acted {r['acted_after_us']:,} µs after the request; "
                       f"{r['cancels']:,} open orders cancelled in one send {r['cancels_sent_after_us']:,} µs after it "
-                      f"(by {r['who']}: {r['reason']})")
+                      f"(by {by}: {r['reason']})")
     else:
-        console.print(f"resumed {what} of {r['name']} after {r['acted_after_us']:,} µs (by {r['who']}: {r['reason']})")
+        console.print(f"resumed {what} of {r['name']} after {r['acted_after_us']:,} µs (by {by}: {r['reason']})")
 
 
 KILL_ARGS = (
@@ -139,13 +141,14 @@ COMMANDS: tuple[Command, ...] = (
         arg("--count", type=int, default=0, metavar="N", help="stop after N refreshes (default: until Ctrl-C)"),
     ), None),
     Command(("kill",), "the kill switch: the whole worker, one strategy or one instrument stops taking new "
-            "orders and its open orders are cancelled at the venue, before the worker's next rx burst; who and why "
-            "are journaled", cmd_kill, KILL_ARGS, render_kill, root=True),
+            "orders and its open orders are cancelled at the venue, before the worker's next rx burst; the worker "
+            "journals who (the kernel's uid, not SUDO_USER) and why", cmd_kill, KILL_ARGS, render_kill, root=True),
     Command(("resume",), "release a kill switch (the same level: whole worker, --strategy or --instrument); an "
             "explicit operator action, journaled with who and why", cmd_resume, KILL_ARGS, render_kill, root=True),
-    Command(("reload",), "reload a running worker's strategy parameters and risk limits from its config (as "
-            "SIGHUP does): validated first, swapped whole into its tables, journaled; an invalid file or a changed "
-            "structure changes nothing and says why (exit 1)", cmd_reload, (
+    Command(("reload",), "reload a running worker's strategy parameters and risk limits from its config (a "
+            "command on its socket: no pid file; SIGHUP does the same): validated first, swapped whole into its "
+            "tables, journaled; an invalid file or a changed structure changes nothing and says why (exit 1)",
+            cmd_reload, (
                 arg("--name", default="tw", help="the worker's name (default tw)"),
                 arg("--timeout", type=float, default=5.0, metavar="SECONDS", help="how long to wait for its answer"),
             ), render_reload, root=True),

@@ -1,12 +1,12 @@
 """Hot reload: a running worker's strategy parameters and risk limits from its config,
-on SIGHUP (``tickwire reload`` sends it and reads the verdict)."""
+on SIGHUP (``tickwire reload`` asks the worker through its command socket, and the worker
+signals its own control loop; systemd's ExecReload sends it to the MainPID it knows)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 import pathlib
 import signal
 import time
@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from appliance import config
 from appliance.feed.errors import FeedError
-from appliance.feed.figures import alive
+from appliance.feed.killswitch import command
+from common.operator import user_name
+from dpdk import native
 from dpdk import worker as W
 from dpdk.worker import write_status
 
@@ -103,7 +105,9 @@ def _changes(prefix: str, old: Any, new: Any) -> dict[str, list[Any]]:
 
 
 def reload(name: str, timeout: float = 5.0) -> dict[str, Any]:
-    """``tickwire reload``: SIGHUP to the named worker, then its verdict."""
+    """``tickwire reload``: a reload command on the worker's command socket (no pid, from a file or
+    elsewhere: the worker signals its own control loop, and records who asked), then the control
+    loop's verdict from the status file."""
     path = W.STATE_DIR / f"{name}.json"
     try:
         info = json.loads(path.read_text())
@@ -112,11 +116,14 @@ def reload(name: str, timeout: float = 5.0) -> dict[str, Any]:
                         "tickwire feed run --config FILE") from exc
     if not info.get("config"):
         raise FeedError(f"worker {name} was not started with --config: there is nothing to reload from")
-    if not alive(info["pid"]):
-        raise FeedError(f"worker {name} (pid {info['pid']}) is not running")
+    _, lib = native()
     before = (info.get("last_reload") or {}).get("n", 0)
-    os.kill(info["pid"], signal.SIGHUP)
     deadline = time.monotonic() + timeout
+    a = command(name, lib.TW_CMD_RELOAD, timeout=timeout)
+    if a.result == lib.TW_CMDR_NO_TARGET:
+        raise FeedError(f"worker {name} has no reloader (its control loop handles no reload)")
+    if a.result != lib.TW_CMDR_DONE:
+        raise FeedError(f"worker {name} refused the reload of {user_name(a.uid)} (uid {a.uid}, result {a.result})")
     while time.monotonic() < deadline:
         time.sleep(0.05)
         try:
@@ -125,5 +132,5 @@ def reload(name: str, timeout: float = 5.0) -> dict[str, Any]:
             continue
         last = info.get("last_reload") or {}
         if last.get("n", 0) > before:
-            return {"name": name, "pid": info["pid"], **last}
+            return {"name": name, "pid": info["pid"], **last, "who": user_name(a.uid), "request_id": a.request_id}
     raise FeedError(f"worker {name} did not answer the reload within {timeout:g} s")

@@ -39,7 +39,11 @@ enum tw_event_type {
                                  b: the cancels it sent. Of its own accord (worker.c, loop.h): the control
                                  loop's heartbeat went stale (DEADMAN), the ring dropped an event
                                  (EVENTS_DROPPED), or a stop found orders open (STOPPING) */
-    TW_EV_COMMAND = 14,       /* a command the worker carried out (control.c): code: enum tw_worker_cmd */
+    TW_EV_COMMAND = 14,       /* a command from the command socket (control.c), carried out or not: code: enum
+                                 tw_worker_cmd, line: enum tw_command_result, a: the sender's request id, b: its
+                                 uid and stage_ns[0] its gid and seq its pid (the kernel's, SCM_CREDENTIALS),
+                                 value: the worker's number for it (tw_control_text: target, claim, reason),
+                                 side: enum tw_command_by, locate: the instrument's, strategy: the slot's (255) */
     TW_EV_BAD_ANSWER = 15,    /* an order-entry answer that cannot be (session.c, risk_orders.c; raised by
                                  orders.c, which throws the kill switch): code: enum tw_bad_answer, a: the
                                  UserRefNum it names (0: none), b: its number n (its bytes: the stats'

@@ -52,6 +52,8 @@ struct tw_worker_port {
     uint8_t has_meta;  /* frames carry tw_xdp_meta in front (af_xdp with our filter) */
 };
 
+struct tw_control; /* issue 16 (F): the command socket, below */
+
 struct tw_worker_config {
     struct tw_worker_port ports[4];
     uint32_t nports;
@@ -89,6 +91,9 @@ struct tw_worker_config {
      * UDP port; 0: any. The receive stage refuses the others (rx.c), the feed counts them. */
     uint32_t src_addr[2];
     uint16_t src_port[2];
+    /* issue 16 (F): the worker's command socket (control.c: tw_control_open), read about every
+     * millisecond by a trading worker; NULL: none */
+    struct tw_control *control;
     /* issue 16: the dead-man switch (A): the loop throws its own kill switch when the control
      * loop's stamp (stats.control_heartbeat_ns) is older than this; 0: off */
     uint64_t deadman_ns;
@@ -129,19 +134,20 @@ struct tw_worker_stats {
     uint64_t order_events;  /* the exchange's answers read */
     uint64_t executed;      /* shares */
     uint64_t unknown_orders; /* answers about an order the risk chain does not hold open */
-    uint64_t kill;          /* written by another process (tickwire feed kill): 1 stops new orders and
-                               pulls the quotes, 0 releases; the loop reads it once per iteration */
+    uint64_t kill;          /* 1 stops new orders and pulls the quotes (write kill_reason first); the loop reads
+                               it once per iteration. One-way: writing 0 releases nothing; a release is a
+                               command (TW_CMD_RELEASE on the command socket), journaled with who asked */
     uint64_t killed;        /* what the loop has acted on */
     uint64_t killed_ns;     /* CLOCK_MONOTONIC when it acted */
     uint64_t live_orders;
-    /* commands from another process (tickwire kill --instrument/--strategy, resume): write cmd and
-     * cmd_arg, then cmd_seq + 1; the loop carries it out and sets cmd_done = cmd_seq */
+    /* the last command the loop carried out, from its command socket (control.c; other processes no
+     * longer write these): cmd_seq counts them, cmd_done is its number (the TW_EV_COMMAND event's) */
     uint64_t cmd_seq;
     uint64_t cmd;           /* enum tw_worker_cmd */
-    uint64_t cmd_arg;       /* the instrument's locate */
+    uint64_t cmd_arg;       /* the instrument's locate, the strategy's slot */
     uint64_t cmd_done;
     uint64_t cmd_done_ns;   /* CLOCK_MONOTONIC when it was carried out */
-    uint64_t cmd_result;    /* 0, or 1 when the command did not apply (a locate out of range) */
+    uint64_t cmd_result;    /* enum tw_command_result */
     uint64_t kill_cancels;  /* cancels the last kill (any level) sent */
     uint64_t kill_sent_ns;  /* CLOCK_MONOTONIC when their send() returned */
     uint64_t killed_strategy;  /* bit i set while strategy i is killed on its own */
@@ -176,7 +182,68 @@ enum tw_worker_cmd {
     TW_CMD_KILL_STRATEGY = 3,      /* cmd_arg: its slot; it stops, risk refuses its orders, its open orders are
                                       cancelled */
     TW_CMD_RELEASE_STRATEGY = 4,
+    /* issue 16 (F): the commands of the command socket (struct tw_command) */
+    TW_CMD_KILL = 5,               /* the whole worker: kill_reason OPERATOR (RISK_MANAGER from the risk manager) */
+    TW_CMD_RELEASE = 6,
+    TW_CMD_RELOAD = 7,             /* the control loop reloads its config: the worker signals its own main thread
+                                      (SIGHUP, when a handler is installed; none: TW_CMDR_NO_TARGET) */
 };
+
+/* ---- issue 16 (F): the command socket (dpdk/src/control.c) ----------------------------------
+ * Every operator command (tickwire kill, resume, reload) and every trip of the risk manager is one
+ * datagram, a struct tw_command, on the worker's unix datagram socket (STATE_DIR/NAME.control.sock,
+ * mode 0600, SO_PASSCRED on). The kernel attaches the sender's uid, gid and pid (SCM_CREDENTIALS);
+ * the sender passes one end of a socketpair (SCM_RIGHTS) for the answer, a struct
+ * tw_command_answer. The loop reads the socket about every millisecond (when the heartbeat moves),
+ * carries out each command in the order they came (nothing overwrites another), raises a
+ * TW_EV_COMMAND event for each, and answers. Only root and the worker's own user may command it. */
+enum tw_command_consts {
+    TW_COMMAND_MAGIC = 0x74776331, /* "twc1" */
+    TW_COMMAND_TEXTS = 64,         /* the last commands whose texts tw_control_text still has */
+};
+
+enum tw_command_result {
+    TW_CMDR_DONE = 0,
+    TW_CMDR_NO_TARGET = 1,  /* no such instrument locate or strategy slot; reload: no reloader */
+    TW_CMDR_REFUSED = 2,    /* the sender is neither root nor the worker's user */
+    TW_CMDR_MALFORMED = 3,  /* not a struct tw_command, an unknown command, or no credentials */
+};
+
+enum tw_command_by {
+    TW_BY_OPERATOR = 0,
+    TW_BY_RISK_MANAGER = 1, /* honoured only from the worker's own process (the control loop) */
+};
+
+struct tw_command {
+    uint32_t magic;       /* TW_COMMAND_MAGIC */
+    uint16_t cmd;         /* enum tw_worker_cmd */
+    uint8_t by;           /* enum tw_command_by */
+    uint8_t _pad;
+    uint64_t arg;         /* the instrument's locate, the strategy's slot */
+    uint64_t request_id;  /* the sender's, in the answer and the event */
+    char target[24];      /* the target as the sender named it (for the journal; arg is what counts) */
+    char claim[32];       /* whom the sender says it acts for (SUDO_USER): a claim, never "who" */
+    char reason[192];     /* why (for the journal) */
+};
+
+struct tw_command_answer {
+    uint32_t magic;       /* TW_COMMAND_MAGIC */
+    uint32_t result;      /* enum tw_command_result */
+    uint64_t request_id;
+    uint64_t number;      /* the worker's number for the command (the event's, tw_control_text's) */
+    uint64_t done_ns;     /* CLOCK_MONOTONIC when it was carried out */
+    uint64_t cancels;     /* a kill: the cancels it sent */
+    uint64_t cancels_sent_ns; /* ... and when their send() returned */
+    uint32_t uid, gid;    /* the sender, as the kernel said */
+    uint64_t pid;
+};
+
+/* The command socket over fd (a bound AF_UNIX SOCK_DGRAM socket, SO_PASSCRED on; it stays the
+ * caller's to close); NULL without memory. Give it to tw_worker_config.control. */
+struct tw_control *tw_control_open(int fd);
+void tw_control_close(struct tw_control *c);
+/* The texts command `number` carried: 0, or -1 when it is no longer kept (TW_COMMAND_TEXTS later). */
+int tw_control_text(const struct tw_control *c, uint64_t number, struct tw_command *out);
 
 struct tw_worker;
 

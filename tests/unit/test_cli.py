@@ -145,3 +145,42 @@ def test_the_feed_face_names_its_functions_after_its_modules_are_loaded():
     for m in pkgutil.iter_modules(feed.__path__):
         importlib.import_module(f"appliance.feed.{m.name}")
     assert [n for n in feed.__all__ if isinstance(getattr(feed, n), types.ModuleType)] == []
+
+
+def test_the_operator_is_the_users_the_kernel_names_and_sudo_user_only_a_claim(monkeypatch):
+    # issue 16: "who" came from SUDO_USER, which anyone can set
+    import os
+    import pwd
+
+    from common import operator as who
+
+    monkeypatch.setenv("SUDO_USER", "mallory")
+    assert who.operator() == pwd.getpwuid(os.getuid()).pw_name != "mallory"
+    assert who.claim() == "mallory"
+    monkeypatch.delenv("SUDO_USER")
+    assert who.claim() is None
+    assert who.user_name(2**31 - 7) == f"uid {2**31 - 7}"
+
+
+def test_a_kill_says_who_by_the_kernel_and_shows_sudo_user_only_as_a_claim(capsys):
+    from appliance.commands.trading import render_kill
+
+    base = {"name": "tw", "level": "strategy", "target": "mm-a", "locate": None, "reason": "r", "acted_after_us": 9,
+            "cancels": 3, "cancels_sent_after_us": 12}
+    render_kill({**base, "kill": True, "who": "root", "claimed": "alice"})
+    render_kill({**base, "kill": False, "who": "root", "claimed": None})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(by root, claiming to act for alice: r)" in out and "(by root: r)" in out
+
+
+def test_the_command_events_name_worker_hs_commands_and_results():
+    from dpdk import native
+    from dpdk.books import COMMAND_RESULTS, COMMANDS
+
+    _, lib = native()
+    assert {lib.TW_CMD_KILL_INSTRUMENT: ("kill", "instrument"), lib.TW_CMD_RELEASE_INSTRUMENT: ("resume", "instrument"),
+            lib.TW_CMD_KILL_STRATEGY: ("kill", "strategy"), lib.TW_CMD_RELEASE_STRATEGY: ("resume", "strategy"),
+            lib.TW_CMD_KILL: ("kill", "global"), lib.TW_CMD_RELEASE: ("resume", "global"),
+            lib.TW_CMD_RELOAD: ("reload", None)} == COMMANDS
+    assert [lib.TW_CMDR_DONE, lib.TW_CMDR_NO_TARGET, lib.TW_CMDR_REFUSED, lib.TW_CMDR_MALFORMED] == \
+        [COMMAND_RESULTS.index(r) for r in ("done", "no_target", "refused", "malformed")]
