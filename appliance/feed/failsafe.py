@@ -19,7 +19,6 @@ worker stops quoting by itself when the control loop cannot follow.
 from __future__ import annotations
 
 import errno as errnos
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,7 +104,7 @@ class Drain:
 
     def take(self, ev: dict[str, Any], tell: bool = True) -> None:
         self.counts[ev["event"]] = self.counts.get(ev["event"], 0) + 1
-        self.log.write(json.dumps(ev) + "\n")
+        self.log.write(ev)
         if self.journal is not None and self.journal.failed is None:
             self.journal.append(kind_of(ev), ev)
         if self.control is not None:

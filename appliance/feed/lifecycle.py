@@ -24,8 +24,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from appliance.diskwatch import DiskWatch
 from appliance.feed.control import Control
 from appliance.feed.errors import FeedError
+from appliance.feed.eventlog import EventLog
 from appliance.feed.failsafe import Drain, Failsafe, GuardedJournal, deadman_of
 from appliance.feed.live import make_recorder, process_memory, share_filter
 from appliance.feed.reloader import Reloader
@@ -129,7 +131,7 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
             clock = None
             failsafe = drain = log = None
             try:
-                log = open(events_path, "w")  # noqa: SIM115 (closed in the finally below, after the last drain)
+                log = EventLog.configured(events_path, s.app_config)  # rotated, capped; closed in the finally
                 opened = _open_journal(s, report, trading, say)
                 journal = GuardedJournal(opened, worker.shared.ptr, trading is not None) if opened else None
                 failsafe = Failsafe(worker, trading, journal, say, cfg.deadman_s)
@@ -157,7 +159,9 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                     + [f"line {line} on {feed.ifaces[line]} (socket)" for line in cfg.sockets])
                     + (f"; keeping every frame in {record}" if record else ""))
                 notifier.ready(f"trading {', '.join(trading.names)}" if trading else "reading the feed")
-                report["events"] = _watch(worker, s, stop, drain, failsafe, journal, control, notifier)
+                disk = DiskWatch.configured(s.app_config, s.journal, record, runtime_dir=W.STATE_DIR)
+                report["events"] = _watch(worker, s, stop, drain, failsafe, journal, control, notifier,
+                                          Alerts(log, disk, journal, status, say))
                 report["stopped_by"] = stop.reason
             except BaseException as exc:  # every way out: the open orders cancelled before the worker stops
                 if failsafe is not None and drain is not None:
@@ -188,6 +192,7 @@ def run(settings: RunSettings, progress: Callable[[str], None] | None = None,
                     report["failsafe"] = failsafe.report()
                 if log is not None:
                     log.close()
+                    report["events_file"] = log.stats()
                 worker.close()
                 if journal is not None:
                     journal.close()
@@ -265,8 +270,32 @@ def _open_journal(settings: RunSettings, report: dict[str, Any], trading: Any,
     return j
 
 
+class Alerts:
+    """What the control loop says and journals (kind ``alert``) of the disks: the events file losing lines
+    (each round) and a filesystem running low (about once a second); their figures in the status file."""
+
+    EVERY_S = 1.0
+
+    def __init__(self, log: EventLog, disk: DiskWatch, journal: GuardedJournal | None, status: dict[str, Any],
+                 say: Callable[[str], None]):
+        self.log, self.disk, self.journal, self.status, self.say = log, disk, journal, status, say
+        self._next = 0.0
+
+    def tick(self) -> None:
+        alerts = self.log.alerts()
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.EVERY_S
+            alerts += self.disk.check()
+            self.status.update(disk=self.disk.status(), events_file=self.log.stats())
+        for a in alerts:
+            self.say(a["message"])
+            if self.journal is not None:
+                self.journal.append("alert", a)
+
+
 def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsafe: Failsafe,
-           journal: GuardedJournal | None = None, control: Any = None, notifier: Any = None) -> dict[str, int]:
+           journal: GuardedJournal | None = None, control: Any = None, notifier: Any = None,
+           alerts: Alerts | None = None) -> dict[str, int]:
     """Drain events until it is time to stop (into the events file, the journal when
     there is one, and on_event), stamping the dead-man switch's heartbeat each round; a
     trading worker then cancels its open orders and waits for the venue to confirm (up to
@@ -296,6 +325,8 @@ def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsa
         failsafe.beat()
         drain.all()
         drain.log.flush()
+        if alerts is not None:
+            alerts.tick()
         failsafe.lap("events")
         failsafe.watch()
         if journal is not None and journal.failed is not None:
