@@ -302,25 +302,6 @@ def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsa
     --cancel-timeout). Returns counts per event kind."""
     deadline = time.monotonic() + settings.duration if settings.duration else None
     ended_at: float | None = None
-    operator_file = W.STATE_DIR / f"{settings.name}.operator.jsonl"
-    operator_file.unlink(missing_ok=True)
-    operator_at = 0
-
-    def operator_actions() -> None:  # what tickwire kill / resume asked (until the worker journals its commands)
-        nonlocal operator_at
-        try:
-            fd = os.open(operator_file, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return
-        with open(fd) as f:
-            f.seek(operator_at)
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                operator_at += len(line.encode())
-                if journal is not None:
-                    journal.append("operator", json.loads(line))
-
     while True:
         failsafe.beat()
         drain.all()
@@ -336,7 +317,6 @@ def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsa
             failsafe.lap("control")
         if notifier is not None:
             notifier.watchdog(worker.running() and time.monotonic_ns() - worker.shared.ptr.heartbeat_ns < 1e9)
-        operator_actions()
         if stop.reason:
             break
         if deadline and time.monotonic() >= deadline:
@@ -356,7 +336,6 @@ def _watch(worker: Any, settings: RunSettings, stop: _Stop, drain: Drain, failsa
         time.sleep(0.05)
     failsafe.leave(stop.reason, lambda: drain.all(tell=False), settings.cancel_timeout)
     drain.all(tell=False)  # what came while stopping
-    operator_actions()
     return drain.counts
 
 
