@@ -130,6 +130,7 @@ NETWORKS = (
     Network("order", "oe", "198.18.3.0/24", "order", "order entry, retransmission, PTP"),
 )
 HA_SUBNET = "198.18.4.0/30"
+PUBLISHER_PORT = 26400  # the UDP port the exchange publishes each feed line from: the appliance's rules take it
 
 
 def check_prefix(prefix: str) -> str:

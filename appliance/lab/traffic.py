@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from appliance.lab.topology import PUBLISHER_PORT
 from appliance.protocols import binaryfile, moldudp64
 from dpdk import lab_native
 
@@ -135,7 +136,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--source", type=pathlib.Path, help="BinaryFILE of ITCH messages to replay (default synthetic)")
     s.add_argument("--session", default="TWLAB00001", help="MoldUDP64 session (10 characters at most)")
     s.add_argument("--first-seq", type=int, default=1)
-    s.add_argument("--sport", type=int, default=0, help="send from this UDP port (default 0: any)")
+    s.add_argument("--sport", type=int, default=PUBLISHER_PORT,
+                   help=f"send from this UDP port (default {PUBLISHER_PORT}: the lab exchange's publisher port, which "
+                   "the appliance's feed rules take; 0: any port)")
     s.add_argument("--rate", type=int, default=0, help="packets per second (0: as fast as possible)")
     s.add_argument("--batch", type=int, default=64, help="datagrams per sendmmsg (1..1024)")
     s.add_argument("--max-payload", type=int, default=0, metavar="BYTES",

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from appliance.lab.topology import NETWORKS
+from appliance.lab.topology import NETWORKS, PUBLISHER_PORT
 
 LINE_A, LINE_B = NETWORKS[0], NETWORKS[1]
 ORDER_NET = NETWORKS[2]
@@ -26,7 +26,7 @@ class LineConfig(Frozen):
     group: str
     port: int = Field(26400, ge=1, le=65535)
     source: str  # the exchange's address on that line's network
-    source_port: int = Field(26400, ge=1, le=65535)  # the publisher's own UDP port: appliances filter on it
+    source_port: int = Field(PUBLISHER_PORT, ge=1, le=65535)  # the publisher's own UDP port: appliances filter on it
 
 
 class FeedConfig(Frozen):

@@ -8,7 +8,9 @@ every message for retransmission, and sends each packet on both lines through
 :class:`FaultInjector`: drop, duplicate, reorder, a gap on both lines (only the
 retransmission server can fill it), or a line down for a stretch of packets.
 Idle lines get a heartbeat every ``heartbeat_interval``; ``end_session`` sends
-end-of-session packets. Every datagram that leaves is written to the recorder.
+end-of-session packets. Each line is published from a fixed address and UDP port
+(topology.PUBLISHER_PORT by default), as a venue's: the appliance drops anyone else's.
+Every datagram that leaves is written to the recorder.
 
 :class:`RetransmissionServer` answers 20-byte requests by unicast with ordinary
 downstream packets holding the wanted messages (at most ``max_messages``).
