@@ -16,6 +16,7 @@ import dpdk
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SUITES = ["tests/unit/test_c_book.py", "tests/unit/test_c_feed.py", "tests/unit/test_c_state.py",
           "tests/unit/test_risk.py", "tests/unit/test_strategy.py", "tests/unit/test_ouch_parser.py",
+          "tests/unit/test_ouch_answers.py",
           "tests/unit/test_recorder.py"]
 
 
