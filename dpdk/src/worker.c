@@ -120,12 +120,12 @@ static int may_end(struct tw_worker *w)
     struct tw_worker_stats *st = w->st;
     if (!tw_loop_resting(w))
         return 1;
-    uint64_t now = tw_mono_ns();
     if (!__atomic_load_n(&st->kill, __ATOMIC_ACQUIRE))
-        tw_loop_kill(w, TW_KILL_STOPPING, now);
+        tw_loop_kill(w, TW_KILL_STOPPING, tw_mono_ns());
     if (!st->killed)
         return 0; /* thrown by another process a moment ago: acted on at the top of the iteration */
-    return now - st->killed_ns > (w->cfg.stop_cancel_ns ? w->cfg.stop_cancel_ns : STOP_CANCEL_NS);
+    uint64_t now = tw_mono_ns(), bound = w->cfg.stop_cancel_ns ? w->cfg.stop_cancel_ns : STOP_CANCEL_NS;
+    return now > st->killed_ns && now - st->killed_ns > bound; /* read after the kill: killed_ns is not ahead */
 }
 
 static void housekeeping(struct tw_worker *w, uint64_t now, uint32_t got)

@@ -63,6 +63,13 @@ def start_run(lab, path: pathlib.Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def exchange(lab, tmp_path: pathlib.Path) -> ExchangeProcess:
+    """The lab exchange with our login's cancel-on-disconnect off (the lab's default has it on): what is
+    cancelled here, the appliance cancelled."""
+    return ExchangeProcess(lab, tmp_path, duration=60, rate=1000, order_entry={
+        "accounts": [{"username": ACCOUNT, "password": "lab-secret", "cancel_on_disconnect": False}]})
+
+
 def ns_since_midnight() -> int:
     """The lab exchange's clock (its OUCH timestamps): local time since midnight."""
     now = datetime.datetime.now()
@@ -172,7 +179,7 @@ def test_a_stopped_control_loop_leaves_nothing_open_at_the_exchange_within_the_d
     proc = start_run(lab, appliance_yaml(lab, tmp_path))
     ex = None
     try:
-        ex = ExchangeProcess(lab, tmp_path, duration=60, rate=1000)
+        ex = exchange(lab, tmp_path)
         ladder(proc, ex.record, lab.prefix)
         shared = stats_of(lab.prefix)
         st = shared.ptr
@@ -253,7 +260,7 @@ def test_a_journal_that_cannot_write_cancels_every_order_and_ends_the_run_naming
         proc = start_run(lab, appliance_yaml(lab, tmp_path, jdir))
         ex = None
         try:
-            ex = ExchangeProcess(lab, tmp_path, duration=60, rate=1000)
+            ex = exchange(lab, tmp_path)
             ladder(proc, ex.record, lab.prefix)
             fill(fs / "filler")
             t0 = ns_since_midnight()
@@ -335,6 +342,76 @@ def test_an_event_ring_that_drops_throws_the_kill_switch(tmp_path):
     assert got["killed"] == 1 and got["kill_reason"] == lib.TW_KILL_EVENTS_DROPPED
 
 
+# ---- the C worker's own stop ---------------------------------------------------------------------
+
+STOP_SCRIPT = textwrap.dedent("""
+    import json, os, sys, time
+    from appliance.feed.settings import from_config
+    from common.netns import in_netns
+    from dpdk import worker as W
+
+    path, name, status = sys.argv[1:4]
+    s = from_config(path, name=name)
+    trading, feed = s.trading(), s.feed
+
+    def resting() -> int:
+        try:
+            return json.load(open(status))["order_entry"]["accounts"]["TWAPP1"]["open_orders"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    with in_netns(feed.netns):
+        W.eal_init(W.EalConfig(lcores="0,1", file_prefix=name, hugepages="off", memory_mb=512))
+        socks = {line: W.line_socket(*feed.groups[line], iface) for line, iface in feed.ifaces.items()}
+        w = W.Worker(W.WorkerConfig(ports=[], group=feed.groups, sources=feed.sources, session=feed.session,
+                                    retrans=feed.retrans, retrans_source=feed.retrans_source,
+                                    trading=trading, sockets=socks, deadman_s=0.0, stop_cancel_s=2.0,
+                                    max_locate=s.max_locate, prefault=False), name)
+        w.launch()
+        deadline = time.monotonic() + 45
+        while resting() < 4 and time.monotonic() < deadline:
+            for _ in w.events():  # drained: a full ring would throw the kill switch (events_dropped)
+                pass
+            time.sleep(0.05)
+        had = trading.risk.stats()["open_orders"]
+        t = time.monotonic()
+        w.stop()  # no kill switch from Python: the C loop's own way out
+        took = time.monotonic() - t
+        st = w.shared.ptr
+        print(json.dumps({"had": had, "killed": st.killed, "kill_reason": st.kill_reason,
+                          "left": trading.risk.stats()["open_orders"], "orders_sent": st.orders_sent,
+                          "packets": list(st.rx_packets), "session": trading.session.stats()["state"], "stop_s": took,
+                          "cancels": st.kill_cancels, "risk": trading.risk.stats()}),
+              flush=True)
+        os._exit(0)  # no clean-up at all: the session's connection drops with the process
+""")
+
+
+def test_a_trading_workers_own_stop_cancels_before_its_loop_ends(lab, tmp_path):
+    """tw_worker_stop on a trading worker with orders resting (a caller that never throws the kill switch:
+    a script driving dpdk.worker.Worker, then exiting at once) throws it in C (kill_reason stopping) and reads
+    the venue's answers before the loop ends: nothing is left open at the exchange."""
+    _, lib = native()
+    path = appliance_yaml(lab, tmp_path)
+    name = f"twstop{os.getpid()}"
+    ex = exchange(lab, tmp_path)
+    try:
+        res = subprocess.run([sys.executable, "-c", STOP_SCRIPT, str(path), name, str(ex.record / "status.json")],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT,
+                             env={**os.environ, "TW_OUCH_PASSWORD": "lab-secret"})
+        assert res.returncode == 0, res.stderr[-3000:]
+        got = json.loads(res.stdout.splitlines()[-1])
+        assert got["had"] >= 4, json.dumps(got)
+        assert resting(venue_messages(ex.record)) == {}, "orders left open at the exchange"
+        time.sleep(1.2)  # the exchange writes its status about every second
+        assert exchange_open(ex.record) == 0
+        assert got["killed"] == 1 and got["kill_reason"] == lib.TW_KILL_STOPPING and got["left"] == 0, json.dumps(got)
+    finally:
+        ex.stop()
+        for p in STATE_DIR.glob(f"{name}.*"):
+            p.unlink()
+
+
 # ---- the systemd watchdog's SIGABRT ----------------------------------------------------------------
 
 def test_sigabrt_from_the_systemd_watchdog_leaves_nothing_open_and_no_round_nears_the_bound(lab, tmp_path):
@@ -344,7 +421,7 @@ def test_sigabrt_from_the_systemd_watchdog_leaves_nothing_open_and_no_round_near
     proc = start_run(lab, appliance_yaml(lab, tmp_path))
     ex = None
     try:
-        ex = ExchangeProcess(lab, tmp_path, duration=60, rate=1000)
+        ex = exchange(lab, tmp_path)
         ladder(proc, ex.record, lab.prefix)
         time.sleep(3.0)  # rounds under traffic (and a status write or more) to measure
         proc.send_signal(signal.SIGABRT)
