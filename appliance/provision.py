@@ -113,6 +113,7 @@ def host_vars(config_path: str) -> dict[str, Any]:
         "tickwire_app_capabilities": list(RUN_CAPABILITIES),
         "tickwire_app_cpus": cpus_text({h.lcores.control, h.lcores.worker}),
         "tickwire_app_cpu_latency": h.cpu_latency_us is not None,
+        "tickwire_app_journal_dir": str(cfg.journal.dir),  # the unit's ReadWritePaths when not under its state
     })
     return out
 

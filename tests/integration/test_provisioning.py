@@ -29,7 +29,7 @@ import yaml
 from common import paths
 from labtools import ExchangeProcess, tw, tw_json, unique_prefix
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.timeout(1800)]  # two converges on a loaded 2-core box
 
 ROOT = pathlib.Path(__file__).parents[2]
 PROVISIONING = ROOT / "provisioning"
@@ -111,7 +111,7 @@ def box(tmp_path_factory):
         nics = [{**n, "features_off": [*n["features_off"], "gro"]} for n in generated["tickwire_nic_interfaces"]]
         (host_vars / "10-chroot.yml").write_text(yaml.safe_dump({
             **CHROOT_VARS, "tickwire_app_bundle": bundle["path"], "tickwire_verify_report": str(report.parent),
-            "tickwire_app_secret_files": {"/etc/tickwire/ouch.secret": "chroot-secret"},
+            "tickwire_app_secret_files": {"/etc/tickwire/ouch.secret": "chroot-pw1"},  # SoupBinTCP: 10 at most
             "tickwire_app_environment": {"TW_EXAMPLE": 'a"b\\c d '},
             "tickwire_nic_interfaces": nics}))
         (work / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"tickwire_hosts": {"hosts": {prefix: {
@@ -207,13 +207,30 @@ def test_a_bare_box_converges_and_a_second_run_changes_nothing(box):
     env = root / "etc/tickwire/environment"  # as systemd reads an EnvironmentFile: quoted, \\ and " escaped
     assert 'TW_EXAMPLE="a\\"b\\\\c d "\n' in env.read_text() and env.stat().st_mode & 0o777 == 0o600
     secret = root / "etc/tickwire/ouch.secret"
-    assert secret.read_text() == "chroot-secret" and secret.stat().st_mode & 0o777 == 0o600
+    assert secret.read_text() == "chroot-pw1" and secret.stat().st_mode & 0o777 == 0o600
     assert secret.stat().st_uid == int(passwd["tickwire"][2])
     unit = (root / "etc/systemd/system/tickwire.service").read_text()
     from appliance.service import RUN_CAPABILITIES
     assert "\nUser=tickwire\n" in unit and f"\nAmbientCapabilities={' '.join(RUN_CAPABILITIES)}\n" in unit
     assert f"\nCapabilityBoundingSet={' '.join(RUN_CAPABILITIES)}\n" in unit and "\nCPUAffinity=2-3\n" in unit
     assert "\nExecStart=/opt/tickwire/current/venv/bin/tickwire run /etc/tickwire/appliance.yaml --name tw\n" in unit
+    # locked down: what it writes is the operators' group's to read, nobody else's; the tree read-only but its own
+    # folders; its bpffs folder its own (no chmod 1770 of bpffs' root); systemd-analyze's rating under the bar
+    group = {line.split(":")[0]: line.split(":") for line in (root / "etc/group").read_text().splitlines()}
+    assert "tickwire-ops" in group and int(group["tickwire-ops"][2]) < 1000
+    for line in ("Group=tickwire-ops", "SupplementaryGroups=tickwire", "UMask=0027", "LimitCORE=0",
+                 "RuntimeDirectoryMode=0750", "StateDirectoryMode=0750", "ProtectSystem=strict",
+                 "ReadWritePaths=/sys/fs/bpf/tickwire", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
+                 "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectClock=yes", "ProtectHostname=yes",
+                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_NETLINK AF_XDP",
+                 "SystemCallFilter=@system-service bpf capset", "SystemCallArchitectures=native",
+                 "LockPersonality=yes", "RestrictSUIDSGID=yes", "RestrictNamespaces=yes"):
+        assert f"\n{line}\n" in unit, line
+    assert "1770" not in unit and "install -d -o tickwire -g tickwire-ops -m 0750 /sys/fs/bpf/tickwire " in unit
+    rated = in_box(box, "systemd-analyze", "security", "--offline=true", "/etc/systemd/system/tickwire.service")
+    level = re.search(r"Overall exposure level for tickwire.service: ([0-9.]+)", rated.stdout)
+    assert level and float(level.group(1)) < 3.0, rated.stdout[-1500:] + rated.stderr[-1500:]
+    assert json.loads(box["report"].read_text())["app"]["exposure"].startswith(level.group(1))  # verify's reading
     # each release has its own venv: a running appliance keeps the code it started with
     release = root / "opt/tickwire/releases" / box["bundle"]["release"]  # current is absolute: the box's path
     assert (release / "venv" / "lib" / "python3.11" / "site-packages" / "tickwire.pth").read_text().strip() == \
@@ -351,7 +368,8 @@ def test_tickwire_run_trades_as_its_own_user_with_the_units_capabilities_and_nee
     umem) and, through the CLI, tickwire says which one is missing."""
     unit = (box["root"] / "etc/systemd/system/tickwire.service").read_text()
     caps = re.search(r"^AmbientCapabilities=(.*)$", unit, re.M).group(1).split()
-    # what the unit runs as root before it starts (bpffs made the group's), with this machine's nobody for its user
+    # what the unit runs as root before it starts (its own folder under bpffs, root's links into it), with this
+    # machine's nobody for its user
     user, group = re.search(r"^User=(.*)$", unit, re.M).group(1), re.search(r"^Group=(.*)$", unit, re.M).group(1)
     pre = [line.removeprefix("ExecStartPre=+") for line in unit.splitlines() if line.startswith("ExecStartPre=+")]
     pre = [p.replace(f"chgrp {group} ", "chgrp nogroup ").replace(f"-o {user} -g {group}", "-o nobody -g nogroup")
