@@ -66,7 +66,8 @@ def status_view(r: dict[str, Any]) -> Group:
         return tint(t) if isinstance(t, str) else f"[red]tripped: {t['breach']} {t['value']} (limit {t['limit']})[/]"
 
     kills = h["kill_switch"]
-    killed = (["the whole worker"] if kills["global"] else []) + [f"strategy {n}" for n in kills["strategies"]] + \
+    why = f" ({kills['reason'].replace('_', ' ')})" if kills.get("reason") else ""
+    killed = ([f"the whole worker{why}"] if kills["global"] else []) + [f"strategy {n}" for n in kills["strategies"]] + \
         [f"instrument {i}" for i in kills["instruments"]]
     names = ", ".join(s["name"] for s in r["strategies"]) or "none"
     t = Table(title=f"{r['name']}: {'[green]running[/]' if r['running'] else '[yellow]stopped[/]'}, pid {r['pid']}, "

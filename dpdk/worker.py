@@ -14,6 +14,7 @@ them while the worker runs, and the last figures stay after it stops.
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import mmap
 import os
@@ -577,6 +578,8 @@ def remove_state(name: str) -> None:
     history (when not wanted after it stopped: its journal keeps the clock's records)."""
     for suffix in (".stats", ".json", ".events.jsonl", ".operator.jsonl", ".control.sock"):
         (STATE_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+    for rotated in STATE_DIR.glob(f"{glob.escape(name)}.events.*.jsonl"):  # the events file's rotations
+        rotated.unlink(missing_ok=True)
     (STATE_DIR.parent / "ptp" / f"{name}.jsonl").unlink(missing_ok=True)
 
 

@@ -120,9 +120,11 @@ KILL_ARGS = (
 
 COMMANDS: tuple[Command, ...] = (
     Command(("run",), "the appliance as a foreground service, everything from its YAML: XDP, the DPDK worker, "
-            "the order-entry session, every strategy, risk, the journal and hot reload (SIGHUP); SIGTERM cancels "
-            "every open order, flushes the journal and exits 0; tells systemd READY and pings its watchdog "
-            "(Type=notify, WatchdogSec=)", cmd_run, (
+            "the order-entry session, every strategy, risk, the journal and hot reload (SIGHUP); SIGTERM, SIGINT, "
+            "the watchdog's SIGABRT and an error each cancel every open order first (SIGTERM then flushes the "
+            "journal and exits 0; a journal that cannot write ends the run, naming it); the worker throws its own "
+            "kill switch when this loop falls silent for watchdog.deadman; tells systemd READY and pings its "
+            "watchdog (Type=notify, WatchdogSec=)", cmd_run, (
                 arg("file", metavar="CONFIG", help="the appliance YAML (see examples/market_maker.yaml)"),
                 arg("--strategy", metavar="NAME", help="only this strategy (default: every strategy of the config, "
                     "in one worker)"),

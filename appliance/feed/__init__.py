@@ -5,6 +5,8 @@
 - lifecycle:  the run itself, start to stop, and its report
 - live:       a live feed's XDP map sharing, the recorder, the process's memory
 - control:    the control loop's view of a trading worker
+- failsafe:   every way out cancels; the dead-man's heartbeat; a journal that cannot write throws the kill switch
+- eventlog:   the run's events file, rotated and capped
 - killswitch: the operator's kill switch, from another process
 - reloader:   hot reload on SIGHUP
 - figures:    a worker's figures and status, the operator's view of it

@@ -89,7 +89,7 @@ def status(name: str) -> dict[str, Any]:
         "health": {
             "feed": "stale" if s["feed"]["stale"] else ("in gap" if s["feed"]["in_gap"] else "in sequence"),
             "session": risk.get("session", "unknown"),
-            "kill_switch": {"global": bool(s["killed"]),
+            "kill_switch": {"global": bool(s["killed"]), "reason": s.get("kill_reason"),
                             "strategies": [st["name"] for st in strategies if st["killed"]],
                             "instruments": sorted({st["symbol"] or str(st["locate"]) for st in strategies
                                                    if st["instrument_killed"]})},

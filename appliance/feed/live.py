@@ -57,9 +57,10 @@ def share_filter(feed: LiveFeed, pin_root: pathlib.Path) -> Callable[[], None]:
     return undo
 
 
-def make_recorder(where: str, rotate_mb: float) -> Recorder:
+def make_recorder(where: str, rotate_mb: float, keep_mb: float = 0.0) -> Recorder:
     """--record PATH: FILE.pcap is one capture of every frame; anything else is a folder (made
-    when missing) with a capture per line, rotated at rotate_mb."""
+    when missing) with a capture per line, rotated at rotate_mb, the oldest deleted past keep_mb
+    in all (0: none)."""
     path = pathlib.Path(where)
     try:
         if path.suffix == ".pcap":
@@ -67,7 +68,7 @@ def make_recorder(where: str, rotate_mb: float) -> Recorder:
         if not path.parent.is_dir():
             raise RecorderError(f"the folder {path.parent} does not exist")
         path.mkdir(exist_ok=True)
-        return Recorder(directory=path, rotate_mb=rotate_mb)
+        return Recorder(directory=path, rotate_mb=rotate_mb, keep_mb=keep_mb)
     except (RecorderError, OSError) as exc:
         raise FeedError(f"--record {where}: {exc}") from exc
 

@@ -56,6 +56,7 @@ class RunSettings:
     cpu_latency_us: int | None = None
     record: str | None = None
     record_rotate_mb: float = 256.0
+    record_keep_mb: float = 0.0  # the kept captures' total past which the oldest go (0: no cap)
     journal: str | None = None
     journal_fsync: str = "batch"
     journal_interval: float = 0.01
@@ -243,7 +244,7 @@ def from_config(path: str, strategy: str | None = None, *, journal: str | None =
         raise FeedError(f"{exc}") from exc
     f, h = cfg.feed, cfg.host
     journal = journal or str(cfg.journal.dir)
-    rotate = record_rotate_mb
+    rotate, keep = record_rotate_mb, 0.0
     if not record and cfg.journal.market_data:
         kept_dir = pathlib.Path(journal) / "market-data"  # a capture per line, rotated
         try:
@@ -251,7 +252,7 @@ def from_config(path: str, strategy: str | None = None, *, journal: str | None =
         except OSError as exc:
             raise FeedError(f"journal.dir {journal}: cannot make {kept_dir} for the market data "
                             f"({exc.strerror})") from exc
-        record, rotate = str(kept_dir), cfg.journal.pcap_rotate_mb
+        record, rotate, keep = str(kept_dir), cfg.journal.pcap_rotate_mb, cfg.journal.market_data_keep_mb
     return RunSettings(
         feed=LiveFeed(h.netns, {line: ln.interface for line, ln in f.lines.items()},
                       {line: (str(ln.group), ln.port) for line, ln in f.lines.items()},
@@ -261,7 +262,7 @@ def from_config(path: str, strategy: str | None = None, *, journal: str | None =
         input=f.input, give_up=f.give_up, max_locate=f.max_locate, max_orders=f.max_orders, levels=f.levels,
         lcores=f"{h.lcores.control},{h.lcores.worker}", hugepages=h.hugepages,
         cpu_latency_us=cpu_latency_us if cpu_latency_us is not None else h.cpu_latency_us,
-        record=record, record_rotate_mb=rotate, journal=journal, journal_fsync=cfg.journal.fsync,
+        record=record, record_rotate_mb=rotate, record_keep_mb=keep, journal=journal, journal_fsync=cfg.journal.fsync,
         journal_interval=cfg.journal.fsync_interval, config=path,
         config_sha256=hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest(), app_config=cfg,
         strategies=tuple(s.name for s in strategies), instruments={i.symbol: i.locate for i in cfg.instruments},

@@ -202,6 +202,9 @@ def test_a_stopped_control_loop_leaves_nothing_open_at_the_exchange_within_the_d
         until(lambda: time.monotonic_ns() - st.control_heartbeat_ns < 200e6, "the control loop did not come back")
         time.sleep(1.0)
         assert st.killed == 1 and st.kill_reason == lib.TW_KILL_DEADMAN  # only an operator releases it
+        said = json.loads(subprocess.run([TICKWIRE, "status", "--name", lab.prefix, "--json"], capture_output=True, text=True,
+                                         timeout=60, check=True).stdout)
+        assert said["health"]["kill_switch"]["global"] and said["health"]["kill_switch"]["reason"] == "deadman"
         msgs = venue_messages(ex.record)
         late = [m for m in msgs if m["name"] == "order_accepted" and m["timestamp"] > killed_at + MARGIN_S * 1e9]
         assert late == [], "orders entered after the kill switch"

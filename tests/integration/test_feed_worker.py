@@ -714,7 +714,9 @@ def test_tickwire_run_tells_systemd_and_sigterm_leaves_nothing_open_at_the_venue
         first = notify.recv(4096).decode().split("\n")
         assert first[0] == "READY=1" and first[1] == "STATUS=trading mm-taaa, mm-taab, mm-taac"
         assert first[2] == f"MAINPID={proc.pid}"
-        ex = ExchangeProcess(lab, tmp_path, duration=30, rate=1000)
+        # the venue does not cancel on disconnect: what is cancelled is the appliance's doing
+        ex = ExchangeProcess(lab, tmp_path, duration=30, rate=1000, order_entry={
+            "accounts": [{"username": "TWAPP1", "password": "lab-secret", "cancel_on_disconnect": False}]})
         pings = 0
         deadline = time.monotonic() + 15
         while not (pings >= 3 and status.exists() and open_orders() >= 4):
@@ -803,7 +805,7 @@ def test_the_risk_manager_trips_the_kill_switch_when_the_session_stays_down(lab,
                "no orders, or no live status")
         st = status()
         assert st["health"]["session"] == "up" and st["health"]["risk_manager"] == "watching"
-        assert st["health"]["kill_switch"] == {"global": False, "strategies": [], "instruments": []}
+        assert st["health"]["kill_switch"] == {"global": False, "reason": None, "strategies": [], "instruments": []}
         assert [s["name"] for s in st["strategies"]] == ["mm-taaa"]
         res = tw("lab", "impair", "--prefix", lab.prefix, "order-app", "--loss", "100", "--direction", "both")
         assert res.returncode == 0, res.stderr

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import re
 
 import pytest
 from smallfs import fill, small_fs
@@ -15,6 +17,8 @@ from appliance.config import model
 from appliance.diskwatch import DiskWatch
 from appliance.feed import eventlog
 from appliance.feed.eventlog import EventLog
+from appliance.feed.live import make_recorder
+from appliance.feed.settings import from_config
 
 
 def ev(i: int) -> dict:
@@ -108,3 +112,16 @@ def test_the_free_space_alert_fires_once_below_the_threshold_and_clears_on_a_rea
         (ok,) = watch.check()
         assert ok["alert"] == "disk_ok" and ok["free_pct"] > 90
         assert watch.check() == []
+
+
+def test_the_yamls_capture_cap_reaches_the_recorder_a_run_makes(tmp_path, monkeypatch):
+    example = (pathlib.Path(__file__).parents[2] / "examples" / "market_maker.yaml").read_text()
+    text = re.sub(r"\n  dir: \S+", f"\n  dir: {tmp_path / 'j'}", example, count=1)
+    text = re.sub(r"\n  market_data_keep_mb: \d+", "\n  market_data_keep_mb: 12", text, count=1)
+    assert str(tmp_path / "j") in text and "market_data_keep_mb: 12" in text
+    (tmp_path / "mm.yaml").write_text(text)
+    monkeypatch.setenv("TW_OUCH_PASSWORD", "secret1")
+    s = from_config(str(tmp_path / "mm.yaml"), name="t-keep")
+    assert s.record == str(tmp_path / "j" / "market-data") and s.record_keep_mb == 12
+    rec = make_recorder(s.record, s.record_rotate_mb, s.record_keep_mb)
+    assert rec.keep_mb == 12
